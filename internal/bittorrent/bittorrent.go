@@ -1,0 +1,148 @@
+// Package bittorrent holds the protocol value types shared by every part of
+// warden: info hashes, peers, events, and the announce and scrape requests and
+// responses that flow from a frontend through the tracker to the swarm store.
+// It knows nothing of sockets, HTTP or storage and imports only the standard
+// library.
+package bittorrent
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// InfoHash identifies a torrent on the wire: the SHA-1 of a v1 info
+// dictionary, or the SHA-256 of a v2 one truncated to 20 bytes (BEP 52).
+type InfoHash [20]byte
+
+// String returns the hash as 40 lowercase hex digits.
+func (ih InfoHash) String() string { return hex.EncodeToString(ih[:]) }
+
+// MarshalText lets an InfoHash appear as hex in JSON and slog output.
+func (ih InfoHash) MarshalText() ([]byte, error) { return []byte(ih.String()), nil }
+
+// UnmarshalText accepts 40 hex digits, or 64 (a full v2 hash, truncated as
+// trackers see it).
+func (ih *InfoHash) UnmarshalText(b []byte) error {
+	h, err := ParseInfoHash(string(b))
+	if err != nil {
+		return err
+	}
+	*ih = h
+	return nil
+}
+
+// ErrBadInfoHash is returned for a hex info hash of the wrong length or
+// alphabet.
+var ErrBadInfoHash = errors.New("info hash must be 40 hex digits (v1) or 64 (v2)")
+
+// ParseInfoHash parses a v1 hash (40 hex digits) or a v2 hash (64 hex
+// digits, truncated to its first 20 bytes, which is what clients send to
+// trackers).
+func ParseInfoHash(s string) (InfoHash, error) {
+	var ih InfoHash
+	switch len(s) {
+	case 40, 64:
+	default:
+		return ih, fmt.Errorf("%q: %w", truncate(s, 80), ErrBadInfoHash)
+	}
+	if _, err := hex.Decode(ih[:], []byte(s[:40])); err != nil {
+		return ih, fmt.Errorf("%q: %w", truncate(s, 80), ErrBadInfoHash)
+	}
+	if len(s) == 64 {
+		var rest [12]byte
+		if _, err := hex.Decode(rest[:], []byte(s[40:])); err != nil {
+			return ih, fmt.Errorf("%q: %w", truncate(s, 80), ErrBadInfoHash)
+		}
+	}
+	return ih, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// PeerID is the 20-byte identifier a client chooses for itself. It is not
+// authenticated and is never used to find or remove a peer.
+type PeerID [20]byte
+
+// Event is the event key of an announce.
+type Event uint8
+
+// The announce events of BEP 3, numbered as in BEP 15.
+const (
+	EventNone Event = iota
+	EventCompleted
+	EventStarted
+	EventStopped
+)
+
+func (e Event) String() string {
+	switch e {
+	case EventNone:
+		return "none"
+	case EventCompleted:
+		return "completed"
+	case EventStarted:
+		return "started"
+	case EventStopped:
+		return "stopped"
+	}
+	return fmt.Sprintf("event(%d)", uint8(e))
+}
+
+// Peer is a peer as handed out to others: its contact address (source IP and
+// announced port) and the ID it announced.
+type Peer struct {
+	ID   PeerID
+	Addr netip.AddrPort
+}
+
+// AnnounceRequest is a parsed announce from either frontend.
+type AnnounceRequest struct {
+	InfoHash InfoHash
+	PeerID   PeerID
+	// Addr is the peer's contact address: the request's source IP (or the
+	// trusted proxy's forwarded IP) with the port the peer announced.
+	Addr       netip.AddrPort
+	Uploaded   uint64
+	Downloaded uint64
+	Left       uint64
+	Event      Event
+	// NumWant is the number of peers asked for; negative means "default".
+	NumWant int32
+	Key     uint32
+}
+
+// Seeder reports whether the announcing peer has the whole torrent.
+func (r *AnnounceRequest) Seeder() bool { return r.Left == 0 }
+
+// AnnounceResponse is the tracker's answer. Peers is reused between calls
+// by the frontends, so filling it does not allocate once it has grown.
+type AnnounceResponse struct {
+	Interval    time.Duration
+	MinInterval time.Duration
+	Complete    uint32 // seeders
+	Incomplete  uint32 // leechers
+	Peers       []Peer // same address family as the requester
+}
+
+// Scrape is the swarm summary for one torrent.
+type Scrape struct {
+	InfoHash   InfoHash
+	Complete   uint32 // seeders
+	Incomplete uint32 // leechers
+	Downloaded uint32 // completed events seen
+}
+
+// ClientError is an error whose text is meant for the client: it is sent as
+// an HTTP failure reason or a UDP error message. Any other error reaches the
+// client only as "internal error".
+type ClientError string
+
+func (e ClientError) Error() string { return string(e) }

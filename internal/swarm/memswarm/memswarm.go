@@ -1,0 +1,249 @@
+// Package memswarm is the in-memory swarm store: torrents sharded by info
+// hash, each with compact per-family peer lists kept partitioned into
+// seeders then leechers, so counting is free and picking leechers for a
+// seeder is a slice window.
+package memswarm
+
+import (
+	"context"
+	"encoding/binary"
+	"math/bits"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/cpu"
+
+	"warden/internal/bittorrent"
+	"warden/internal/swarm"
+)
+
+const shardCount = 1024 // power of two
+
+// Store is a sharded in-memory swarm.Store. The zero value is not usable;
+// call New.
+type Store struct {
+	cfg    swarm.Config
+	now    func() time.Time
+	epoch  time.Time
+	shards []shard
+}
+
+type shard struct {
+	mu       sync.Mutex // guards the fields below
+	torrents map[bittorrent.InfoHash]*torrent
+	rng      uint64
+	seeders  int
+	leechers int
+	_        cpu.CacheLinePad
+}
+
+type torrent struct {
+	v4         peerList[addr4]
+	v6         peerList[addr6]
+	downloaded uint32
+	lastSeen   uint32 // seconds since epoch of the store
+}
+
+var _ swarm.Store = (*Store)(nil)
+
+// New returns an empty store. It starts nothing: call Run to expire peers.
+func New(cfg swarm.Config) *Store {
+	return newWithClock(cfg, time.Now)
+}
+
+func newWithClock(cfg swarm.Config, now func() time.Time) *Store {
+	s := &Store{cfg: cfg, now: now, epoch: now(), shards: make([]shard, shardCount)}
+	for i := range s.shards {
+		s.shards[i].torrents = make(map[bittorrent.InfoHash]*torrent)
+		s.shards[i].rng = uint64(i)*0x9E3779B97F4A7C15 + uint64(s.epoch.UnixNano())
+	}
+	return s
+}
+
+// Run collects expired peers every SweepInterval until ctx is done.
+func (s *Store) Run(ctx context.Context) error {
+	tick := time.NewTicker(s.cfg.SweepInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			s.Sweep()
+		}
+	}
+}
+
+// clock returns the current time in seconds since the store's epoch.
+func (s *Store) clock() uint32 {
+	return uint32(s.now().Sub(s.epoch) / time.Second)
+}
+
+func (s *Store) shardFor(ih bittorrent.InfoHash) *shard {
+	return &s.shards[binary.LittleEndian.Uint32(ih[:4])&(shardCount-1)]
+}
+
+// Announce implements swarm.Store.
+func (s *Store) Announce(req *bittorrent.AnnounceRequest, numWant int, resp *bittorrent.AnnounceResponse) {
+	now := s.clock()
+	sh := s.shardFor(req.InfoHash)
+	ip := req.Addr.Addr().Unmap()
+	resp.Peers = resp.Peers[:0]
+
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	t := sh.torrents[req.InfoHash]
+	if t == nil {
+		if req.Event == bittorrent.EventStopped {
+			resp.Complete, resp.Incomplete = 0, 0
+			return
+		}
+		t = &torrent{}
+		sh.torrents[req.InfoHash] = t
+	}
+	t.lastSeen = now
+	var ds, dl int
+	var completed bool
+	if ip.Is4() {
+		k := key4(ip, req.Addr.Port())
+		ds, dl, completed = t.v4.update(k, req, now)
+		resp.Peers = t.v4.pick(k, req.Seeder(), numWant, nextRand(&sh.rng), resp.Peers)
+	} else {
+		k := key6(ip, req.Addr.Port())
+		ds, dl, completed = t.v6.update(k, req, now)
+		resp.Peers = t.v6.pick(k, req.Seeder(), numWant, nextRand(&sh.rng), resp.Peers)
+	}
+	sh.seeders += ds
+	sh.leechers += dl
+	if completed {
+		t.downloaded++
+	}
+	resp.Complete = uint32(t.v4.seeders + t.v6.seeders)
+	resp.Incomplete = uint32(t.v4.leechers() + t.v6.leechers())
+}
+
+// Scrape implements swarm.Store.
+func (s *Store) Scrape(ih bittorrent.InfoHash) bittorrent.Scrape {
+	sh := s.shardFor(ih)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return scrapeLocked(ih, sh.torrents[ih])
+}
+
+func scrapeLocked(ih bittorrent.InfoHash, t *torrent) bittorrent.Scrape {
+	sc := bittorrent.Scrape{InfoHash: ih}
+	if t != nil {
+		sc.Complete = uint32(t.v4.seeders + t.v6.seeders)
+		sc.Incomplete = uint32(t.v4.leechers() + t.v6.leechers())
+		sc.Downloaded = t.downloaded
+	}
+	return sc
+}
+
+// ScrapeAll implements swarm.Store. It holds one shard's lock at a time and
+// calls fn outside of it.
+func (s *Store) ScrapeAll(fn func(bittorrent.Scrape) bool) {
+	var batch []bittorrent.Scrape
+	for i := range s.shards {
+		sh := &s.shards[i]
+		batch = batch[:0]
+		sh.mu.Lock()
+		for ih, t := range sh.torrents {
+			batch = append(batch, scrapeLocked(ih, t))
+		}
+		sh.mu.Unlock()
+		for _, sc := range batch {
+			if !fn(sc) {
+				return
+			}
+		}
+	}
+}
+
+// Stats implements swarm.Store.
+func (s *Store) Stats() swarm.Stats {
+	var st swarm.Stats
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		st.Torrents += len(sh.torrents)
+		st.Seeders += sh.seeders
+		st.Leechers += sh.leechers
+		sh.mu.Unlock()
+	}
+	return st
+}
+
+// Sweep removes peers not seen for PeerTTL and torrents left with no peers
+// and no activity for PeerTTL. It locks one shard at a time, so announces
+// elsewhere go on.
+func (s *Store) Sweep() {
+	now := s.clock()
+	ttl := uint32(s.cfg.PeerTTL / time.Second)
+	if now < ttl {
+		return
+	}
+	cutoff := now - ttl
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for ih, t := range sh.torrents {
+			ds4, dl4 := t.v4.expire(cutoff)
+			ds6, dl6 := t.v6.expire(cutoff)
+			sh.seeders -= ds4 + ds6
+			sh.leechers -= dl4 + dl6
+			if len(t.v4.peers) == 0 && len(t.v6.peers) == 0 && t.lastSeen < cutoff {
+				delete(sh.torrents, ih)
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// nextRand is a splitmix64 step: cheap, good enough to spread peer
+// selection, and needs no lock beyond the shard's.
+func nextRand(state *uint64) uint64 {
+	*state += 0x9E3779B97F4A7C15
+	z := *state
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	return z ^ (z >> 31)
+}
+
+// randN returns a value in [0, n) from r.
+func randN(r uint64, n int) int {
+	hi, _ := bits.Mul64(r, uint64(n))
+	return int(hi)
+}
+
+// addr4 and addr6 are a peer's IP and port in the compact wire form of BEP
+// 23 and BEP 7: comparable, small, and copyable straight into a reply.
+type (
+	addr4 [6]byte
+	addr6 [18]byte
+)
+
+func key4(ip netip.Addr, port uint16) addr4 {
+	var k addr4
+	b := ip.As4()
+	copy(k[:4], b[:])
+	binary.BigEndian.PutUint16(k[4:], port)
+	return k
+}
+
+func key6(ip netip.Addr, port uint16) addr6 {
+	var k addr6
+	b := ip.As16()
+	copy(k[:16], b[:])
+	binary.BigEndian.PutUint16(k[16:], port)
+	return k
+}
+
+func (k addr4) addrPort() netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte(k[:4])), binary.BigEndian.Uint16(k[4:]))
+}
+
+func (k addr6) addrPort() netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom16([16]byte(k[:16])), binary.BigEndian.Uint16(k[16:]))
+}

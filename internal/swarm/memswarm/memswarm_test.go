@@ -1,0 +1,74 @@
+package memswarm
+
+import (
+	"testing"
+	"time"
+
+	"warden/internal/bittorrent"
+	"warden/internal/swarm"
+	"warden/internal/swarm/swarmtest"
+)
+
+func TestContract(t *testing.T) {
+	swarmtest.Run(t, func() swarm.Store { return New(swarm.DefaultConfig()) })
+}
+
+func BenchmarkStore(b *testing.B) {
+	swarmtest.Bench(b, func() swarm.Store { return New(swarm.DefaultConfig()) })
+}
+
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time { return c.t }
+
+func TestExpiry(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	cfg := swarm.Config{PeerTTL: 10 * time.Minute, SweepInterval: time.Minute}
+	s := newWithClock(cfg, clk.now)
+	var resp bittorrent.AnnounceResponse
+	for i := range 40 { // past indexMin, so the index is exercised too
+		s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(i), uint64(i%2), bittorrent.EventStarted), 0, &resp)
+	}
+	s.Announce(swarmtest.Req(swarmtest.Hash(2), swarmtest.Addr6(1), 0, bittorrent.EventStarted), 0, &resp)
+
+	clk.t = clk.t.Add(6 * time.Minute)
+	for i := range 10 { // these ten announce again and must survive
+		s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(i), uint64(i%2), bittorrent.EventNone), 0, &resp)
+	}
+	s.Sweep()
+	if st := s.Stats(); st.Seeders+st.Leechers != 41 {
+		t.Fatalf("sweep before the TTL removed peers: %+v", st)
+	}
+
+	clk.t = clk.t.Add(5 * time.Minute) // 11 minutes after the first announces
+	s.Sweep()
+	st := s.Stats()
+	if want := (swarm.Stats{Torrents: 1, Seeders: 5, Leechers: 5}); st != want {
+		t.Fatalf("Stats after expiry = %+v, want %+v", st, want)
+	}
+	sc := s.Scrape(swarmtest.Hash(1))
+	if sc.Complete != 5 || sc.Incomplete != 5 {
+		t.Fatalf("Scrape after expiry = %+v, want 5 seeders 5 leechers", sc)
+	}
+	s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(100), 1, bittorrent.EventStarted), 50, &resp)
+	if len(resp.Peers) != 10 {
+		t.Fatalf("after expiry a leecher got %d peers, want the 10 live ones", len(resp.Peers))
+	}
+	for _, p := range resp.Peers {
+		if b := p.Addr.Addr().As4(); b[3] >= 10 {
+			t.Fatalf("expired peer %v handed out", p.Addr)
+		}
+	}
+}
+
+func TestAnnounceAllocs(t *testing.T) {
+	s := New(swarm.DefaultConfig())
+	var resp bittorrent.AnnounceResponse
+	for i := range 100 {
+		s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(i), uint64(i%2), bittorrent.EventStarted), 50, &resp)
+	}
+	req := swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(7), 1, bittorrent.EventNone)
+	if n := testing.AllocsPerRun(100, func() { s.Announce(req, 50, &resp) }); n != 0 {
+		t.Fatalf("announce of a known peer allocates %v times, want 0", n)
+	}
+}

@@ -1,0 +1,72 @@
+// Package swarm defines what the tracker needs from a swarm store: a place
+// that remembers, per torrent, which peers announced recently, whether each
+// is a seeder, and how many downloads completed. Implementations live in
+// sub-packages (memswarm) and must pass the contract suite in swarmtest.
+package swarm
+
+import (
+	"time"
+
+	"warden/internal/bittorrent"
+)
+
+// Store keeps swarms. Every method is safe for concurrent use.
+type Store interface {
+	// Announce records the request's peer, keyed by req.Addr (never by peer
+	// ID), or removes it at once for EventStopped. It then fills resp's
+	// Complete and Incomplete counts and appends to resp.Peers[:0] up to
+	// numWant other peers of the requester's address family, chosen at
+	// random, never including the requester. A seeder is given only
+	// leechers. Announce does not block on I/O and, once resp.Peers has
+	// grown, allocates only when a torrent or peer is first seen.
+	Announce(req *bittorrent.AnnounceRequest, numWant int, resp *bittorrent.AnnounceResponse)
+
+	// Scrape returns the counts for one torrent; a torrent the store has
+	// never seen has all counts zero.
+	Scrape(ih bittorrent.InfoHash) bittorrent.Scrape
+
+	// ScrapeAll calls fn for every torrent the store knows, in no
+	// particular order, until fn returns false.
+	ScrapeAll(fn func(bittorrent.Scrape) bool)
+
+	// Stats returns totals over all swarms.
+	Stats() Stats
+}
+
+// Stats are totals over all swarms of a store.
+type Stats struct {
+	Torrents int `json:"torrents"`
+	Seeders  int `json:"seeders"`
+	Leechers int `json:"leechers"`
+}
+
+// Config tunes how long peers are remembered.
+type Config struct {
+	// PeerTTL is how long a peer stays without announcing again. About twice
+	// the announce interval, so one missed announce does not drop a peer.
+	PeerTTL time.Duration `toml:"peer_ttl"`
+	// SweepInterval is how often expired peers are collected.
+	SweepInterval time.Duration `toml:"sweep_interval"`
+}
+
+// DefaultConfig suits the tracker's default 30 minute announce interval.
+func DefaultConfig() Config {
+	return Config{PeerTTL: 62 * time.Minute, SweepInterval: time.Minute}
+}
+
+// Validate rejects settings that cannot work.
+func (c Config) Validate() error {
+	if c.PeerTTL < time.Second {
+		return errField("peer_ttl", "must be at least 1s")
+	}
+	if c.SweepInterval < time.Second || c.SweepInterval > c.PeerTTL {
+		return errField("sweep_interval", "must be between 1s and peer_ttl")
+	}
+	return nil
+}
+
+type fieldError struct{ field, msg string }
+
+func (e *fieldError) Error() string { return "swarm: " + e.field + ": " + e.msg }
+
+func errField(field, msg string) error { return &fieldError{field, msg} }

@@ -1,0 +1,119 @@
+// Package tracker is warden's announce and scrape logic, independent of any
+// wire protocol: it decides what a request may do, clamps what it asks for,
+// and reads and updates the swarm store. Frontends (httptracker,
+// udptracker) parse requests into bittorrent types and call it.
+package tracker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"warden/internal/bittorrent"
+	"warden/internal/swarm"
+)
+
+// Config holds the announce policy.
+type Config struct {
+	// AnnounceInterval is the interval sent to clients.
+	AnnounceInterval time.Duration `toml:"announce_interval"`
+	// MinAnnounceInterval is the "min interval" sent to clients.
+	MinAnnounceInterval time.Duration `toml:"min_announce_interval"`
+	// DefaultNumWant is used when a client does not say how many peers it wants.
+	DefaultNumWant int `toml:"default_numwant"`
+	// MaxNumWant caps what a client may ask for.
+	MaxNumWant int `toml:"max_numwant"`
+	// MaxScrapeHashes caps the info hashes in one scrape.
+	MaxScrapeHashes int `toml:"max_scrape_hashes"`
+}
+
+// DefaultConfig returns the settings warden runs with when none are given.
+func DefaultConfig() Config {
+	return Config{
+		AnnounceInterval:    30 * time.Minute,
+		MinAnnounceInterval: 15 * time.Minute,
+		DefaultNumWant:      50,
+		MaxNumWant:          200,
+		MaxScrapeHashes:     64,
+	}
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.AnnounceInterval < time.Second:
+		return fmt.Errorf("tracker: announce_interval: must be at least 1s, got %v", c.AnnounceInterval)
+	case c.MinAnnounceInterval < 0 || c.MinAnnounceInterval > c.AnnounceInterval:
+		return fmt.Errorf("tracker: min_announce_interval: must be between 0 and announce_interval, got %v", c.MinAnnounceInterval)
+	case c.MaxNumWant < 0 || c.MaxNumWant > 1000:
+		return fmt.Errorf("tracker: max_numwant: must be 0-1000, got %d", c.MaxNumWant)
+	case c.DefaultNumWant < 0 || c.DefaultNumWant > c.MaxNumWant:
+		return fmt.Errorf("tracker: default_numwant: must be between 0 and max_numwant, got %d", c.DefaultNumWant)
+	case c.MaxScrapeHashes < 1 || c.MaxScrapeHashes > 1000:
+		return fmt.Errorf("tracker: max_scrape_hashes: must be 1-1000, got %d", c.MaxScrapeHashes)
+	}
+	return nil
+}
+
+// Tracker answers announces and scrapes. It is safe for concurrent use.
+type Tracker struct {
+	cfg   Config
+	store swarm.Store
+	log   *slog.Logger
+}
+
+// New returns a tracker over store.
+func New(store swarm.Store, cfg Config, log *slog.Logger) *Tracker {
+	return &Tracker{cfg: cfg, store: store, log: log.With("component", "tracker")}
+}
+
+// Config returns the policy the tracker runs with.
+func (t *Tracker) Config() Config { return t.cfg }
+
+// Store returns the swarm store, for statistics.
+func (t *Tracker) Store() swarm.Store { return t.store }
+
+// ErrInvalidPort is returned for an announce whose port is 0.
+var ErrInvalidPort = bittorrent.ClientError("invalid port")
+
+// Announce records the request and fills resp. resp.Peers is reused, so a
+// frontend that keeps one response per worker makes announces allocation
+// free. The error, if any, is a bittorrent.ClientError.
+func (t *Tracker) Announce(ctx context.Context, req *bittorrent.AnnounceRequest, resp *bittorrent.AnnounceResponse) error {
+	if req.Addr.Port() == 0 {
+		return ErrInvalidPort
+	}
+	numWant := t.cfg.DefaultNumWant
+	if req.NumWant >= 0 {
+		numWant = min(int(req.NumWant), t.cfg.MaxNumWant)
+	}
+	if req.Event == bittorrent.EventStopped {
+		numWant = 0
+	}
+	t.store.Announce(req, numWant, resp)
+	resp.Interval = t.cfg.AnnounceInterval
+	resp.MinInterval = t.cfg.MinAnnounceInterval
+	return nil
+}
+
+// ErrTooManyHashes is returned for a scrape of more than MaxScrapeHashes.
+var ErrTooManyHashes = bittorrent.ClientError("too many info hashes in one scrape")
+
+// Scrape appends one entry per requested hash, in request order, to out[:0].
+func (t *Tracker) Scrape(ctx context.Context, hashes []bittorrent.InfoHash, out []bittorrent.Scrape) ([]bittorrent.Scrape, error) {
+	if len(hashes) > t.cfg.MaxScrapeHashes {
+		return out[:0], ErrTooManyHashes
+	}
+	out = out[:0]
+	for _, ih := range hashes {
+		out = append(out, t.store.Scrape(ih))
+	}
+	return out, nil
+}
+
+// ScrapeAll calls fn for every torrent with peers or downloads, until fn
+// returns false. Frontends offer it only when full scrape is enabled.
+func (t *Tracker) ScrapeAll(ctx context.Context, fn func(bittorrent.Scrape) bool) {
+	t.store.ScrapeAll(fn)
+}
