@@ -1,0 +1,319 @@
+package udptracker
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"math"
+	"net/netip"
+	"time"
+	"unicode/utf8"
+
+	"warden/internal/bittorrent"
+	"warden/internal/tracker"
+)
+
+// Wire format of BEP 15. All integers are big-endian.
+const (
+	protocolID = 0x41727101980 // connection_id of a connect request
+
+	actionConnect  = 0
+	actionAnnounce = 1
+	actionScrape   = 2
+	actionError    = 3
+
+	headerLen   = 16 // connection_id(8) action(4) transaction_id(4)
+	announceLen = 98 // fixed part of an announce request; BEP 41 options follow
+	hashLen     = 20
+
+	connectReplyLen    = 16 // action(4) transaction_id(4) connection_id(8)
+	announceReplyLen   = 20 // action transaction_id interval leechers seeders, then peers
+	scrapeReplyLen     = 8  // action transaction_id, then one entry per hash
+	scrapeEntryLen     = 12 // seeders completed leechers
+	errorReplyLen      = 8  // action transaction_id, then the message
+	peer4Len, peer6Len = 6, 18
+
+	// maxPacket is the largest request handled; longer datagrams are
+	// dropped. It holds an announce with 1950 bytes of BEP 41 options, or
+	// a scrape of 101 hashes.
+	maxPacket = 2048
+	// maxScrapeHashes is how many hashes fit in maxPacket. The tracker's
+	// MaxScrapeHashes may be lower; a scrape over it gets an error.
+	maxScrapeHashes = (maxPacket - headerLen) / hashLen
+	// errorCap bounds an error reply to max(request length, errorCap), so
+	// an error never amplifies more than a short request's worth.
+	errorCap = 100
+	// maxDatagram is the largest UDP payload over IPv4.
+	maxDatagram = 65507
+)
+
+// BEP 41 option types. Every other type carries a length byte.
+const (
+	optEndOfOptions = 0x0
+	optNOP          = 0x1
+	optURLData      = 0x2
+)
+
+// textInternal replaces the text of any tracker error that is not a
+// bittorrent.ClientError.
+const textInternal = "internal error"
+
+// textBadEvent answers an announce whose event is not 0-3.
+const textBadEvent = "invalid event"
+
+// A codec turns one request datagram into its reply. It is a pure function
+// of the datagram, the source address, the clock and the tracker state: no
+// sockets. Each worker has its own codec, because the codec reuses one
+// announce request, response and scrape slice for every datagram; a codec
+// is not safe for concurrent use.
+type codec struct {
+	ctx      context.Context // passed to the tracker
+	tr       *tracker.Tracker
+	jar      *cookieJar
+	stats    *counters
+	errLog   *rateLog // tracker errors that are not ClientErrors
+	maxPeers int      // peers per announce reply
+
+	// Scratch, reused so the steady state allocates nothing.
+	req     bittorrent.AnnounceRequest
+	resp    bittorrent.AnnounceResponse
+	hashes  []bittorrent.InfoHash
+	scrapes []bittorrent.Scrape
+}
+
+func newCodec(ctx context.Context, tr *tracker.Tracker, jar *cookieJar, stats *counters, errLog *rateLog) *codec {
+	tc := tr.Config()
+	maxPeers := min(max(tc.MaxNumWant, tc.DefaultNumWant), (maxDatagram-announceReplyLen)/peer6Len)
+	return &codec{
+		ctx:      ctx,
+		tr:       tr,
+		jar:      jar,
+		stats:    stats,
+		errLog:   errLog,
+		maxPeers: maxPeers,
+		resp:     bittorrent.AnnounceResponse{Peers: make([]bittorrent.Peer, 0, maxPeers)},
+		hashes:   make([]bittorrent.InfoHash, 0, maxScrapeHashes),
+		scrapes:  make([]bittorrent.Scrape, 0, maxScrapeHashes),
+	}
+}
+
+// maxReply is the longest reply handle writes, so an out buffer of this
+// capacity never grows.
+func (c *codec) maxReply() int {
+	return max(announceReplyLen+c.maxPeers*peer6Len, scrapeReplyLen+maxScrapeHashes*scrapeEntryLen, maxPacket)
+}
+
+// handle answers the datagram pkt from src. It appends the reply to out
+// and returns it, or returns nil if pkt gets no reply. It never panics and
+// does not allocate once out has capacity for maxReply bytes.
+//
+// The rules, in the order they apply:
+//   - A datagram shorter than 16 bytes or longer than maxPacket, or from
+//     an invalid address or port 0, is dropped.
+//   - A connect (action 0) with the protocol magic gets a 16-byte reply
+//     carrying a connection ID; with any other magic it is dropped. The
+//     reply is never longer than the request, so a spoofed source gains
+//     no amplification.
+//   - Actions other than 0, 1 and 2 are dropped.
+//   - An announce or scrape whose connection ID was not issued to this
+//     source IP in the last one to two minutes is dropped. Nothing is
+//     stored and nothing is allocated for such a source.
+//   - A malformed announce or scrape from a verified source is dropped;
+//     one the tracker refuses gets an error action whose text is the
+//     bittorrent.ClientError's, cut to keep the reply no longer than
+//     max(len(pkt), 100) bytes.
+//
+// Every outcome is counted in c.stats; none is logged per datagram.
+func (c *codec) handle(src netip.AddrPort, pkt, out []byte) []byte {
+	c.stats.inc(cReceived)
+	if len(pkt) < headerLen || len(pkt) > maxPacket || !src.IsValid() || src.Port() == 0 {
+		c.stats.inc(cDroppedBadPacket)
+		return nil
+	}
+	// A dual-stack socket reports IPv4 sources as ::ffff:a.b.c.d. The
+	// zone of a link-local source says which interface it came in on,
+	// which the socket layer keeps for the reply; it is no part of the
+	// peer's identity.
+	ip := src.Addr().Unmap().WithZone("")
+	switch binary.BigEndian.Uint32(pkt[8:12]) {
+	case actionConnect:
+		if binary.BigEndian.Uint64(pkt) != protocolID {
+			c.stats.inc(cDroppedBadPacket)
+			return nil
+		}
+		c.stats.inc(cConnects)
+		out = binary.BigEndian.AppendUint32(out, actionConnect)
+		out = append(out, pkt[12:16]...)
+		return binary.BigEndian.AppendUint64(out, c.jar.issue(ip))
+	case actionAnnounce:
+		if !c.jar.valid(ip, binary.BigEndian.Uint64(pkt)) {
+			c.stats.inc(cDroppedBadCookie)
+			return nil
+		}
+		return c.announce(ip, pkt, out)
+	case actionScrape:
+		if !c.jar.valid(ip, binary.BigEndian.Uint64(pkt)) {
+			c.stats.inc(cDroppedBadCookie)
+			return nil
+		}
+		return c.scrape(pkt, out)
+	}
+	c.stats.inc(cDroppedUnknownAction)
+	return nil
+}
+
+// announce handles an announce from the verified address ip.
+//
+// The request's IP address field (bytes 84-88) is ignored: the peer is
+// recorded at the datagram's source IP. A connection ID proves only that
+// the sender receives packets at its source address; honouring the field
+// would let anyone enter a victim's address into swarms and have every
+// peer that receives it connect there.
+func (c *codec) announce(ip netip.Addr, pkt, out []byte) []byte {
+	if len(pkt) < announceLen {
+		c.stats.inc(cDroppedBadPacket)
+		return nil
+	}
+	tid := pkt[12:16]
+	// BEP 41 options carry only hints (the tracker URL's path and query)
+	// that warden does not use; a malformed list is skipped like a
+	// well-formed one.
+	_ = validOptions(pkt[announceLen:])
+	event := binary.BigEndian.Uint32(pkt[80:84])
+	if event > uint32(bittorrent.EventStopped) {
+		c.stats.inc(cAnnouncesFailed)
+		return c.appendError(out, tid, textBadEvent, len(pkt))
+	}
+	c.req = bittorrent.AnnounceRequest{
+		InfoHash:   bittorrent.InfoHash(pkt[16:36]),
+		PeerID:     bittorrent.PeerID(pkt[36:56]),
+		Addr:       netip.AddrPortFrom(ip, binary.BigEndian.Uint16(pkt[96:98])),
+		Downloaded: binary.BigEndian.Uint64(pkt[56:64]),
+		Left:       binary.BigEndian.Uint64(pkt[64:72]),
+		Uploaded:   binary.BigEndian.Uint64(pkt[72:80]),
+		Event:      bittorrent.Event(event), // BEP 15 numbers events as bittorrent.Event does
+		Key:        binary.BigEndian.Uint32(pkt[88:92]),
+		NumWant:    int32(binary.BigEndian.Uint32(pkt[92:96])), // -1 (any negative): the tracker's default
+	}
+	if err := c.tr.Announce(c.ctx, &c.req, &c.resp); err != nil {
+		c.stats.inc(cAnnouncesFailed)
+		return c.appendError(out, tid, c.clientText(err), len(pkt))
+	}
+	c.stats.inc(cAnnouncesOK)
+	return appendAnnounce(out, tid, &c.resp, ip.Is4(), c.maxPeers)
+}
+
+// appendAnnounce encodes resp: 6-byte peers for an IPv4 requester, 18-byte
+// peers for an IPv6 one (the IPv6 note of BEP 15). Peers of the other
+// family, and any beyond maxPeers, are left out.
+func appendAnnounce(out, tid []byte, resp *bittorrent.AnnounceResponse, v4 bool, maxPeers int) []byte {
+	out = binary.BigEndian.AppendUint32(out, actionAnnounce)
+	out = append(out, tid...)
+	out = binary.BigEndian.AppendUint32(out, seconds(resp.Interval))
+	out = binary.BigEndian.AppendUint32(out, resp.Incomplete) // leechers
+	out = binary.BigEndian.AppendUint32(out, resp.Complete)   // seeders
+	n := 0
+	for i := range resp.Peers {
+		if n == maxPeers {
+			break
+		}
+		p := &resp.Peers[i]
+		a := p.Addr.Addr().Unmap()
+		switch {
+		case v4 && a.Is4():
+			b := a.As4()
+			out = append(out, b[:]...)
+		case !v4 && a.Is6():
+			b := a.As16()
+			out = append(out, b[:]...)
+		default:
+			continue
+		}
+		out = binary.BigEndian.AppendUint16(out, p.Addr.Port())
+		n++
+	}
+	return out
+}
+
+func seconds(d time.Duration) uint32 {
+	return uint32(min(max(d/time.Second, 0), math.MaxInt32))
+}
+
+// scrape handles a scrape from a verified source.
+func (c *codec) scrape(pkt, out []byte) []byte {
+	body := pkt[headerLen:]
+	if len(body) == 0 || len(body)%hashLen != 0 {
+		c.stats.inc(cDroppedBadPacket)
+		return nil
+	}
+	tid := pkt[12:16]
+	c.hashes = c.hashes[:0]
+	for ; len(body) > 0; body = body[hashLen:] {
+		c.hashes = append(c.hashes, bittorrent.InfoHash(body[:hashLen]))
+	}
+	var err error
+	c.scrapes, err = c.tr.Scrape(c.ctx, c.hashes, c.scrapes)
+	if err != nil {
+		c.stats.inc(cScrapesFailed)
+		return c.appendError(out, tid, c.clientText(err), len(pkt))
+	}
+	c.stats.inc(cScrapesOK)
+	out = binary.BigEndian.AppendUint32(out, actionScrape)
+	out = append(out, tid...)
+	for i := range c.scrapes {
+		sc := &c.scrapes[i]
+		out = binary.BigEndian.AppendUint32(out, sc.Complete) // seeders
+		out = binary.BigEndian.AppendUint32(out, sc.Downloaded)
+		out = binary.BigEndian.AppendUint32(out, sc.Incomplete) // leechers
+	}
+	return out
+}
+
+// clientText returns the text the client may see for a tracker error.
+func (c *codec) clientText(err error) string {
+	if ce, ok := err.(bittorrent.ClientError); ok { // the common case, without errors.As's allocation
+		return string(ce)
+	}
+	var ce bittorrent.ClientError
+	if errors.As(err, &ce) {
+		return string(ce)
+	}
+	c.errLog.emit(c.jar.now(), err)
+	return textInternal
+}
+
+// appendError appends an error action carrying msg, cut at a UTF-8
+// boundary so the reply is at most max(reqLen, errorCap) bytes.
+func (c *codec) appendError(out, tid []byte, msg string, reqLen int) []byte {
+	c.stats.inc(cErrorsSent)
+	if limit := max(reqLen, errorCap) - errorReplyLen; len(msg) > limit {
+		for limit > 0 && !utf8.RuneStart(msg[limit]) {
+			limit--
+		}
+		msg = msg[:limit]
+	}
+	out = binary.BigEndian.AppendUint32(out, actionError)
+	out = append(out, tid...)
+	return append(out, msg...)
+}
+
+// validOptions walks the BEP 41 options that follow an announce and
+// reports whether they are well formed: each is EndOfOptions (which ends
+// the list), NOP, or a type byte, a length byte and that many bytes. Data
+// after EndOfOptions is padding and is not examined.
+func validOptions(b []byte) bool {
+	for len(b) > 0 {
+		switch b[0] {
+		case optEndOfOptions:
+			return true
+		case optNOP:
+			b = b[1:]
+		default: // optURLData and types not yet defined
+			if len(b) < 2 || len(b) < 2+int(b[1]) {
+				return false
+			}
+			b = b[2+int(b[1]):]
+		}
+	}
+	return true
+}

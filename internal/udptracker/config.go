@@ -1,0 +1,81 @@
+package udptracker
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+)
+
+// Config tunes the UDP frontend. The announce policy (intervals, numwant,
+// scrape limits) belongs to tracker.Config; this holds only what is about
+// sockets and connection IDs.
+type Config struct {
+	// Listen is the address warden serve passes to Listen. An address with an
+	// empty or wildcard host (":6969", "[::]:6969", "0.0.0.0:6969") gives a
+	// dual-stack socket that serves IPv4 and IPv6 where the OS allows it;
+	// "127.0.0.1:6969" or "[::1]:6969" serve one family. Validate rejects
+	// an empty Listen: whether "" means "no UDP tracker" is the caller's
+	// decision, made before Validate.
+	Listen string `toml:"listen"`
+	// Workers is the number of reader goroutines, each with its own socket
+	// bound to the same address with SO_REUSEPORT, so the kernel spreads
+	// packets between them. Values above 1 need SO_REUSEPORT (Linux, BSDs,
+	// macOS).
+	Workers int `toml:"workers"`
+	// BatchSize is the number of datagrams read or written per system call
+	// (recvmmsg/sendmmsg on Linux). Each worker keeps BatchSize receive and
+	// reply buffers.
+	BatchSize int `toml:"batch_size"`
+	// CookieRotation is how often the connection ID key is replaced. The
+	// previous key is kept for one more period, so an ID issued just before
+	// a rotation keeps working; at least 2m (the longest an ID lives) is
+	// required so that no ID can see two rotations.
+	CookieRotation time.Duration `toml:"cookie_rotation"`
+	// SocketBufferBytes sets SO_RCVBUF and SO_SNDBUF on every socket; 0
+	// keeps the OS default. The OS may cap it (net.core.rmem_max on Linux).
+	SocketBufferBytes int `toml:"socket_buffer_bytes"`
+}
+
+// DefaultConfig returns the settings warden serve uses when the config file
+// has none: port 6969 on every address, one worker per GOMAXPROCS.
+func DefaultConfig() Config {
+	return Config{
+		Listen:         ":6969",
+		Workers:        runtime.GOMAXPROCS(0),
+		BatchSize:      64,
+		CookieRotation: time.Hour,
+	}
+}
+
+// Limits enforced by Validate.
+const (
+	maxWorkers     = 1024
+	maxBatchSize   = 1024 // UIO_MAXIOV, the most recvmmsg accepts
+	minRotation    = 2 * cookieWindow
+	maxSocketBytes = 1 << 30
+)
+
+// Validate reports the first field that cannot work, by its toml name. It
+// never adjusts a value.
+func (c Config) Validate() error {
+	switch {
+	case c.Listen == "":
+		return fieldError("listen", "must not be empty")
+	case c.Workers < 1 || c.Workers > maxWorkers:
+		return fieldError("workers", fmt.Sprintf("must be 1-%d, got %d", maxWorkers, c.Workers))
+	case c.BatchSize < 1 || c.BatchSize > maxBatchSize:
+		return fieldError("batch_size", fmt.Sprintf("must be 1-%d, got %d", maxBatchSize, c.BatchSize))
+	case c.CookieRotation < minRotation:
+		return fieldError("cookie_rotation", fmt.Sprintf("must be at least %v, got %v", minRotation, c.CookieRotation))
+	case c.SocketBufferBytes < 0 || c.SocketBufferBytes > maxSocketBytes:
+		return fieldError("socket_buffer_bytes", fmt.Sprintf("must be 0-%d, got %d", maxSocketBytes, c.SocketBufferBytes))
+	}
+	return nil
+}
+
+// ConfigError names the config field Validate rejected.
+type ConfigError struct{ Field, Msg string }
+
+func (e *ConfigError) Error() string { return "udptracker: " + e.Field + ": " + e.Msg }
+
+func fieldError(field, msg string) error { return &ConfigError{Field: field, Msg: msg} }

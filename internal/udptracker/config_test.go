@@ -1,0 +1,52 @@
+package udptracker
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("DefaultConfig().Validate() = %v", err)
+	}
+	tests := []struct {
+		name      string
+		edit      func(*Config)
+		wantField string // "" means valid
+	}{
+		{"default", func(*Config) {}, ""},
+		{"one worker", func(c *Config) { c.Workers = 1 }, ""},
+		{"minimum rotation", func(c *Config) { c.CookieRotation = 2 * time.Minute }, ""},
+		{"socket buffer", func(c *Config) { c.SocketBufferBytes = 8 << 20 }, ""},
+		{"empty listen", func(c *Config) { c.Listen = "" }, "listen"},
+		{"zero workers", func(c *Config) { c.Workers = 0 }, "workers"},
+		{"too many workers", func(c *Config) { c.Workers = maxWorkers + 1 }, "workers"},
+		{"zero batch", func(c *Config) { c.BatchSize = 0 }, "batch_size"},
+		{"batch over UIO_MAXIOV", func(c *Config) { c.BatchSize = 1025 }, "batch_size"},
+		{"rotation shorter than an ID lives", func(c *Config) { c.CookieRotation = time.Minute }, "cookie_rotation"},
+		{"zero rotation", func(c *Config) { c.CookieRotation = 0 }, "cookie_rotation"},
+		{"negative socket buffer", func(c *Config) { c.SocketBufferBytes = -1 }, "socket_buffer_bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tt.edit(&cfg)
+			before := cfg
+			err := cfg.Validate()
+			if cfg != before {
+				t.Errorf("Validate changed the config to %+v", cfg)
+			}
+			if tt.wantField == "" {
+				if err != nil {
+					t.Errorf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Field != tt.wantField {
+				t.Errorf("Validate() = %v, want a ConfigError for %s", err, tt.wantField)
+			}
+		})
+	}
+}

@@ -1,0 +1,282 @@
+// Package udptracker is warden's BEP 15 UDP tracker frontend. It owns the
+// sockets, the read loop, stateless connection IDs (cookies) and the
+// packet codec; what an announce or scrape may do, and the answers, belong
+// to package tracker.
+//
+// The frontend is built to keep running while abused:
+//
+//   - Connection IDs are MACs of the source IP and the time, under a
+//     random key that rotates; nothing is stored or allocated for a source
+//     until its connection ID checks out.
+//   - Datagrams that are malformed, carry an unknown action or a forged or
+//     expired connection ID get no reply. They are counted in Stats, never
+//     logged one line each.
+//   - The only reply to an unverified source, the connect reply, is no
+//     longer than the request, and an error reply is no longer than
+//     max(request, 100 bytes), so the tracker is useless as an amplifier.
+//   - A peer is recorded at the datagram's source IP; the IP field of an
+//     announce is ignored.
+//   - A fixed set of workers, each with its own SO_REUSEPORT socket, reads
+//     and writes in batches (recvmmsg/sendmmsg) into buffers allocated once:
+//     no goroutine and, on Linux, no allocation per datagram.
+package udptracker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"warden/internal/tracker"
+)
+
+// Server is a running UDP tracker: one socket and one reader goroutine per
+// worker. Create it with Listen, serve with Run, stop by cancelling Run's
+// context or with Close.
+type Server struct {
+	log     *slog.Logger
+	now     func() time.Time
+	addr    netip.AddrPort
+	workers []*worker
+	ioLog   *rateLog // socket read errors
+
+	started   atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+	done      chan struct{} // closed by Close
+}
+
+// worker is one socket, its read loop and its scratch.
+type worker struct {
+	pc    *net.UDPConn
+	conn  batchConn
+	codec *codec
+	out   [][]byte // reply buffers, one per batch slot
+	stats counters
+}
+
+// options are the seams tests use; the zero value is production.
+type options struct {
+	now      func() time.Time // default time.Now
+	random   func([]byte)     // cookie keys; default crypto/rand
+	portable bool             // use x/net batch I/O even on Linux
+}
+
+// Listen validates cfg and binds cfg.Workers UDP sockets to addr (normally
+// cfg.Listen), so that an address in use is reported here and a port of 0
+// is resolved before Run. With more than one worker the sockets share the
+// port through SO_REUSEPORT; a plain socket is bound and released first,
+// so that a port another process holds is still reported as in use. An
+// address with an empty or wildcard host gives dual-stack sockets that
+// serve IPv4 and IPv6.
+//
+// Listen starts nothing; the sockets stay open until Close or the end of
+// Run. It logs one Info line with the effective settings, never the
+// cookie key, which is random and lives only in memory.
+func Listen(addr string, tr *tracker.Tracker, cfg Config, log *slog.Logger) (*Server, error) {
+	return listen(addr, tr, cfg, log, options{})
+}
+
+func listen(addr string, tr *tracker.Tracker, cfg Config, log *slog.Logger, o options) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Workers > 1 && !haveReusePort {
+		return nil, fieldError("workers", "must be 1: this OS lacks SO_REUSEPORT")
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	log = log.With("component", "udptracker")
+	s := &Server{
+		log:   log,
+		now:   o.now,
+		ioLog: newRateLog(log, slog.LevelError, "socket error", 10*time.Second),
+		done:  make(chan struct{}),
+	}
+	jar := newCookieJar(cfg.CookieRotation, o.now, o.random)
+	errLog := newRateLog(log, slog.LevelError, "tracker error", 10*time.Second)
+
+	lc := net.ListenConfig{}
+	bind := addr
+	if cfg.Workers > 1 {
+		// Sockets with SO_REUSEPORT share a port with any other such
+		// socket of the same user, so a second warden would silently
+		// take half the traffic. A plain socket bound first finds the
+		// address in use, and resolves port 0.
+		probe, err := lc.ListenPacket(context.Background(), "udp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("udptracker: listen %s: %w", addr, err)
+		}
+		bound := probe.LocalAddr().(*net.UDPAddr).AddrPort()
+		probe.Close()
+		if bind, err = rebind(addr, bound); err != nil {
+			return nil, fmt.Errorf("udptracker: listen %s: %w", addr, err)
+		}
+		lc.Control = reusePort
+	}
+	for range cfg.Workers {
+		w, err := newWorker(lc, bind, tr, jar, errLog, cfg, o)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("udptracker: listen %s: %w", addr, err)
+		}
+		s.workers = append(s.workers, w)
+	}
+	s.addr = s.workers[0].pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	io := ioName
+	if o.portable {
+		io = "x/net"
+	}
+	log.Info("listening", "addr", s.addr, "workers", cfg.Workers, "batch_size", cfg.BatchSize,
+		"io", io, "cookie_rotation", cfg.CookieRotation, "socket_buffer_bytes", cfg.SocketBufferBytes)
+	return s, nil
+}
+
+// newWorker binds one socket to addr and allocates everything its loop
+// will ever need.
+func newWorker(lc net.ListenConfig, addr string, tr *tracker.Tracker, jar *cookieJar, errLog *rateLog, cfg Config, o options) (*worker, error) {
+	pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	w := &worker{pc: pc.(*net.UDPConn)}
+	if n := cfg.SocketBufferBytes; n > 0 {
+		if err := errors.Join(w.pc.SetReadBuffer(n), w.pc.SetWriteBuffer(n)); err != nil {
+			w.pc.Close()
+			return nil, fmt.Errorf("socket_buffer_bytes: %w", err)
+		}
+	}
+	local := w.pc.LocalAddr().(*net.UDPAddr).AddrPort().Addr()
+	v6 := local.Is6() && !local.Is4In6()
+	if o.portable {
+		w.conn = newXNetConn(w.pc, v6, cfg.BatchSize)
+	} else if w.conn, err = newBatchConn(w.pc, v6, cfg.BatchSize); err != nil {
+		w.pc.Close()
+		return nil, err
+	}
+	w.codec = newCodec(context.Background(), tr, jar, &w.stats, errLog)
+	n := w.codec.maxReply()
+	slab := make([]byte, cfg.BatchSize*n)
+	w.out = make([][]byte, cfg.BatchSize)
+	for k := range w.out {
+		w.out[k] = slab[k*n : k*n : (k+1)*n]
+	}
+	return w, nil
+}
+
+// rebind returns the address the workers bind after the probe: the host
+// as given if it was a wildcard (so they get the same dual-stack socket),
+// else the resolved IP, with the resolved port.
+func rebind(addr string, bound netip.AddrPort) (string, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	if !bound.Addr().IsUnspecified() {
+		host = bound.Addr().String()
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(bound.Port()))), nil
+}
+
+// Addr returns the address the sockets are bound to, with the port
+// resolved. A dual-stack socket reports the IPv6 unspecified address.
+func (s *Server) Addr() netip.AddrPort { return s.addr }
+
+// Run serves until ctx is done or Close is called, then closes the
+// sockets, waits for the workers to finish the batch in hand and returns
+// nil. Socket errors other than closing are counted, logged (rate
+// limited) and survived. Run returns an error only if called twice.
+func (s *Server) Run(ctx context.Context) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("udptracker: Run called twice")
+	}
+	var wg sync.WaitGroup
+	for _, w := range s.workers {
+		w.codec.ctx = ctx
+		wg.Go(func() { s.serve(w) })
+	}
+	select {
+	case <-ctx.Done():
+	case <-s.done:
+	}
+	s.Close()
+	wg.Wait()
+	s.log.Info("stopped", "addr", s.addr)
+	return nil
+}
+
+// Close closes the sockets, which ends Run. It is safe to call more than
+// once and concurrently; later calls return the first call's result.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		for _, w := range s.workers {
+			s.closeErr = errors.Join(s.closeErr, w.pc.Close())
+		}
+		close(s.done)
+	})
+	return s.closeErr
+}
+
+// Stats returns the counters summed over all workers. It does not block
+// the workers.
+func (s *Server) Stats() Stats {
+	var st Stats
+	for _, w := range s.workers {
+		w.stats.addTo(&st)
+	}
+	return st
+}
+
+// ioBackoff is the pause after a socket error, so a persistent one cannot
+// spin a core.
+const ioBackoff = time.Millisecond
+
+// serve is one worker's loop; it returns when the socket is closed.
+func (s *Server) serve(w *worker) {
+	for {
+		err := w.serveBatch()
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		w.stats.inc(cReadErrors)
+		s.ioLog.emit(s.now(), err)
+		time.Sleep(ioBackoff)
+	}
+}
+
+// serveBatch reads one batch, answers it and writes the replies in one
+// batch.
+func (w *worker) serveBatch() error {
+	n, err := w.conn.read()
+	if err != nil {
+		return err
+	}
+	q := 0
+	for i := range n {
+		src, pkt := w.conn.packet(i)
+		reply := w.codec.handle(src, pkt, w.out[q][:0])
+		if reply == nil {
+			continue
+		}
+		w.out[q] = reply[:0] // keep a buffer that had to grow
+		w.conn.queue(i, reply)
+		q++
+	}
+	if q == 0 {
+		return nil
+	}
+	sent, refused, err := w.conn.flush()
+	w.stats.add(cSent, uint64(sent))
+	w.stats.add(cWriteErrors, uint64(refused))
+	return err // only net.ErrClosed
+}

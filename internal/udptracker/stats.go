@@ -1,0 +1,79 @@
+package udptracker
+
+import (
+	"sync/atomic"
+
+	"golang.org/x/sys/cpu"
+)
+
+// Stats are totals since Listen, summed over all workers. Every datagram
+// received is counted exactly once as a connect, announce, scrape or drop.
+type Stats struct {
+	Received uint64 `json:"received"` // datagrams read
+	Sent     uint64 `json:"sent"`     // replies written
+
+	Connects        uint64 `json:"connects"`
+	AnnouncesOK     uint64 `json:"announces_ok"`
+	AnnouncesFailed uint64 `json:"announces_failed"` // answered with an error action
+	ScrapesOK       uint64 `json:"scrapes_ok"`
+	ScrapesFailed   uint64 `json:"scrapes_failed"` // answered with an error action
+	ErrorsSent      uint64 `json:"errors_sent"`
+
+	// Dropped datagrams get no reply.
+	DroppedBadPacket     uint64 `json:"dropped_bad_packet"`     // too short or long, bad magic, bad length
+	DroppedBadCookie     uint64 `json:"dropped_bad_cookie"`     // forged or expired connection ID
+	DroppedUnknownAction uint64 `json:"dropped_unknown_action"` // action other than 0, 1 or 2
+
+	ReadErrors  uint64 `json:"read_errors"`
+	WriteErrors uint64 `json:"write_errors"` // replies the OS refused
+}
+
+// counter indexes counters.
+type counter int
+
+const (
+	cReceived counter = iota
+	cSent
+	cConnects
+	cAnnouncesOK
+	cAnnouncesFailed
+	cScrapesOK
+	cScrapesFailed
+	cErrorsSent
+	cDroppedBadPacket
+	cDroppedBadCookie
+	cDroppedUnknownAction
+	cReadErrors
+	cWriteErrors
+	numCounters
+)
+
+// counters belong to one worker, so increments do not contend; they are
+// atomic only so Stats can read them while the worker runs. The padding
+// keeps two workers' counters off one cache line.
+type counters struct {
+	_ cpu.CacheLinePad
+	c [numCounters]atomic.Uint64
+	_ cpu.CacheLinePad
+}
+
+func (c *counters) inc(k counter) { c.c[k].Add(1) }
+
+func (c *counters) add(k counter, n uint64) { c.c[k].Add(n) }
+
+// addTo adds c's values to st.
+func (c *counters) addTo(st *Stats) {
+	st.Received += c.c[cReceived].Load()
+	st.Sent += c.c[cSent].Load()
+	st.Connects += c.c[cConnects].Load()
+	st.AnnouncesOK += c.c[cAnnouncesOK].Load()
+	st.AnnouncesFailed += c.c[cAnnouncesFailed].Load()
+	st.ScrapesOK += c.c[cScrapesOK].Load()
+	st.ScrapesFailed += c.c[cScrapesFailed].Load()
+	st.ErrorsSent += c.c[cErrorsSent].Load()
+	st.DroppedBadPacket += c.c[cDroppedBadPacket].Load()
+	st.DroppedBadCookie += c.c[cDroppedBadCookie].Load()
+	st.DroppedUnknownAction += c.c[cDroppedUnknownAction].Load()
+	st.ReadErrors += c.c[cReadErrors].Load()
+	st.WriteErrors += c.c[cWriteErrors].Load()
+}
