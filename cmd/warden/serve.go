@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"warden/internal/admin"
+	"warden/internal/config"
+	"warden/internal/httptracker"
+	"warden/internal/swarm"
+	"warden/internal/swarm/memswarm"
+	"warden/internal/tracker"
+	"warden/internal/udptracker"
+)
+
+const serveUsage = `usage: warden serve [flags]
+
+Runs the tracker: HTTP announce and scrape, UDP (BEP 15), and the admin API
+on its own loopback listener. With no flags and no config file it serves
+HTTP and UDP on :6969 and the admin API on 127.0.0.1:7070, keeping state in
+./warden-data. Flags override the config file. SIGINT or SIGTERM stops it
+after in-flight requests finish.
+
+flags:
+`
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), serveUsage)
+		fs.PrintDefaults()
+	}
+	def := config.Default()
+	configPath := fs.String("config", "", "TOML config `file` (see warden.example.toml)")
+	httpAddr := fs.String("http", def.HTTP.Listen, "HTTP tracker `address`; empty disables it")
+	udpAddr := fs.String("udp", def.UDP.Listen, "UDP tracker `address`; empty disables it")
+	adminAddr := fs.String("admin", def.Admin.Listen, "admin API `address`; empty disables it")
+	mode := fs.String("mode", def.Mode, "tracking `mode`: "+strings.Join(config.Modes, ", "))
+	data := fs.String("data", def.Data, "state `directory`")
+	logLevel := fs.String("log-level", def.Log.Level, "log `level`: debug, info, warn, error")
+	logFormat := fs.String("log-format", def.Log.Format, "log `format`: text or json")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))}
+	}
+
+	cfg := def
+	if *configPath != "" {
+		var err error
+		if cfg, err = config.Load(*configPath); err != nil {
+			return err
+		}
+	}
+	fs.Visit(func(f *flag.Flag) { // flags given on the command line win over the file
+		switch f.Name {
+		case "http":
+			cfg.HTTP.Listen = *httpAddr
+		case "udp":
+			cfg.UDP.Listen = *udpAddr
+		case "admin":
+			cfg.Admin.Listen = *adminAddr
+		case "mode":
+			cfg.Mode = *mode
+		case "data":
+			cfg.Data = *data
+		case "log-level":
+			cfg.Log.Level = *logLevel
+		case "log-format":
+			cfg.Log.Format = *logFormat
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		return usageError{fmt.Errorf("serve: %w", err)}
+	}
+	handler, err := cfg.Log.Handler(os.Stderr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, slog.New(handler))
+}
+
+// stats is what GET /stats on the admin API returns.
+type stats struct {
+	Version string             `json:"version"`
+	Uptime  string             `json:"uptime"`
+	Mode    string             `json:"mode"`
+	Swarm   swarm.Stats        `json:"swarm"`
+	HTTP    *httptracker.Stats `json:"http,omitempty"`
+	UDP     *udptracker.Stats  `json:"udp,omitempty"`
+}
+
+// serve builds every part from cfg, runs them until ctx is done, and stops
+// them all if one fails.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	log.Info("starting", "version", versionString(), "config", cfg)
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	started := time.Now()
+	store := memswarm.New(cfg.Swarm)
+	tr := tracker.New(store, cfg.Tracker, log)
+
+	var runners []func(context.Context) error
+	var httpSrv *httptracker.Server
+	var udpSrv *udptracker.Server
+	if cfg.HTTP.Listen != "" {
+		var err error
+		httpSrv, err = httptracker.Listen(cfg.HTTP.Listen, tr, cfg.HTTP, log)
+		if err != nil {
+			return err
+		}
+		runners = append(runners, httpSrv.Run)
+	}
+	if cfg.UDP.Listen != "" {
+		var err error
+		udpSrv, err = udptracker.Listen(cfg.UDP.Listen, tr, cfg.UDP, log)
+		if err != nil {
+			return err
+		}
+		runners = append(runners, udpSrv.Run)
+	}
+	if cfg.Admin.Listen != "" {
+		adminSrv, err := admin.Listen(cfg.Admin, func() any {
+			st := stats{
+				Version: versionString(),
+				Uptime:  time.Since(started).Round(time.Second).String(),
+				Mode:    cfg.Mode,
+				Swarm:   store.Stats(),
+			}
+			if httpSrv != nil {
+				s := httpSrv.Stats()
+				st.HTTP = &s
+			}
+			if udpSrv != nil {
+				s := udpSrv.Stats()
+				st.UDP = &s
+			}
+			return st
+		}, log)
+		if err != nil {
+			return err
+		}
+		log.Info("admin api listening", "addr", adminSrv.Addr().String())
+		runners = append(runners, adminSrv.Run)
+	}
+	runners = append(runners, store.Run)
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, run := range runners {
+		g.Go(func() error { return run(gctx) })
+	}
+	err := g.Wait()
+	log.Info("stopped", "uptime", time.Since(started).Round(time.Second).String())
+	return err
+}

@@ -1,0 +1,127 @@
+// Package config is warden's configuration file: it composes each
+// package's Config under one TOML document, starts from their defaults, and
+// rejects unknown keys and bad values by name rather than guessing.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"warden/internal/admin"
+	"warden/internal/httptracker"
+	"warden/internal/swarm"
+	"warden/internal/tracker"
+	"warden/internal/udptracker"
+)
+
+// Modes lists the tracking modes warden knows.
+var Modes = []string{"open"}
+
+// Config is the whole configuration of warden serve.
+type Config struct {
+	// Mode decides which torrents are tracked: "open" tracks any info hash.
+	Mode string `toml:"mode"`
+	// Data is the directory where warden keeps its state.
+	Data    string             `toml:"data"`
+	Log     Log                `toml:"log"`
+	HTTP    httptracker.Config `toml:"http"`
+	UDP     udptracker.Config  `toml:"udp"`
+	Admin   admin.Config       `toml:"admin"`
+	Tracker tracker.Config     `toml:"tracker"`
+	Swarm   swarm.Config       `toml:"swarm"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `toml:"level"`
+	// Format is text or json.
+	Format string `toml:"format"`
+}
+
+// Default is the configuration warden serve runs with when given no file.
+func Default() Config {
+	return Config{
+		Mode:    "open",
+		Data:    "./warden-data",
+		Log:     Log{Level: "info", Format: "text"},
+		HTTP:    httptracker.DefaultConfig(),
+		UDP:     udptracker.DefaultConfig(),
+		Admin:   admin.DefaultConfig(),
+		Tracker: tracker.DefaultConfig(),
+		Swarm:   swarm.DefaultConfig(),
+	}
+}
+
+// Load reads a TOML file over the defaults. Keys the file sets replace the
+// defaults; a key warden does not know is an error, so a typo never passes
+// silently.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	md, err := toml.DecodeFile(path, &cfg)
+	if err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		keys := make([]string, len(undecoded))
+		for i, k := range undecoded {
+			keys[i] = k.String()
+		}
+		return cfg, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	return cfg, nil
+}
+
+// Validate checks every part and returns the first problem, naming it.
+func (c Config) Validate() error {
+	if !slices.Contains(Modes, c.Mode) {
+		return fmt.Errorf("mode: %q is not one of %s", c.Mode, strings.Join(Modes, ", "))
+	}
+	if c.Data == "" {
+		return errors.New("data: must name a directory")
+	}
+	if _, err := c.Log.Handler(os.Stderr); err != nil {
+		return err
+	}
+	if c.HTTP.Listen == "" && c.UDP.Listen == "" {
+		return errors.New("http.listen and udp.listen are both empty: nothing to serve")
+	}
+	if c.HTTP.Listen != "" {
+		if err := c.HTTP.Validate(); err != nil {
+			return err
+		}
+	}
+	if c.UDP.Listen != "" {
+		if err := c.UDP.Validate(); err != nil {
+			return err
+		}
+	}
+	for _, v := range []interface{ Validate() error }{c.Admin, c.Tracker, c.Swarm} {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Handler returns the slog handler the log settings describe.
+func (l Log) Handler(w *os.File) (slog.Handler, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(l.Level)); err != nil {
+		return nil, fmt.Errorf("log.level: %q is not debug, info, warn or error", l.Level)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch l.Format {
+	case "text":
+		return slog.NewTextHandler(w, opts), nil
+	case "json":
+		return slog.NewJSONHandler(w, opts), nil
+	}
+	return nil, fmt.Errorf("log.format: %q is not text or json", l.Format)
+}

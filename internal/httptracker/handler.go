@@ -1,0 +1,266 @@
+package httptracker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/cpu"
+
+	"warden/internal/bittorrent"
+	"warden/internal/tracker"
+)
+
+// Stats counts the requests a Server has answered since it started. It is
+// a snapshot; fields are JSON-friendly.
+type Stats struct {
+	// AnnouncesOK are announces answered with peers.
+	AnnouncesOK uint64 `json:"announces_ok"`
+	// AnnouncesFailed are announces answered with a failure reason:
+	// malformed, refused by the tracker, or an internal error.
+	AnnouncesFailed uint64 `json:"announces_failed"`
+	// ScrapesOK are scrapes answered with counts.
+	ScrapesOK uint64 `json:"scrapes_ok"`
+	// ScrapesFailed are scrapes answered with a failure reason.
+	ScrapesFailed uint64 `json:"scrapes_failed"`
+	// BadRequests are requests for another path (404) or with a method
+	// other than GET or HEAD (405).
+	BadRequests uint64 `json:"bad_requests"`
+}
+
+// counter is an atomic counter on a cache line of its own, so that cores
+// counting different outcomes do not contend.
+type counter struct {
+	n atomic.Uint64
+	_ cpu.CacheLinePad
+}
+
+type counters struct {
+	announcesOK, announcesFailed counter
+	scrapesOK, scrapesFailed     counter
+	badRequests                  counter
+}
+
+// handler serves /announce and /scrape. It is safe for concurrent use.
+type handler struct {
+	tr         *tracker.Tracker
+	trusted    []netip.Prefix
+	fullScrape bool
+	maxScrape  int
+	log        *slog.Logger
+	errLimit   rateLimit
+	stats      counters
+	states     sync.Pool // *reqState
+}
+
+// reqState is the working memory of one request. Pooled: an announce
+// through net/http otherwise allocates its peer slice and reply buffer
+// every time (see BenchmarkAnnounce/fresh_state).
+type reqState struct {
+	a       announce
+	resp    bittorrent.AnnounceResponse
+	buf     []byte
+	scratch []byte
+	hashes  []bittorrent.InfoHash
+	scrapes []bittorrent.Scrape
+}
+
+// maxPooledBytes is the largest buffer a reqState keeps when it goes back
+// to the pool; a full scrape's reply is left to the garbage collector.
+const maxPooledBytes = 64 << 10
+
+func newHandler(tr *tracker.Tracker, trusted []netip.Prefix, fullScrape bool, log *slog.Logger) *handler {
+	return &handler{
+		tr:         tr,
+		trusted:    trusted,
+		fullScrape: fullScrape,
+		maxScrape:  tr.Config().MaxScrapeHashes,
+		log:        log,
+		errLimit:   rateLimit{every: time.Second, now: time.Now},
+		states:     sync.Pool{New: func() any { return new(reqState) }},
+	}
+}
+
+func (h *handler) getState() *reqState { return h.states.Get().(*reqState) }
+
+func (h *handler) putState(st *reqState) {
+	if cap(st.buf) > maxPooledBytes {
+		st.buf = nil
+	}
+	if cap(st.scratch) > maxPooledBytes {
+		st.scratch = nil
+	}
+	if cap(st.scrapes) > maxPooledBytes/32 {
+		st.scrapes = nil
+	}
+	h.states.Put(st)
+}
+
+// Header values shared by every reply. net/http only reads them; they must
+// never be modified.
+var (
+	textPlain = []string{"text/plain"}
+	allowGet  = []string{"GET, HEAD"}
+)
+
+// ServeHTTP answers GET and HEAD on /announce and /scrape; other paths get
+// 404 and other methods 405, each with a one-line body. HEAD is answered
+// like GET (an announce is recorded) without the body.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var announce bool
+	switch r.URL.Path {
+	case "/announce":
+		announce = true
+	case "/scrape":
+	default:
+		h.stats.badRequests.n.Add(1)
+		w.Header()["Content-Type"] = textPlain
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte("not found\n"))
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		h.stats.badRequests.n.Add(1)
+		w.Header()["Allow"] = allowGet
+		w.Header()["Content-Type"] = textPlain
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		w.Write([]byte("method not allowed\n"))
+		return
+	}
+	st := h.getState()
+	if announce {
+		h.announce(w, r, st)
+	} else {
+		h.scrape(w, r, st)
+	}
+	h.putState(st)
+}
+
+func (h *handler) announce(w http.ResponseWriter, r *http.Request, st *reqState) {
+	src, err := sourceAddr(r, h.trusted)
+	if err == nil {
+		err = parseAnnounce(r.URL.RawQuery, src, &st.a)
+	}
+	if err == nil {
+		err = h.tr.Announce(r.Context(), &st.a.req, &st.resp)
+	}
+	if err != nil {
+		h.stats.announcesFailed.n.Add(1)
+		h.writeFailure(w, st, "announce", err)
+		return
+	}
+	h.stats.announcesOK.n.Add(1)
+	st.buf, st.scratch = appendAnnounce(st.buf[:0], st.scratch, &st.a, &st.resp)
+	writeBody(w, st.buf)
+}
+
+func (h *handler) scrape(w http.ResponseWriter, r *http.Request, st *reqState) {
+	var err error
+	st.hashes, err = parseScrape(r.URL.RawQuery, h.maxScrape, st.hashes)
+	switch {
+	case err != nil:
+	case len(st.hashes) > 0:
+		st.scrapes, err = h.tr.Scrape(r.Context(), st.hashes, st.scrapes)
+	case !h.fullScrape:
+		err = errNoFullScrape
+	default:
+		st.scrapes = st.scrapes[:0]
+		h.tr.ScrapeAll(r.Context(), func(s bittorrent.Scrape) bool {
+			st.scrapes = append(st.scrapes, s)
+			return true
+		})
+	}
+	if err != nil {
+		h.stats.scrapesFailed.n.Add(1)
+		h.writeFailure(w, st, "scrape", err)
+		return
+	}
+	h.stats.scrapesOK.n.Add(1)
+	st.buf = appendScrape(st.buf[:0], st.scrapes)
+	writeBody(w, st.buf)
+}
+
+// errNoFullScrape answers a scrape without info_hash when full_scrape is off.
+var errNoFullScrape = bittorrent.ClientError("full scrape is disabled: give info_hash")
+
+// writeFailure replies with a failure reason: the text of a ParseError or
+// ClientError, which are written for clients, or "internal error" for
+// anything else, which is logged (rate-limited) instead.
+func (h *handler) writeFailure(w http.ResponseWriter, st *reqState, op string, err error) {
+	reason := clientReason(err, st.scratch[:0])
+	if reason == nil {
+		reason = append(st.scratch[:0], "internal error"...)
+		if ok, suppressed := h.errLimit.allow(); ok {
+			h.log.LogAttrs(context.Background(), slog.LevelError, "request failed",
+				slog.String("op", op), slog.Any("err", err), slog.Uint64("suppressed", suppressed))
+		}
+	}
+	st.buf = appendFailure(st.buf[:0], reason)
+	st.scratch = reason[:0] // keep what it grew to
+	writeBody(w, st.buf)
+}
+
+// clientReason appends to dst the text of the ParseError or ClientError in
+// err's chain and returns it, or returns nil if there is none. It does not
+// allocate once dst has room: the usual, unwrapped errors are matched
+// without errors.As (whose target escapes), and a ParseError's text is
+// assembled in dst rather than by Error.
+func clientReason(err error, dst []byte) []byte {
+	pe, isParse := err.(*ParseError)
+	ce, isClient := err.(bittorrent.ClientError)
+	if !isParse && !isClient {
+		pe, isParse = errors.AsType[*ParseError](err)
+		ce, isClient = errors.AsType[bittorrent.ClientError](err)
+	}
+	switch {
+	case isParse:
+		dst = append(dst, pe.Op...)
+		dst = append(dst, ": "...)
+		dst = append(dst, pe.Field...)
+		dst = append(dst, ": "...)
+		return append(dst, pe.Msg...)
+	case isClient:
+		return append(dst, ce...)
+	}
+	return nil
+}
+
+// writeBody writes a complete 200 text/plain reply. A body of up to
+// 2048 bytes (net/http's buffer before it switches to chunked encoding)
+// gets its Content-Length from net/http at no cost; a longer one has it set
+// here, so that HTTP/1.0 keep-alive clients and proxies see a length.
+func writeBody(w http.ResponseWriter, body []byte) {
+	hdr := w.Header()
+	hdr["Content-Type"] = textPlain
+	if len(body) > 2048 {
+		hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
+	w.Write(body)
+}
+
+// rateLimit lets one event through per interval and counts the rest, for
+// log lines a client could otherwise trigger once per request.
+type rateLimit struct {
+	every      time.Duration
+	now        func() time.Time
+	next       atomic.Int64 // unix nanoseconds before which events are suppressed
+	suppressed atomic.Uint64
+}
+
+// allow reports whether the event may be logged, and how many were
+// suppressed since the last one that was.
+func (l *rateLimit) allow() (bool, uint64) {
+	now := l.now().UnixNano()
+	next := l.next.Load()
+	if now < next || !l.next.CompareAndSwap(next, now+int64(l.every)) {
+		l.suppressed.Add(1)
+		return false, 0
+	}
+	return true, l.suppressed.Swap(0)
+}

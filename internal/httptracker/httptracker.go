@@ -1,0 +1,140 @@
+// Package httptracker is warden's HTTP frontend: BEP 3 announces and
+// scrapes over HTTP/1.1, with the compact peer lists of BEP 23 and BEP 7
+// and the scrape convention of BEP 48. It owns the wire: parsing the query
+// string by hand (no url.Values, so a request costs no allocations of its
+// own), deciding the peer's address from the connection (and, only behind
+// trusted proxies, from X-Forwarded-For or X-Real-IP), and writing bencoded
+// replies. What a request may do is left to package tracker; where peers are
+// kept, to the swarm store.
+//
+// Every reply the tracker makes to a well-routed request is HTTP 200 with a
+// bencoded body, failures included ("d14:failure reason...e"), because
+// BitTorrent clients show the failure reason only on a 200.
+package httptracker
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Config configures the HTTP frontend. Durations are TOML strings such as
+// "5s".
+type Config struct {
+	// Listen is the TCP address to serve on, host:port; ":6969" means
+	// every address.
+	Listen string `toml:"listen"`
+	// TrustedProxies lists the reverse proxies, as CIDR prefixes
+	// ("10.0.0.0/8") or single addresses ("192.0.2.7"), whose
+	// X-Forwarded-For and X-Real-IP headers are believed. Empty means the
+	// headers are ignored and the peer's address is always the
+	// connection's source address, which is the only safe setting when
+	// clients reach warden directly.
+	TrustedProxies []string `toml:"trusted_proxies"`
+	// FullScrape allows a scrape with no info_hash, which lists every
+	// torrent. Off by default: it is costly and tells anyone what the
+	// tracker tracks.
+	FullScrape bool `toml:"full_scrape"`
+	// ReadHeaderTimeout bounds the time to read a request's header.
+	ReadHeaderTimeout time.Duration `toml:"read_header_timeout"`
+	// ReadTimeout bounds the time to read a whole request.
+	ReadTimeout time.Duration `toml:"read_timeout"`
+	// WriteTimeout bounds the time from the end of the request header to
+	// the end of the reply.
+	WriteTimeout time.Duration `toml:"write_timeout"`
+	// IdleTimeout is how long a keep-alive connection may wait for its
+	// next request.
+	IdleTimeout time.Duration `toml:"idle_timeout"`
+	// MaxHeaderBytes bounds the request line plus header (net/http allows
+	// a few KiB of slack on top).
+	MaxHeaderBytes int `toml:"max_header_bytes"`
+	// ShutdownTimeout is how long Run waits, once its context is done, for
+	// requests in flight to finish before closing their connections.
+	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
+}
+
+// DefaultConfig returns strict settings suitable for a tracker reached
+// directly by clients: no trusted proxies, no full scrape, short timeouts
+// and 8 KiB of header.
+func DefaultConfig() Config {
+	return Config{
+		Listen:            ":6969",
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    8 << 10,
+		ShutdownTimeout:   5 * time.Second,
+	}
+}
+
+// Validate returns an error naming the first setting that cannot work. It
+// never corrects a value.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fieldErr("listen", fmt.Sprintf("must be host:port, got %q", c.Listen))
+	}
+	if _, err := parseTrusted(c.TrustedProxies); err != nil {
+		return err
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"read_header_timeout", c.ReadHeaderTimeout},
+		{"read_timeout", c.ReadTimeout},
+		{"write_timeout", c.WriteTimeout},
+		{"idle_timeout", c.IdleTimeout},
+		{"shutdown_timeout", c.ShutdownTimeout},
+	} {
+		// net/http reads 0 as "no limit", which a public server
+		// must not have.
+		if d.v < 100*time.Millisecond || d.v > 10*time.Minute {
+			return fieldErr(d.name, fmt.Sprintf("must be between 100ms and 10m, got %v", d.v))
+		}
+	}
+	if c.ReadHeaderTimeout > c.ReadTimeout {
+		return fieldErr("read_header_timeout", fmt.Sprintf("must not exceed read_timeout (%v), got %v", c.ReadTimeout, c.ReadHeaderTimeout))
+	}
+	if c.MaxHeaderBytes < 1<<10 || c.MaxHeaderBytes > 1<<20 {
+		return fieldErr("max_header_bytes", fmt.Sprintf("must be between 1024 and 1048576, got %d", c.MaxHeaderBytes))
+	}
+	return nil
+}
+
+// parseTrusted parses the trusted_proxies setting. A bare address is a
+// prefix of one address. A prefix with host bits set ("10.0.0.1/8") or an
+// IPv4-mapped IPv6 prefix (which would never match, since source addresses
+// are unmapped) is refused rather than guessed at.
+func parseTrusted(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for i, s := range list {
+		field := fmt.Sprintf("trusted_proxies[%d]", i)
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fieldErr(field, fmt.Sprintf("must be an address or CIDR prefix, got %q", s))
+			}
+			if a.Zone() != "" {
+				return nil, fieldErr(field, fmt.Sprintf("must not have a zone, got %q", s))
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Addr().Is4In6() {
+			return nil, fieldErr(field, fmt.Sprintf("IPv4-mapped prefix %q never matches; write the IPv4 form", s))
+		}
+		if p != p.Masked() {
+			return nil, fieldErr(field, fmt.Sprintf("%q has host bits set; did you mean %s?", s, p.Masked()))
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+type configError struct{ field, msg string }
+
+func (e *configError) Error() string { return "httptracker: " + e.field + ": " + e.msg }
+
+func fieldErr(field, msg string) error { return &configError{field, msg} }

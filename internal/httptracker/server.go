@@ -1,0 +1,205 @@
+package httptracker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	stdlog "log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"warden/internal/tracker"
+)
+
+// Server is the HTTP tracker bound to one TCP listener.
+type Server struct {
+	cfg     Config
+	ln      net.Listener
+	addr    netip.AddrPort
+	h       *handler
+	srv     *http.Server
+	log     *slog.Logger
+	running atomic.Bool
+
+	fresh freshConns
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// freshConns tracks the connections that have not yet sent a whole
+// request header. Once Shutdown has begun, net/http would drop such a
+// request unanswered when its header completes, yet it waits for the
+// connection (up to 5 s) before counting it idle; so a port scanner or a
+// slow client could hold up every stop. Run closes them at once instead.
+type freshConns struct {
+	mu    sync.Mutex // guards conns
+	conns map[net.Conn]struct{}
+}
+
+// track is the http.Server's ConnState hook.
+func (f *freshConns) track(c net.Conn, st http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if st == http.StateNew {
+		if f.conns == nil {
+			f.conns = make(map[net.Conn]struct{})
+		}
+		f.conns[c] = struct{}{}
+	} else {
+		delete(f.conns, c)
+	}
+}
+
+// closeAll closes every fresh connection. Called once Shutdown has begun
+// (from RegisterOnShutdown), it cuts no request that would be answered:
+// a connection still listed here has not yet passed net/http's
+// shutting-down check, which comes after its state leaves StateNew.
+func (f *freshConns) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		c.Close()
+		delete(f.conns, c)
+	}
+}
+
+// Listen validates cfg and binds addr now (cfg.Listen if addr is empty), so
+// that a port in use is reported before anything runs and ":0" picks a free
+// port (see Addr). It starts no goroutine: call Run to serve, or Close to
+// release the port without serving. The error names the config field or
+// the address that failed.
+func Listen(addr string, tr *tracker.Tracker, cfg Config, log *slog.Logger) (*Server, error) {
+	if addr == "" {
+		addr = cfg.Listen
+	} else {
+		cfg.Listen = addr
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	trusted, err := parseTrusted(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("httptracker: listen %s: %w", addr, err)
+	}
+	log = log.With("component", "httptracker")
+	h := newHandler(tr, trusted, cfg.FullScrape, log)
+	s := &Server{
+		cfg:  cfg,
+		ln:   ln,
+		addr: ln.Addr().(*net.TCPAddr).AddrPort(),
+		h:    h,
+		log:  log,
+	}
+	s.addr = netip.AddrPortFrom(s.addr.Addr().Unmap(), s.addr.Port())
+	s.srv = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		// net/http logs its own troubles (accept errors when out of
+		// file descriptors, recovered panics); they go to our logger
+		// at Warn, at most one line a second.
+		ErrorLog:  stdlog.New(&httpErrorLog{log: log, limit: rateLimit{every: time.Second, now: time.Now}}, "", 0),
+		ConnState: s.fresh.track,
+	}
+	s.srv.RegisterOnShutdown(s.fresh.closeAll)
+	return s, nil
+}
+
+// Addr returns the address the server is bound to, with the port chosen by
+// the system if ":0" was asked for.
+func (s *Server) Addr() netip.AddrPort { return s.addr }
+
+// Handler returns the server's request handler, for tests through
+// net/http/httptest. Requests served through it count in Stats. It reads
+// the peer's address from Request.RemoteAddr, which must be ip:port.
+func (s *Server) Handler() http.Handler { return s.h }
+
+// Stats returns the request counters. It does not block or allocate.
+func (s *Server) Stats() Stats {
+	c := &s.h.stats
+	return Stats{
+		AnnouncesOK:     c.announcesOK.n.Load(),
+		AnnouncesFailed: c.announcesFailed.n.Load(),
+		ScrapesOK:       c.scrapesOK.n.Load(),
+		ScrapesFailed:   c.scrapesFailed.n.Load(),
+		BadRequests:     c.badRequests.n.Load(),
+	}
+}
+
+// Run serves until ctx is done, then stops accepting, waits up to
+// ShutdownTimeout for requests in flight (those whose header was read) to
+// be answered, and returns nil. Idle keep-alive connections, and those
+// that have not sent a whole request header, are closed at once. If
+// requests are still running at the deadline their connections are closed
+// and the error says so; if serving fails before ctx is done (or Close is called) Run returns
+// that error (nil for Close). Run may be called once.
+func (s *Server) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("httptracker: Run called twice")
+	}
+	s.log.Info("serving", "addr", s.addr.String(), "trusted_proxies", s.cfg.TrustedProxies, "full_scrape", s.cfg.FullScrape)
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("httptracker: serve %s: %w", s.addr, err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := s.srv.Shutdown(sctx)
+	<-errc
+	if err != nil {
+		s.srv.Close()
+		return fmt.Errorf("httptracker: shutdown: %w", err)
+	}
+	s.log.Info("stopped", "addr", s.addr.String())
+	return nil
+}
+
+// Close closes the listener and every connection at once, without waiting
+// for requests in flight; Run then returns nil. It is idempotent and safe
+// to call whether or not Run was.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.closeErr = s.srv.Close()
+		// Serve closes the listener it was given, but Run may never have
+		// handed it over.
+		if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) && s.closeErr == nil {
+			s.closeErr = err
+		}
+	})
+	return s.closeErr
+}
+
+// httpErrorLog turns net/http's log lines into rate-limited slog records:
+// some of them (accept errors under a connection flood) an attacker can
+// trigger at will.
+type httpErrorLog struct {
+	log   *slog.Logger
+	limit rateLimit
+}
+
+func (l *httpErrorLog) Write(p []byte) (int, error) {
+	if ok, suppressed := l.limit.allow(); ok {
+		l.log.Warn("net/http: "+strings.TrimSpace(string(p)), "suppressed", suppressed)
+	}
+	return len(p), nil
+}

@@ -1,0 +1,34 @@
+//go:build !linux
+
+package loadgen
+
+import "net"
+
+// connIO is batchIO one datagram per system call, where recvmmsg and
+// sendmmsg are missing.
+type connIO struct {
+	c    *net.UDPConn
+	bufs [][]byte
+}
+
+func newBatchIO(c *net.UDPConn, recvBufs [][]byte, _ int) (batchIO, error) {
+	return &connIO{c: c, bufs: recvBufs}, nil
+}
+
+func (c *connIO) recv(lens []int) (int, error) {
+	n, err := c.c.Read(c.bufs[0])
+	if err != nil {
+		return 0, err
+	}
+	lens[0] = n
+	return 1, nil
+}
+
+func (c *connIO) send(parts, _ [][]byte) (int, error) {
+	for i, p := range parts {
+		if _, err := c.c.Write(p); err != nil {
+			return i, err
+		}
+	}
+	return len(parts), nil
+}

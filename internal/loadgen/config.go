@@ -1,0 +1,395 @@
+package loadgen
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Protocol is the tracker protocol a run speaks.
+type Protocol string
+
+// The protocols Run speaks.
+const (
+	UDP  Protocol = "udp"  // BEP 15
+	HTTP Protocol = "http" // BEP 3 and 23, plain HTTP/1.1 without TLS
+)
+
+// Scenario is the mix of requests a run sends.
+type Scenario string
+
+// The scenarios Run knows.
+const (
+	ScenarioAnnounce Scenario = "announce" // announces only
+	ScenarioScrape   Scenario = "scrape"   // scrapes only
+	ScenarioMixed    Scenario = "mixed"    // announces, with a fraction ScrapeFraction of scrapes
+)
+
+// Limits that Validate enforces. They keep a run bounded in memory, time and
+// packets even when a flag is mistyped.
+const (
+	MaxWorkers      = 1024
+	MaxWindow       = 4096 // requests in flight per UDP worker
+	MaxDuration     = 24 * time.Hour
+	MaxWarmup       = time.Hour
+	MaxTimeout      = time.Minute
+	MaxScrapeHashes = 74 // what fits a 1500-byte datagram (BEP 15)
+	MaxNumWant      = 1000
+	MaxPeers        = 1 << 24 // torrents × peers per torrent
+)
+
+// Config describes one load run. Start from DefaultConfig: its zero value is
+// not valid.
+type Config struct {
+	// UDP is the BEP 15 tracker to load, as host:port. The host is a
+	// literal IP or "localhost"; any other name needs AllowRemote and is
+	// resolved once, when the run starts.
+	UDP string
+	// HTTP is the announce URL, e.g. http://127.0.0.1:6969/announce, with
+	// the same rule for its host. Scrapes go to the BEP 48 scrape URL: the
+	// last "announce" in the path replaced by "scrape". https is not
+	// supported.
+	HTTP string
+	// Protocol chooses which of UDP and HTTP the run loads.
+	Protocol Protocol
+	// Scenario is the mix of requests.
+	Scenario Scenario
+	// ScrapeFraction is the share of scrapes in ScenarioMixed, 0 to 1.
+	ScrapeFraction float64
+	// ScrapeHashes is the number of info hashes in one scrape, 1 to 74.
+	ScrapeHashes int
+
+	// Torrents is the number of legit info hashes used. With HashesFile, 0
+	// means every hash in the file and more than the file holds is an
+	// error; without it, that many hashes are made by GenerateHashes.
+	Torrents int
+	// PeersPerTorrent is the number of simulated peers in each torrent.
+	// Each peer has its own peer ID and port, and announces "started"
+	// the first time and no event after that; one peer in four is a
+	// seeder.
+	PeersPerTorrent int
+	// HashesFile, if set, holds the legit info hashes: 40 (or 64) hex
+	// digits per line; blank lines and lines starting with # are skipped.
+	HashesFile string
+	// UnknownFraction is the share of requests (of info hashes, in a
+	// scrape) that use a fresh random info hash instead of a legit one, 0
+	// to 1.
+	UnknownFraction float64
+	// NumWant is the numwant sent in announces, 0 to 1000; -1 sends the
+	// protocol's "default" (-1 over UDP, no numwant parameter over HTTP).
+	NumWant int
+
+	// Workers is the number of concurrent clients. Each owns one socket
+	// (UDP) or one keep-alive connection at a time (HTTP), bound to its
+	// own source address from Sources.
+	Workers int
+	// Window is how many requests each UDP worker keeps in flight. HTTP
+	// workers have one request in flight each.
+	Window int
+	// Rate is the target number of requests per second over all workers,
+	// 0 for as many as the workers can send. It is an upper bound: when
+	// the target answers slowly, windows fill up and fewer are sent.
+	Rate float64
+	// Warmup is sent before measuring starts; its requests and replies
+	// are not counted.
+	Warmup time.Duration
+	// Duration is how long the measured part sends requests, after Warmup.
+	// In-flight requests then get up to Timeout to be answered.
+	Duration time.Duration
+	// MaxRequests caps the announce and scrape requests sent, warm-up
+	// included; the run stops sending once it is reached.
+	MaxRequests int64
+	// Timeout is how long a request may wait for its reply before it
+	// counts as timed out.
+	Timeout time.Duration
+	// NoGSO stops UDP workers from sending a batch of equal-length
+	// requests as one GSO super-packet (Linux). The target receives the
+	// same datagrams either way; GSO only makes sending cheaper.
+	NoGSO bool
+
+	// Sources is the range of local addresses to send from. Worker i binds
+	// to the (i+1)-th address of the range, wrapping around if the range
+	// is smaller than Workers, so the target sees up to Workers distinct
+	// sources. On Linux any address of 127.0.0.0/8 can be bound without
+	// configuration; ::1 is the only IPv6 loopback address. The zero
+	// Prefix lets the kernel choose.
+	Sources netip.Prefix
+	// AllowRemote permits targets and sources outside loopback. Without
+	// it, Validate refuses them, so a typo cannot load someone else's
+	// server.
+	AllowRemote bool
+}
+
+// DefaultConfig returns a short UDP announce run with 16 workers.
+func DefaultConfig() Config {
+	return Config{
+		Protocol:        UDP,
+		Scenario:        ScenarioAnnounce,
+		ScrapeFraction:  0.2,
+		ScrapeHashes:    1,
+		Torrents:        1000,
+		PeersPerTorrent: 50,
+		NumWant:         50,
+		Workers:         16,
+		Window:          8,
+		Warmup:          time.Second,
+		Duration:        10 * time.Second,
+		MaxRequests:     100_000_000,
+		Timeout:         time.Second,
+	}
+}
+
+// ConfigError names the field of a Config that Validate rejected.
+type ConfigError struct {
+	Field, Msg string
+}
+
+func (e *ConfigError) Error() string { return "loadgen: " + e.Field + ": " + e.Msg }
+
+func errField(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Validate returns a *ConfigError naming the first field that cannot work,
+// or nil. It never changes c and does no I/O: host names other than
+// "localhost" are only resolved by Run.
+func (c *Config) Validate() error {
+	switch c.Protocol {
+	case UDP:
+		if _, err := parseUDPTarget(c.UDP, c.AllowRemote); err != nil {
+			return err
+		}
+	case HTTP:
+		if _, err := parseHTTPTarget(c.HTTP, c.AllowRemote); err != nil {
+			return err
+		}
+	default:
+		return errField("protocol", "must be udp or http, got %q", c.Protocol)
+	}
+	switch c.Scenario {
+	case ScenarioAnnounce, ScenarioScrape, ScenarioMixed:
+	default:
+		return errField("scenario", "must be announce, scrape or mixed, got %q", c.Scenario)
+	}
+	if c.Protocol == HTTP && c.Scenario != ScenarioAnnounce {
+		t, _ := parseHTTPTarget(c.HTTP, c.AllowRemote)
+		if t.scrapePrefix == "" {
+			return errField("http", "path %q has no \"announce\" to derive a scrape URL from (BEP 48)", t.path)
+		}
+	}
+	if !fraction(c.ScrapeFraction) {
+		return errField("scrape_fraction", "must be 0-1, got %v", c.ScrapeFraction)
+	}
+	if c.ScrapeHashes < 1 || c.ScrapeHashes > MaxScrapeHashes {
+		return errField("scrape_hashes", "must be 1-%d, got %d", MaxScrapeHashes, c.ScrapeHashes)
+	}
+	if c.Torrents < 0 || (c.Torrents == 0 && c.HashesFile == "") {
+		return errField("torrents", "must be at least 1 (or 0 with a hashes file, for all of it), got %d", c.Torrents)
+	}
+	if c.PeersPerTorrent < 1 {
+		return errField("peers", "must be at least 1, got %d", c.PeersPerTorrent)
+	}
+	if int64(c.Torrents)*int64(c.PeersPerTorrent) > MaxPeers {
+		return errField("peers", "torrents × peers must be at most %d, got %d", MaxPeers, int64(c.Torrents)*int64(c.PeersPerTorrent))
+	}
+	if !fraction(c.UnknownFraction) {
+		return errField("unknown_fraction", "must be 0-1, got %v", c.UnknownFraction)
+	}
+	if c.NumWant < -1 || c.NumWant > MaxNumWant {
+		return errField("numwant", "must be -1 (default) to %d, got %d", MaxNumWant, c.NumWant)
+	}
+	if c.Workers < 1 || c.Workers > MaxWorkers {
+		return errField("workers", "must be 1-%d, got %d", MaxWorkers, c.Workers)
+	}
+	if c.Window < 1 || c.Window > MaxWindow {
+		return errField("window", "must be 1-%d, got %d", MaxWindow, c.Window)
+	}
+	if math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) || c.Rate < 0 {
+		return errField("rate", "must be 0 (unlimited) or a positive number, got %v", c.Rate)
+	}
+	if c.Warmup < 0 || c.Warmup > MaxWarmup {
+		return errField("warmup", "must be 0-%v, got %v", MaxWarmup, c.Warmup)
+	}
+	if c.Duration <= 0 || c.Duration > MaxDuration {
+		return errField("duration", "must be more than 0 and at most %v, got %v", MaxDuration, c.Duration)
+	}
+	if c.MaxRequests < 1 {
+		return errField("max_requests", "must be at least 1, got %d", c.MaxRequests)
+	}
+	if c.Timeout <= 0 || c.Timeout > MaxTimeout {
+		return errField("timeout", "must be more than 0 and at most %v, got %v", MaxTimeout, c.Timeout)
+	}
+	if c.Sources.IsValid() {
+		if err := c.checkSources(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fraction(f float64) bool { return f >= 0 && f <= 1 } // false for NaN
+
+func (c *Config) checkSources() error {
+	p := c.Sources
+	if p.Addr().Zone() != "" {
+		return errField("sources", "zones are not supported: %v", p)
+	}
+	if p.Addr().Is4In6() {
+		return errField("sources", "use the IPv4 form, not %v", p)
+	}
+	if !c.AllowRemote && !loopbackPrefix(p) {
+		return errField("sources", "%v is not loopback (127.0.0.0/8 or ::1); pass AllowRemote (--allow-remote) to send from other addresses", p)
+	}
+	var target netip.Addr
+	switch c.Protocol {
+	case UDP:
+		t, _ := parseUDPTarget(c.UDP, c.AllowRemote)
+		target = t.Addr()
+	case HTTP:
+		t, _ := parseHTTPTarget(c.HTTP, c.AllowRemote)
+		target = t.addr.Addr()
+	}
+	if target.IsValid() && target.Is4() != p.Addr().Is4() {
+		return errField("sources", "%v is not of the target's address family (%v)", p, target)
+	}
+	return nil
+}
+
+// loopbackPrefix reports whether every address of p is a loopback address.
+func loopbackPrefix(p netip.Prefix) bool {
+	if p.Addr().Is4() {
+		return p.Bits() >= 8 && p.Addr().IsLoopback()
+	}
+	return p.Bits() == 128 && p.Addr().IsLoopback()
+}
+
+// parseHost parses the host part of a target. It returns the zero Addr for
+// a name that Run must resolve, which only AllowRemote permits.
+func parseHost(field, host string, allowRemote bool) (netip.Addr, error) {
+	if host == "" {
+		return netip.Addr{}, errField(field, "missing host")
+	}
+	if strings.EqualFold(host, "localhost") {
+		return netip.AddrFrom4([4]byte{127, 0, 0, 1}), nil
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		if !allowRemote {
+			return netip.Addr{}, errField(field, "host %q must be a loopback IP or localhost; pass AllowRemote (--allow-remote) for other hosts", host)
+		}
+		return netip.Addr{}, nil
+	}
+	if a.Zone() != "" {
+		return netip.Addr{}, errField(field, "zones are not supported: %q", host)
+	}
+	a = a.Unmap()
+	if !allowRemote && !a.IsLoopback() {
+		return netip.Addr{}, errField(field, "%v is not a loopback address; pass AllowRemote (--allow-remote) to load another host", a)
+	}
+	if a.IsUnspecified() || a.IsMulticast() {
+		return netip.Addr{}, errField(field, "%v cannot be a target", a)
+	}
+	return a, nil
+}
+
+func parsePort(field, s string) (uint16, error) {
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || n == 0 {
+		return 0, errField(field, "port must be 1-65535, got %q", s)
+	}
+	return uint16(n), nil
+}
+
+// udpTarget is a parsed Config.UDP: either an address, or a host name to
+// resolve (only with AllowRemote).
+type udpTarget struct {
+	netip.AddrPort
+	host string // set when the address must be resolved
+	port uint16
+}
+
+func parseUDPTarget(s string, allowRemote bool) (udpTarget, error) {
+	if s == "" {
+		return udpTarget{}, errField("udp", "missing target address (host:port)")
+	}
+	host, portStr, err := net.SplitHostPort(s)
+	if err != nil {
+		return udpTarget{}, errField("udp", "%v", err)
+	}
+	port, err := parsePort("udp", portStr)
+	if err != nil {
+		return udpTarget{}, err
+	}
+	a, err := parseHost("udp", host, allowRemote)
+	if err != nil {
+		return udpTarget{}, err
+	}
+	if !a.IsValid() {
+		return udpTarget{host: host, port: port}, nil
+	}
+	return udpTarget{AddrPort: netip.AddrPortFrom(a, port)}, nil
+}
+
+// httpTarget is a parsed Config.HTTP.
+type httpTarget struct {
+	addr           netip.AddrPort // zero when host must be resolved
+	host           string         // the URL's host, as sent in the Host header
+	name           string         // host name to resolve, if addr is zero
+	port           uint16
+	path           string // the URL's escaped path
+	announcePrefix string // request target up to the query parameters: path?[own query&]
+	scrapePrefix   string // the same for the scrape URL; "" when the path has no "announce"
+}
+
+func parseHTTPTarget(s string, allowRemote bool) (httpTarget, error) {
+	if s == "" {
+		return httpTarget{}, errField("http", "missing announce URL")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return httpTarget{}, errField("http", "%v", err)
+	}
+	if u.Scheme != "http" {
+		return httpTarget{}, errField("http", "scheme must be http, got %q", u.Scheme)
+	}
+	if u.User != nil || u.Fragment != "" {
+		return httpTarget{}, errField("http", "URL must not have user info or a fragment")
+	}
+	portStr := u.Port()
+	if portStr == "" {
+		portStr = "80"
+	}
+	port, err := parsePort("http", portStr)
+	if err != nil {
+		return httpTarget{}, err
+	}
+	a, err := parseHost("http", u.Hostname(), allowRemote)
+	if err != nil {
+		return httpTarget{}, err
+	}
+	t := httpTarget{host: u.Host, port: port}
+	if a.IsValid() {
+		t.addr = netip.AddrPortFrom(a, port)
+	} else {
+		t.name = u.Hostname()
+	}
+	path := u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	t.path = path
+	query := "?"
+	if u.RawQuery != "" {
+		query = "?" + u.RawQuery + "&"
+	}
+	t.announcePrefix = path + query
+	if i := strings.LastIndex(path, "announce"); i >= 0 {
+		t.scrapePrefix = path[:i] + "scrape" + path[i+len("announce"):] + query
+	}
+	return t, nil
+}

@@ -1,0 +1,187 @@
+package loadgen
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidate(t *testing.T) {
+	udp := func(f func(*Config)) Config {
+		c := DefaultConfig()
+		c.UDP = "127.0.0.1:6969"
+		if f != nil {
+			f(&c)
+		}
+		return c
+	}
+	http := func(url string, f func(*Config)) Config {
+		c := DefaultConfig()
+		c.Protocol, c.HTTP = HTTP, url
+		if f != nil {
+			f(&c)
+		}
+		return c
+	}
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string // "" means valid
+	}{
+		{name: "default udp", cfg: udp(nil)},
+		{name: "localhost", cfg: udp(func(c *Config) { c.UDP = "localhost:6969" })},
+		{name: "any 127/8", cfg: udp(func(c *Config) { c.UDP = "127.9.8.7:1" })},
+		{name: "ipv6 loopback", cfg: udp(func(c *Config) { c.UDP = "[::1]:6969"; c.Sources = netip.MustParsePrefix("::1/128") })},
+		{name: "mapped loopback", cfg: udp(func(c *Config) { c.UDP = "[::ffff:127.0.0.1]:6969" })},
+		{name: "http", cfg: http("http://127.0.0.1:6969/announce", nil)},
+		{name: "http mixed", cfg: http("http://localhost:6969/announce?passkey=x", func(c *Config) { c.Scenario = ScenarioMixed })},
+		{name: "sources", cfg: udp(func(c *Config) { c.Sources = netip.MustParsePrefix("127.1.0.0/16") })},
+		{name: "hashes file, all of it", cfg: udp(func(c *Config) { c.Torrents = 0; c.HashesFile = "x" })},
+
+		{name: "remote udp refused", cfg: udp(func(c *Config) { c.UDP = "192.0.2.1:6969" }), wantErr: "loadgen: udp: 192.0.2.1 is not a loopback address; pass AllowRemote (--allow-remote) to load another host"},
+		{name: "remote ipv6 refused", cfg: udp(func(c *Config) { c.UDP = "[2001:db8::1]:6969" }), wantErr: "not a loopback address"},
+		{name: "remote name refused", cfg: udp(func(c *Config) { c.UDP = "tracker.example.org:6969" }), wantErr: `loadgen: udp: host "tracker.example.org" must be a loopback IP or localhost`},
+		{name: "remote http refused", cfg: http("http://192.0.2.1/announce", nil), wantErr: "loadgen: http: 192.0.2.1 is not a loopback address"},
+		{name: "remote http name refused", cfg: http("http://tracker.example.org:80/announce", nil), wantErr: `host "tracker.example.org" must be a loopback IP`},
+		{name: "remote sources refused", cfg: udp(func(c *Config) { c.Sources = netip.MustParsePrefix("10.0.0.0/24") }), wantErr: "loadgen: sources: 10.0.0.0/24 is not loopback"},
+		{name: "wider than loopback refused", cfg: udp(func(c *Config) { c.Sources = netip.MustParsePrefix("127.0.0.0/7") }), wantErr: "is not loopback"},
+		{name: "ipv6 range refused", cfg: udp(func(c *Config) { c.UDP = "[::1]:1"; c.Sources = netip.MustParsePrefix("::/127") }), wantErr: "is not loopback"},
+		{name: "remote allowed", cfg: udp(func(c *Config) { c.UDP = "192.0.2.1:6969"; c.AllowRemote = true })},
+		{name: "remote name allowed", cfg: udp(func(c *Config) { c.UDP = "tracker.example.org:6969"; c.AllowRemote = true })},
+		{name: "remote sources allowed", cfg: udp(func(c *Config) {
+			c.UDP = "192.0.2.1:6969"
+			c.Sources = netip.MustParsePrefix("192.0.2.10/32")
+			c.AllowRemote = true
+		})},
+
+		{name: "no target", cfg: udp(func(c *Config) { c.UDP = "" }), wantErr: "loadgen: udp: missing target address"},
+		{name: "no port", cfg: udp(func(c *Config) { c.UDP = "127.0.0.1" }), wantErr: "loadgen: udp: address 127.0.0.1: missing port in address"},
+		{name: "port zero", cfg: udp(func(c *Config) { c.UDP = "127.0.0.1:0" }), wantErr: `loadgen: udp: port must be 1-65535, got "0"`},
+		{name: "unspecified", cfg: udp(func(c *Config) { c.UDP = "0.0.0.0:1"; c.AllowRemote = true }), wantErr: "cannot be a target"},
+		{name: "https", cfg: http("https://127.0.0.1/announce", nil), wantErr: `loadgen: http: scheme must be http, got "https"`},
+		{name: "http scrape without announce", cfg: http("http://127.0.0.1/a", func(c *Config) { c.Scenario = ScenarioScrape }), wantErr: "has no \"announce\""},
+		{name: "protocol", cfg: udp(func(c *Config) { c.Protocol = "tcp" }), wantErr: `loadgen: protocol: must be udp or http, got "tcp"`},
+		{name: "scenario", cfg: udp(func(c *Config) { c.Scenario = "storm" }), wantErr: "loadgen: scenario: must be announce, scrape or mixed"},
+		{name: "family mismatch", cfg: udp(func(c *Config) { c.Sources = netip.MustParsePrefix("::1/128") }), wantErr: "loadgen: sources: ::1/128 is not of the target's address family"},
+		{name: "workers", cfg: udp(func(c *Config) { c.Workers = 0 }), wantErr: "loadgen: workers: must be 1-1024, got 0"},
+		{name: "too many workers", cfg: udp(func(c *Config) { c.Workers = MaxWorkers + 1 }), wantErr: "loadgen: workers"},
+		{name: "window", cfg: udp(func(c *Config) { c.Window = MaxWindow + 1 }), wantErr: "loadgen: window"},
+		{name: "duration zero", cfg: udp(func(c *Config) { c.Duration = 0 }), wantErr: "loadgen: duration: must be more than 0"},
+		{name: "duration unbounded", cfg: udp(func(c *Config) { c.Duration = 25 * time.Hour }), wantErr: "loadgen: duration"},
+		{name: "warmup negative", cfg: udp(func(c *Config) { c.Warmup = -1 }), wantErr: "loadgen: warmup"},
+		{name: "no request cap", cfg: udp(func(c *Config) { c.MaxRequests = 0 }), wantErr: "loadgen: max_requests: must be at least 1, got 0"},
+		{name: "timeout", cfg: udp(func(c *Config) { c.Timeout = 0 }), wantErr: "loadgen: timeout"},
+		{name: "rate negative", cfg: udp(func(c *Config) { c.Rate = -1 }), wantErr: "loadgen: rate"},
+		{name: "unknown fraction", cfg: udp(func(c *Config) { c.UnknownFraction = 1.5 }), wantErr: "loadgen: unknown_fraction: must be 0-1, got 1.5"},
+		{name: "numwant", cfg: udp(func(c *Config) { c.NumWant = -2 }), wantErr: "loadgen: numwant"},
+		{name: "scrape hashes", cfg: udp(func(c *Config) { c.ScrapeHashes = 75 }), wantErr: "loadgen: scrape_hashes: must be 1-74, got 75"},
+		{name: "torrents", cfg: udp(func(c *Config) { c.Torrents = 0 }), wantErr: "loadgen: torrents"},
+		{name: "peers", cfg: udp(func(c *Config) { c.PeersPerTorrent = 0 }), wantErr: "loadgen: peers: must be at least 1"},
+		{name: "population", cfg: udp(func(c *Config) { c.Torrents, c.PeersPerTorrent = 1<<20, 1<<10 }), wantErr: "loadgen: peers: torrents × peers"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := tt.cfg
+			err := tt.cfg.Validate()
+			if tt.cfg != before {
+				t.Errorf("Validate changed the config")
+			}
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("Validate() = %v, want nil", err)
+			case tt.wantErr != "" && err == nil:
+				t.Fatalf("Validate() = nil, want %q", tt.wantErr)
+			case tt.wantErr != "" && !strings.Contains(err.Error(), tt.wantErr):
+				t.Fatalf("Validate() = %q, want it to contain %q", err, tt.wantErr)
+			}
+			if err != nil {
+				var ce *ConfigError
+				if !errors.As(err, &ce) {
+					t.Errorf("Validate() = %T, want *ConfigError", err)
+				}
+			}
+		})
+	}
+}
+
+// Run must refuse a remote target before sending anything, even to resolve
+// a name.
+func TestRunRefusesRemote(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.UDP = "192.0.2.1:6969"
+	rep, err := Run(t.Context(), cfg)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Field != "udp" {
+		t.Fatalf("Run(remote) = %+v, %v; want a *ConfigError for udp", rep, err)
+	}
+}
+
+func TestParseHTTPTarget(t *testing.T) {
+	tests := []struct {
+		url, announce, scrape, host string
+	}{
+		{"http://127.0.0.1:6969/announce", "/announce?", "/scrape?", "127.0.0.1:6969"},
+		{"http://localhost/announce.php?pk=a%20b", "/announce.php?pk=a%20b&", "/scrape.php?pk=a%20b&", "localhost"},
+		{"http://127.0.0.1:1/x/announce/y", "/x/announce/y?", "/x/scrape/y?", "127.0.0.1:1"},
+		{"http://127.0.0.1:1/a", "/a?", "", "127.0.0.1:1"},
+		{"http://127.0.0.1:1", "/?", "", "127.0.0.1:1"},
+		{"http://[::1]:8080/announce", "/announce?", "/scrape?", "[::1]:8080"},
+	}
+	for _, tt := range tests {
+		got, err := parseHTTPTarget(tt.url, false)
+		if err != nil {
+			t.Errorf("parseHTTPTarget(%q) error %v", tt.url, err)
+			continue
+		}
+		if got.announcePrefix != tt.announce || got.scrapePrefix != tt.scrape || got.host != tt.host {
+			t.Errorf("parseHTTPTarget(%q) = announce %q, scrape %q, host %q; want %q, %q, %q",
+				tt.url, got.announcePrefix, got.scrapePrefix, got.host, tt.announce, tt.scrape, tt.host)
+		}
+	}
+}
+
+func TestSourceAddrs(t *testing.T) {
+	tests := []struct {
+		prefix       string
+		n            int
+		want         string
+		wantDistinct int
+	}{
+		{"127.1.0.0/16", 3, "127.1.0.1 127.1.0.2 127.1.0.3", 3},
+		{"127.1.0.7/30", 5, "127.1.0.5 127.1.0.6 127.1.0.5 127.1.0.6 127.1.0.5", 2}, // masked; no .4 or .7
+		{"127.0.0.1/32", 3, "127.0.0.1 127.0.0.1 127.0.0.1", 1},
+		{"127.0.0.2/31", 3, "127.0.0.2 127.0.0.3 127.0.0.2", 2},
+		{"::1/128", 2, "::1 ::1", 1},
+	}
+	for _, tt := range tests {
+		got, distinct := sourceAddrs(netip.MustParsePrefix(tt.prefix), tt.n)
+		var s []string
+		for _, a := range got {
+			s = append(s, a.String())
+		}
+		if strings.Join(s, " ") != tt.want || distinct != tt.wantDistinct {
+			t.Errorf("sourceAddrs(%s, %d) = %v, %d; want %s, %d", tt.prefix, tt.n, s, distinct, tt.want, tt.wantDistinct)
+		}
+	}
+	if got, n := sourceAddrs(netip.Prefix{}, 4); got != nil || n != 0 {
+		t.Errorf("sourceAddrs(zero) = %v, %d; want nil, 0", got, n)
+	}
+}
+
+func TestReadHashes(t *testing.T) {
+	in := "# whitelist\n\n" + strings.Repeat("ab", 20) + "\n  " + strings.Repeat("CD", 32) + "  \n"
+	hs, err := ReadHashes(strings.NewReader(in))
+	if err != nil || len(hs) != 2 || hs[0][0] != 0xab || hs[1][19] != 0xcd {
+		t.Fatalf("ReadHashes = %v, %v; want two hashes", hs, err)
+	}
+	_, err = ReadHashes(strings.NewReader(strings.Repeat("ab", 20) + "\nnope\n"))
+	if err == nil || !strings.HasPrefix(err.Error(), "line 2: ") {
+		t.Errorf("ReadHashes(bad line 2) = %v, want an error naming line 2", err)
+	}
+	a, b := GenerateHashes(3), GenerateHashes(3)
+	if a[0] != b[0] || a[0] == a[1] {
+		t.Errorf("GenerateHashes is not deterministic and distinct: %v %v", a, b)
+	}
+}

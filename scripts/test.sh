@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs warden's whole test suite: formatting, vet, staticcheck, and every Go
+# test with the race detector, including the end-to-end tests that drive
+# real BitTorrent clients. Installs the Debian packages those tests need
+# when they are missing (as root, or through sudo).
+#
+# Usage: scripts/test.sh [extra go test flags]   e.g. scripts/test.sh -short
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The real BitTorrent clients the end-to-end tests drive.
+packages=(aria2 transmission-cli python3-libtorrent qbittorrent-nox)
+missing=()
+for pkg in "${packages[@]}"; do
+	if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then
+		missing+=("$pkg")
+	fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "test.sh: installing ${missing[*]}"
+	sudo=""
+	if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -qq
+	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+echo "test.sh: gofmt"
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+echo "test.sh: go vet"
+go vet ./...
+echo "test.sh: staticcheck"
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+echo "test.sh: go test"
+go test -race -count=1 -timeout 15m "$@" ./...
