@@ -2,6 +2,7 @@
 // publishers who share their own content.
 //
 //	warden serve [flags]     run the tracker
+//	warden registry ...      manage the torrents it tracks
 //	warden load [flags]      load-test a tracker
 //	warden version           print the version
 //	warden help [command]    explain a command
@@ -29,6 +30,7 @@ usage: warden <command> [flags]
 
 commands:
   serve     run the tracker (HTTP and UDP, plus the admin API)
+  registry  add, revoke, restore and list the torrents warden tracks
   load      load-test a tracker you operate (loopback only by default)
   version   print the version
   help      print help for a command: warden help serve
@@ -69,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runServe(ctx, rest, stdout, stderr)
 	case "load":
 		return runLoad(ctx, rest, stdout, stderr)
+	case "registry":
+		return runRegistry(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "warden", versionString())
 		return nil
@@ -78,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return nil
 		}
 		switch rest[0] {
-		case "serve", "load":
+		case "serve", "load", "registry":
 			return run(ctx, []string{rest[0], "-h"}, stdout, stdout)
 		case "version", "help":
 			fmt.Fprint(stdout, usage)

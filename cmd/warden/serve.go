@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"warden/internal/admin"
 	"warden/internal/config"
 	"warden/internal/httptracker"
+	"warden/internal/registry"
 	"warden/internal/swarm"
 	"warden/internal/swarm/memswarm"
 	"warden/internal/tracker"
@@ -45,7 +47,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	httpAddr := fs.String("http", def.HTTP.Listen, "HTTP tracker `address`; empty disables it")
 	udpAddr := fs.String("udp", def.UDP.Listen, "UDP tracker `address`; empty disables it")
 	adminAddr := fs.String("admin", def.Admin.Listen, "admin API `address`; empty disables it")
-	mode := fs.String("mode", def.Mode, "tracking `mode`: "+strings.Join(config.Modes, ", "))
+	mode := fs.String("mode", def.Tracker.Mode.String(), "tracking `mode`: "+strings.Join(tracker.Modes, ", "))
 	data := fs.String("data", def.Data, "state `directory`")
 	logLevel := fs.String("log-level", def.Log.Level, "log `level`: debug, info, warn, error")
 	logFormat := fs.String("log-format", def.Log.Format, "log `format`: text or json")
@@ -66,6 +68,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
+	var flagErr error
 	fs.Visit(func(f *flag.Flag) { // flags given on the command line win over the file
 		switch f.Name {
 		case "http":
@@ -75,7 +78,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		case "admin":
 			cfg.Admin.Listen = *adminAddr
 		case "mode":
-			cfg.Mode = *mode
+			flagErr = cfg.Tracker.Mode.UnmarshalText([]byte(*mode))
 		case "data":
 			cfg.Data = *data
 		case "log-level":
@@ -84,6 +87,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			cfg.Log.Format = *logFormat
 		}
 	})
+	if flagErr != nil {
+		return usageError{fmt.Errorf("serve: --%w", flagErr)}
+	}
 	if err := cfg.Validate(); err != nil {
 		return usageError{fmt.Errorf("serve: %w", err)}
 	}
@@ -96,13 +102,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // stats is what GET /stats on the admin API returns.
 type stats struct {
-	Version string             `json:"version"`
-	Uptime  string             `json:"uptime"`
-	Mode    string             `json:"mode"`
-	Swarm   swarm.Stats        `json:"swarm"`
-	HTTP    *httptracker.Stats `json:"http,omitempty"`
-	UDP     *udptracker.Stats  `json:"udp,omitempty"`
+	Version  string             `json:"version"`
+	Uptime   string             `json:"uptime"`
+	Mode     tracker.Mode       `json:"mode"`
+	Registry int                `json:"registered"`
+	Swarm    swarm.Stats        `json:"swarm"`
+	Rejected tracker.Rejected   `json:"rejected"`
+	HTTP     *httptracker.Stats `json:"http,omitempty"`
+	UDP      *udptracker.Stats  `json:"udp,omitempty"`
 }
+
+// registryFile is the registry's database in the data directory.
+const registryFile = "registry.db"
 
 // serve builds every part from cfg, runs them until ctx is done, and stops
 // them all if one fails.
@@ -112,14 +123,18 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("data directory: %w", err)
 	}
 	started := time.Now()
+	reg, err := registry.Open(filepath.Join(cfg.Data, registryFile), log)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
 	store := memswarm.New(cfg.Swarm)
-	tr := tracker.New(store, cfg.Tracker, log)
+	tr := tracker.New(store, reg, cfg.Tracker, log)
 
-	var runners []func(context.Context) error
+	runners := []func(context.Context) error{store.Run, reg.Run}
 	var httpSrv *httptracker.Server
 	var udpSrv *udptracker.Server
 	if cfg.HTTP.Listen != "" {
-		var err error
 		httpSrv, err = httptracker.Listen(cfg.HTTP.Listen, tr, cfg.HTTP, log)
 		if err != nil {
 			return err
@@ -127,7 +142,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		runners = append(runners, httpSrv.Run)
 	}
 	if cfg.UDP.Listen != "" {
-		var err error
 		udpSrv, err = udptracker.Listen(cfg.UDP.Listen, tr, cfg.UDP, log)
 		if err != nil {
 			return err
@@ -135,12 +149,21 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		runners = append(runners, udpSrv.Run)
 	}
 	if cfg.Admin.Listen != "" {
-		adminSrv, err := admin.Listen(cfg.Admin, func() any {
+		token, created, err := admin.LoadOrCreateToken(cfg.Data)
+		if err != nil {
+			return err
+		}
+		if created {
+			log.Info("admin token created", "file", filepath.Join(cfg.Data, admin.TokenFile))
+		}
+		adminSrv, err := admin.Listen(cfg.Admin, admin.Deps{Token: token, Registry: reg, Tracker: tr, Stats: func() any {
 			st := stats{
-				Version: versionString(),
-				Uptime:  time.Since(started).Round(time.Second).String(),
-				Mode:    cfg.Mode,
-				Swarm:   store.Stats(),
+				Version:  versionString(),
+				Uptime:   time.Since(started).Round(time.Second).String(),
+				Mode:     cfg.Tracker.Mode,
+				Registry: reg.Len(),
+				Swarm:    store.Stats(),
+				Rejected: tr.Rejected(10),
 			}
 			if httpSrv != nil {
 				s := httpSrv.Stats()
@@ -151,20 +174,19 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 				st.UDP = &s
 			}
 			return st
-		}, log)
+		}}, log)
 		if err != nil {
 			return err
 		}
 		log.Info("admin api listening", "addr", adminSrv.Addr().String())
 		runners = append(runners, adminSrv.Run)
 	}
-	runners = append(runners, store.Run)
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, run := range runners {
 		g.Go(func() error { return run(gctx) })
 	}
-	err := g.Wait()
+	err = g.Wait()
 	log.Info("stopped", "uptime", time.Since(started).Round(time.Second).String())
 	return err
 }

@@ -1,12 +1,12 @@
 // Package admin serves the operator's HTTP API on its own listener, apart
-// from the public tracker ports: health and statistics now, the registry's
-// authenticated API later. It binds to loopback by default and refuses a
-// public address unless the operator says so explicitly.
+// from the public tracker ports: health, statistics, the torrent registry
+// and the refused requests. Everything but /healthz needs the bearer token.
+// It binds to loopback by default and refuses a public address unless the
+// operator says so explicitly.
 package admin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +14,9 @@ import (
 	"net/http"
 	"net/netip"
 	"time"
+
+	"warden/internal/registry"
+	"warden/internal/tracker"
 )
 
 // Config configures the admin listener.
@@ -59,30 +62,38 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Server is the admin HTTP server.
-type Server struct {
-	ln    net.Listener
-	srv   *http.Server
-	stats func() any
-	log   *slog.Logger
+// Deps are what the API serves.
+type Deps struct {
+	Token    Token
+	Registry *registry.Registry
+	Tracker  *tracker.Tracker
+	// Stats is called for each GET /stats; its result is written as JSON.
+	Stats func() any
 }
 
-// Listen binds the admin address. stats is called for each GET /stats and
-// its result is written as JSON.
-func Listen(cfg Config, stats func() any, log *slog.Logger) (*Server, error) {
+// Server is the admin HTTP server.
+type Server struct {
+	ln   net.Listener
+	srv  *http.Server
+	deps Deps
+	log  *slog.Logger
+}
+
+// Listen binds the admin address.
+func Listen(cfg Config, deps Deps, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if len(deps.Token) < minTokenLen {
+		return nil, errors.New("admin: no token")
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
-	s := &Server{ln: ln, stats: stats, log: log.With("component", "admin")}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /stats", s.handleStats)
+	s := &Server{ln: ln, deps: deps, log: log.With("component", "admin")}
 	s.srv = &http.Server{
-		Handler:           mux,
+		Handler:           s.routes(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -115,18 +126,3 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.stats())
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}

@@ -146,3 +146,16 @@ type Scrape struct {
 type ClientError string
 
 func (e ClientError) Error() string { return string(e) }
+
+// Refusal is the answer for a torrent the tracker will not track: a reason
+// for the client, and how long to stay away. Frontends send it as a failure
+// with Interval as both interval and min interval and BEP 31's "retry in:
+// never" over HTTP, and as an error action over UDP. A fast, well-formed
+// refusal with a long interval is what calms real clients; silence, errors
+// and dropped connections make them retry sooner.
+type Refusal struct {
+	Reason   string
+	Interval time.Duration
+}
+
+func (r *Refusal) Error() string { return r.Reason }

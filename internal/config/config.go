@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -20,13 +19,8 @@ import (
 	"warden/internal/udptracker"
 )
 
-// Modes lists the tracking modes warden knows.
-var Modes = []string{"open"}
-
 // Config is the whole configuration of warden serve.
 type Config struct {
-	// Mode decides which torrents are tracked: "open" tracks any info hash.
-	Mode string `toml:"mode"`
 	// Data is the directory where warden keeps its state.
 	Data    string             `toml:"data"`
 	Log     Log                `toml:"log"`
@@ -48,7 +42,6 @@ type Log struct {
 // Default is the configuration warden serve runs with when given no file.
 func Default() Config {
 	return Config{
-		Mode:    "open",
 		Data:    "./warden-data",
 		Log:     Log{Level: "info", Format: "text"},
 		HTTP:    httptracker.DefaultConfig(),
@@ -80,9 +73,6 @@ func Load(path string) (Config, error) {
 
 // Validate checks every part and returns the first problem, naming it.
 func (c Config) Validate() error {
-	if !slices.Contains(Modes, c.Mode) {
-		return fmt.Errorf("mode: %q is not one of %s", c.Mode, strings.Join(Modes, ", "))
-	}
 	if c.Data == "" {
 		return errors.New("data: must name a directory")
 	}

@@ -59,7 +59,8 @@ func TestLoadErrors(t *testing.T) {
 	tests := []struct {
 		name, file, wantErr string
 	}{
-		{"unknown key", "mode = \"open\"\nmood = 1\n", "unknown keys: mood"},
+		{"unknown key", "data = \"d\"\nmood = 1\n", "unknown keys: mood"},
+		{"unknown mode", "[tracker]\nmode = \"closed\"\n", `mode: "closed" is not one of`},
 		{"unknown nested key", "[udp]\nlisten = \":1\"\nworkerz = 3\n", "unknown keys: udp.workerz"},
 		{"wrong type", "[tracker]\nmax_numwant = \"many\"\n", "max_numwant"},
 		{"bad duration", "[tracker]\nannounce_interval = \"soon\"\n", "announce_interval"},
@@ -87,7 +88,6 @@ func TestValidate(t *testing.T) {
 		wantErr string
 	}{
 		{"default", func(*Config) {}, ""},
-		{"unknown mode", func(c *Config) { c.Mode = "closed" }, `mode: "closed" is not one of`},
 		{"no data dir", func(c *Config) { c.Data = "" }, "data:"},
 		{"nothing to serve", func(c *Config) { c.HTTP.Listen, c.UDP.Listen = "", "" }, "nothing to serve"},
 		{"http only", func(c *Config) { c.UDP.Listen = "" }, ""},

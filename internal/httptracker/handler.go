@@ -166,7 +166,10 @@ func (h *handler) scrape(w http.ResponseWriter, r *http.Request, st *reqState) {
 	switch {
 	case err != nil:
 	case len(st.hashes) > 0:
-		st.scrapes, err = h.tr.Scrape(r.Context(), st.hashes, st.scrapes)
+		var src netip.Addr
+		if src, err = sourceAddr(r, h.trusted); err == nil {
+			st.scrapes, err = h.tr.Scrape(r.Context(), src, st.hashes, st.scrapes)
+		}
 	case !h.fullScrape:
 		err = errNoFullScrape
 	default:
@@ -193,6 +196,11 @@ var errNoFullScrape = bittorrent.ClientError("full scrape is disabled: give info
 // ClientError, which are written for clients, or "internal error" for
 // anything else, which is logged (rate-limited) instead.
 func (h *handler) writeFailure(w http.ResponseWriter, st *reqState, op string, err error) {
+	if ref, ok := err.(*bittorrent.Refusal); ok {
+		st.buf = appendRefusal(st.buf[:0], ref)
+		writeBody(w, st.buf)
+		return
+	}
 	reason := clientReason(err, st.scratch[:0])
 	if reason == nil {
 		reason = append(st.scratch[:0], "internal error"...)

@@ -23,7 +23,7 @@ import (
 // default policy (interval 30m, min interval 15m, numwant 50).
 func newTestTracker(tb testing.TB) *tracker.Tracker {
 	tb.Helper()
-	return tracker.New(memswarm.New(swarm.DefaultConfig()), tracker.DefaultConfig(), slog.New(slog.DiscardHandler))
+	return tracker.New(memswarm.New(swarm.DefaultConfig()), nil, openConfig(), slog.New(slog.DiscardHandler))
 }
 
 func newTestHandler(tb testing.TB, cfg Config, log *slog.Logger) *handler {
@@ -456,4 +456,12 @@ func BenchmarkParseAnnounce(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// openConfig is the default tracker policy in open mode, which needs no
+// registry.
+func openConfig() tracker.Config {
+	cfg := tracker.DefaultConfig()
+	cfg.Mode = tracker.ModeOpen
+	return cfg
 }

@@ -135,3 +135,21 @@ func appendFailure(dst, reason []byte) []byte {
 	dst = bencode.AppendBytes(dst, reason)
 	return append(dst, 'e')
 }
+
+// appendRefusal appends the answer for a torrent the tracker will not
+// track: the reason, the refusal's interval as interval and min interval
+// (clients treat it as their retry floor), and BEP 31's "retry in: never",
+// which no client we measured honours but costs nothing to send.
+func appendRefusal(dst []byte, ref *bittorrent.Refusal) []byte {
+	secs := int64(ref.Interval / time.Second)
+	dst = append(dst, 'd')
+	dst = bencode.AppendString(dst, "failure reason")
+	dst = bencode.AppendString(dst, ref.Reason)
+	dst = bencode.AppendString(dst, "interval")
+	dst = bencode.AppendInt(dst, secs)
+	dst = bencode.AppendString(dst, "min interval")
+	dst = bencode.AppendInt(dst, secs)
+	dst = bencode.AppendString(dst, "retry in")
+	dst = bencode.AppendString(dst, "never")
+	return append(dst, 'e')
+}

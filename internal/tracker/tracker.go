@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"warden/internal/bittorrent"
@@ -16,6 +17,14 @@ import (
 
 // Config holds the announce policy.
 type Config struct {
+	// Mode decides which torrents are tracked.
+	Mode Mode `toml:"mode"`
+	// AbuseContact is appended to every refusal, so whoever runs the
+	// client knows whom to ask (an email address or a URL).
+	AbuseContact string `toml:"abuse_contact"`
+	// RefusalInterval is the interval and min interval sent with a refusal:
+	// clients honour it as their retry floor, so it is long.
+	RefusalInterval time.Duration `toml:"refusal_interval"`
 	// AnnounceInterval is the interval sent to clients.
 	AnnounceInterval time.Duration `toml:"announce_interval"`
 	// MinAnnounceInterval is the "min interval" sent to clients.
@@ -31,6 +40,8 @@ type Config struct {
 // DefaultConfig returns the settings warden runs with when none are given.
 func DefaultConfig() Config {
 	return Config{
+		Mode:                ModeAllowlist,
+		RefusalInterval:     24 * time.Hour,
 		AnnounceInterval:    30 * time.Minute,
 		MinAnnounceInterval: 15 * time.Minute,
 		DefaultNumWant:      50,
@@ -42,6 +53,12 @@ func DefaultConfig() Config {
 // Validate names the first bad field.
 func (c Config) Validate() error {
 	switch {
+	case int(c.Mode) >= len(Modes):
+		return fmt.Errorf("tracker: mode: %v is not one of allowlist, denylist, open", c.Mode)
+	case len(c.AbuseContact) > 200:
+		return fmt.Errorf("tracker: abuse_contact: at most 200 bytes, got %d", len(c.AbuseContact))
+	case c.RefusalInterval < time.Minute:
+		return fmt.Errorf("tracker: refusal_interval: must be at least 1m, got %v", c.RefusalInterval)
 	case c.AnnounceInterval < time.Second:
 		return fmt.Errorf("tracker: announce_interval: must be at least 1s, got %v", c.AnnounceInterval)
 	case c.MinAnnounceInterval < 0 || c.MinAnnounceInterval > c.AnnounceInterval:
@@ -58,14 +75,27 @@ func (c Config) Validate() error {
 
 // Tracker answers announces and scrapes. It is safe for concurrent use.
 type Tracker struct {
-	cfg   Config
-	store swarm.Store
-	log   *slog.Logger
+	cfg      Config
+	reg      Registry
+	store    swarm.Store
+	log      *slog.Logger
+	now      func() time.Time
+	refusals *refusals
 }
 
-// New returns a tracker over store.
-func New(store swarm.Store, cfg Config, log *slog.Logger) *Tracker {
-	return &Tracker{cfg: cfg, store: store, log: log.With("component", "tracker")}
+// New returns a tracker over store. reg may be nil only in open mode.
+func New(store swarm.Store, reg Registry, cfg Config, log *slog.Logger) *Tracker {
+	if reg == nil && cfg.Mode != ModeOpen {
+		panic("tracker: a registry is required in " + cfg.Mode.String() + " mode")
+	}
+	return &Tracker{
+		cfg:      cfg,
+		reg:      reg,
+		store:    store,
+		log:      log.With("component", "tracker"),
+		now:      time.Now,
+		refusals: newRefusals(cfg.AbuseContact, cfg.RefusalInterval),
+	}
 }
 
 // Config returns the policy the tracker runs with.
@@ -79,8 +109,12 @@ var ErrInvalidPort = bittorrent.ClientError("invalid port")
 
 // Announce records the request and fills resp. resp.Peers is reused, so a
 // frontend that keeps one response per worker makes announces allocation
-// free. The error, if any, is a bittorrent.ClientError.
+// free. The error, if any, is a *bittorrent.Refusal for a torrent this
+// tracker does not track, or a bittorrent.ClientError.
 func (t *Tracker) Announce(ctx context.Context, req *bittorrent.AnnounceRequest, resp *bittorrent.AnnounceResponse) error {
+	if refusal := t.check(req.InfoHash, req.Addr.Addr()); refusal != nil {
+		return refusal
+	}
 	if req.Addr.Port() == 0 {
 		return ErrInvalidPort
 	}
@@ -100,17 +134,59 @@ func (t *Tracker) Announce(ctx context.Context, req *bittorrent.AnnounceRequest,
 // ErrTooManyHashes is returned for a scrape of more than MaxScrapeHashes.
 var ErrTooManyHashes = bittorrent.ClientError("too many info hashes in one scrape")
 
-// Scrape appends one entry per requested hash, in request order, to out[:0].
-func (t *Tracker) Scrape(ctx context.Context, hashes []bittorrent.InfoHash, out []bittorrent.Scrape) ([]bittorrent.Scrape, error) {
+// Scrape appends one entry per requested hash, in request order, to
+// out[:0]. A hash the tracker does not track gets zero counts, so a scrape
+// reveals nothing about it; if no hash is tracked, the answer is the
+// *bittorrent.Refusal for the first, so a client scraping a foreign torrent
+// is told to stay away. src is the requester's address, for the operator's
+// view of refusals.
+func (t *Tracker) Scrape(ctx context.Context, src netip.Addr, hashes []bittorrent.InfoHash, out []bittorrent.Scrape) ([]bittorrent.Scrape, error) {
 	if len(hashes) > t.cfg.MaxScrapeHashes {
 		return out[:0], ErrTooManyHashes
 	}
 	out = out[:0]
+	var first *bittorrent.Refusal
+	tracked := 0
 	for _, ih := range hashes {
+		if refusal := t.check(ih, src); refusal != nil {
+			if first == nil {
+				first = refusal
+			}
+			out = append(out, bittorrent.Scrape{InfoHash: ih})
+			continue
+		}
+		tracked++
 		out = append(out, t.store.Scrape(ih))
+	}
+	if tracked == 0 && first != nil {
+		return out[:0], first
 	}
 	return out, nil
 }
+
+// check returns the refusal for a torrent the mode does not allow, or nil.
+// It does not allocate.
+func (t *Tracker) check(ih bittorrent.InfoHash, src netip.Addr) *bittorrent.Refusal {
+	if t.cfg.Mode == ModeOpen {
+		return nil
+	}
+	registered, revoked, reason := t.reg.Status(ih)
+	switch {
+	case revoked:
+		t.refusals.revoked.Add(1)
+		t.refusals.observe(ih, src.Unmap(), t.now())
+		return t.refusals.revokedAnswer(reason)
+	case !registered && t.cfg.Mode == ModeAllowlist:
+		t.refusals.unregistered.Add(1)
+		t.refusals.observe(ih, src.Unmap(), t.now())
+		return t.refusals.notRegistered
+	}
+	return nil
+}
+
+// Rejected reports refused requests: totals and the top n hashes and
+// sources.
+func (t *Tracker) Rejected(n int) Rejected { return t.refusals.report(n) }
 
 // ScrapeAll calls fn for every torrent with peers or downloads, until fn
 // returns false. Frontends offer it only when full scrape is enabled.

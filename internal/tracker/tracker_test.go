@@ -18,7 +18,8 @@ func newTracker(t testing.TB) *Tracker {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DefaultNumWant, cfg.MaxNumWant, cfg.MaxScrapeHashes = 5, 8, 3
-	return New(memswarm.New(swarm.DefaultConfig()), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cfg.Mode = ModeOpen
+	return New(memswarm.New(swarm.DefaultConfig()), nil, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 func TestAnnounceNumWant(t *testing.T) {
@@ -78,7 +79,7 @@ func TestScrape(t *testing.T) {
 	tr.Announce(context.Background(), swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(1), 0, bittorrent.EventStarted), &resp)
 	tr.Announce(context.Background(), swarmtest.Req(swarmtest.Hash(2), swarmtest.Addr4(1), 9, bittorrent.EventStarted), &resp)
 	hashes := []bittorrent.InfoHash{swarmtest.Hash(2), swarmtest.Hash(3), swarmtest.Hash(1)}
-	got, err := tr.Scrape(context.Background(), hashes, nil)
+	got, err := tr.Scrape(context.Background(), netip.Addr{}, hashes, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func TestScrape(t *testing.T) {
 			t.Fatalf("Scrape[%d] = %+v, want %+v", i, got[i], want[i])
 		}
 	}
-	if _, err := tr.Scrape(context.Background(), append(hashes, swarmtest.Hash(4)), nil); !errors.Is(err, ErrTooManyHashes) {
+	if _, err := tr.Scrape(context.Background(), netip.Addr{}, append(hashes, swarmtest.Hash(4)), nil); !errors.Is(err, ErrTooManyHashes) {
 		t.Fatalf("Scrape of 4 hashes with max 3 = %v, want ErrTooManyHashes", err)
 	}
 }

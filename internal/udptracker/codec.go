@@ -156,7 +156,7 @@ func (c *codec) handle(src netip.AddrPort, pkt, out []byte) []byte {
 			c.stats.inc(cDroppedBadCookie)
 			return nil
 		}
-		return c.scrape(pkt, out)
+		return c.scrape(ip, pkt, out)
 	}
 	c.stats.inc(cDroppedUnknownAction)
 	return nil
@@ -239,8 +239,8 @@ func seconds(d time.Duration) uint32 {
 	return uint32(min(max(d/time.Second, 0), math.MaxInt32))
 }
 
-// scrape handles a scrape from a verified source.
-func (c *codec) scrape(pkt, out []byte) []byte {
+// scrape handles a scrape from the verified address ip.
+func (c *codec) scrape(ip netip.Addr, pkt, out []byte) []byte {
 	body := pkt[headerLen:]
 	if len(body) == 0 || len(body)%hashLen != 0 {
 		c.stats.inc(cDroppedBadPacket)
@@ -252,7 +252,7 @@ func (c *codec) scrape(pkt, out []byte) []byte {
 		c.hashes = append(c.hashes, bittorrent.InfoHash(body[:hashLen]))
 	}
 	var err error
-	c.scrapes, err = c.tr.Scrape(c.ctx, c.hashes, c.scrapes)
+	c.scrapes, err = c.tr.Scrape(c.ctx, ip, c.hashes, c.scrapes)
 	if err != nil {
 		c.stats.inc(cScrapesFailed)
 		return c.appendError(out, tid, c.clientText(err), len(pkt))
@@ -271,6 +271,9 @@ func (c *codec) scrape(pkt, out []byte) []byte {
 
 // clientText returns the text the client may see for a tracker error.
 func (c *codec) clientText(err error) string {
+	if ref, ok := err.(*bittorrent.Refusal); ok {
+		return ref.Reason
+	}
 	if ce, ok := err.(bittorrent.ClientError); ok { // the common case, without errors.As's allocation
 		return string(ce)
 	}

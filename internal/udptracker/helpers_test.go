@@ -68,7 +68,7 @@ func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard,
 
 func newTestTracker(tb testing.TB) *tracker.Tracker {
 	tb.Helper()
-	return tracker.New(memswarm.New(swarm.DefaultConfig()), tracker.DefaultConfig(), discardLog())
+	return tracker.New(memswarm.New(swarm.DefaultConfig()), nil, openConfig(), discardLog())
 }
 
 type testCodec struct {
@@ -226,4 +226,12 @@ func addPeer(tb testing.TB, tr *tracker.Tracker, ih bittorrent.InfoHash, ap neti
 	if err := tr.Announce(context.Background(), &req, &resp); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// openConfig is the default tracker policy in open mode, which needs no
+// registry.
+func openConfig() tracker.Config {
+	cfg := tracker.DefaultConfig()
+	cfg.Mode = tracker.ModeOpen
+	return cfg
 }

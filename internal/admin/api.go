@@ -1,0 +1,309 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"warden/internal/bittorrent"
+	"warden/internal/registry"
+)
+
+// maxBody bounds a request body: a bulk import of about 100,000 hashes.
+const maxBody = 32 << 20
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /stats", s.auth(s.handleStats))
+	mux.Handle("GET /api/torrents", s.auth(s.listTorrents))
+	mux.Handle("POST /api/torrents", s.auth(s.addTorrents))
+	mux.Handle("GET /api/torrents/{hash}", s.auth(s.getTorrent))
+	mux.Handle("POST /api/torrents/{hash}/revoke", s.auth(s.revokeTorrent))
+	mux.Handle("POST /api/torrents/{hash}/restore", s.auth(s.restoreTorrent))
+	mux.Handle("GET /api/rejected", s.auth(s.rejected))
+	return mux
+}
+
+// auth lets a request through only with the right bearer token.
+func (s *Server) auth(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || !s.deps.Token.matches(strings.TrimSpace(got)) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="warden"`)
+			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token: see "+TokenFile+" in the data directory"))
+			return
+		}
+		h(w, r)
+	})
+}
+
+// actor names who made a change: the X-Warden-Actor header the CLI sends
+// (user@host), else "api".
+func actor(r *http.Request) string {
+	if a := strings.TrimSpace(r.Header.Get("X-Warden-Actor")); a != "" {
+		return a
+	}
+	return "api"
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.deps.Stats())
+}
+
+func (s *Server) listTorrents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var f registry.Filter
+	if st := q.Get("state"); st != "" {
+		if err := f.State.UnmarshalText([]byte(st)); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("state: %w", err))
+			return
+		}
+	}
+	f.NameContains = q.Get("name")
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, errors.New("after: must be a non-negative integer"))
+			return
+		}
+		f.AfterID = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, errors.New("limit: must be a non-negative integer"))
+			return
+		}
+		f.Limit = n
+	}
+	entries, err := s.deps.Registry.List(r.Context(), f)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if entries == nil {
+		entries = []registry.Entry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"torrents": entries})
+}
+
+// AddRequest is the body of POST /api/torrents.
+type AddRequest struct {
+	Torrents []AddTorrent `json:"torrents"`
+}
+
+// AddTorrent is one torrent to register: a v1 hash, a v2 hash (64 hex
+// digits), or both.
+type AddTorrent struct {
+	V1   string `json:"v1,omitempty"`
+	V2   string `json:"v2,omitempty"`
+	Name string `json:"name,omitempty"`
+}
+
+// AddResponse answers POST /api/torrents.
+type AddResponse struct {
+	Added    int              `json:"added"`
+	Existing int              `json:"existing"`
+	Torrents []registry.Entry `json:"torrents,omitempty"` // for a single add
+}
+
+func (s *Server) addTorrents(w http.ResponseWriter, r *http.Request) {
+	var req AddRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if len(req.Torrents) == 0 {
+		writeError(w, http.StatusBadRequest, errors.New("torrents: give at least one"))
+		return
+	}
+	entries := make([]registry.Entry, len(req.Torrents))
+	for i, t := range req.Torrents {
+		e, err := t.entry()
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("torrents[%d]: %w", i, err))
+			return
+		}
+		entries[i] = e
+	}
+	if len(entries) == 1 {
+		e, err := s.deps.Registry.Add(r.Context(), entries[0], actor(r))
+		switch {
+		case errors.Is(err, registry.ErrExists):
+			writeJSON(w, http.StatusOK, AddResponse{Existing: 1, Torrents: []registry.Entry{e}})
+		case err != nil:
+			s.fail(w, err)
+		default:
+			writeJSON(w, http.StatusCreated, AddResponse{Added: 1, Torrents: []registry.Entry{e}})
+		}
+		return
+	}
+	added, err := s.deps.Registry.AddMany(r.Context(), entries, actor(r))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	code := http.StatusOK
+	if added > 0 {
+		code = http.StatusCreated
+	}
+	writeJSON(w, code, AddResponse{Added: added, Existing: len(entries) - added})
+}
+
+func (t AddTorrent) entry() (registry.Entry, error) {
+	e := registry.Entry{Name: t.Name}
+	if t.V1 != "" {
+		if len(t.V1) != 40 {
+			return e, errors.New("v1: must be 40 hex digits")
+		}
+		ih, err := bittorrent.ParseInfoHash(t.V1)
+		if err != nil {
+			return e, fmt.Errorf("v1: %w", err)
+		}
+		e.V1 = ih
+	}
+	if t.V2 != "" {
+		h, err := registry.ParseHashV2(t.V2)
+		if err != nil {
+			return e, fmt.Errorf("v2: %w", err)
+		}
+		e.V2 = h
+	}
+	if t.V1 == "" && t.V2 == "" {
+		return e, errors.New("give v1, v2 or both")
+	}
+	return e, nil
+}
+
+// lookup finds the entry a path names: 40 hex digits (a v1 hash or a
+// truncated v2 hash) or 64 (a full v2 hash).
+func (s *Server) lookup(r *http.Request) (registry.Entry, error) {
+	h := r.PathValue("hash")
+	if len(h) == 64 {
+		v2, err := registry.ParseHashV2(h)
+		if err != nil {
+			return registry.Entry{}, badRequest{err}
+		}
+		return s.deps.Registry.GetV2(r.Context(), v2)
+	}
+	if len(h) != 40 {
+		return registry.Entry{}, badRequest{errors.New("hash: must be 40 or 64 hex digits")}
+	}
+	ih, err := bittorrent.ParseInfoHash(h)
+	if err != nil {
+		return registry.Entry{}, badRequest{err}
+	}
+	return s.deps.Registry.Get(r.Context(), ih)
+}
+
+// wireHash is the 20-byte hash by which Revoke and Restore find e.
+func wireHash(e registry.Entry) bittorrent.InfoHash {
+	if e.HasV1() {
+		return e.V1
+	}
+	return e.V2.InfoHash()
+}
+
+func (s *Server) getTorrent(w http.ResponseWriter, r *http.Request) {
+	e, err := s.lookup(r)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, e)
+}
+
+// RevokeRequest is the body of POST /api/torrents/{hash}/revoke.
+type RevokeRequest struct {
+	Reason string `json:"reason"`
+}
+
+func (s *Server) revokeTorrent(w http.ResponseWriter, r *http.Request) {
+	var req RevokeRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	e, err := s.lookup(r)
+	if err == nil {
+		e, err = s.deps.Registry.Revoke(r.Context(), wireHash(e), req.Reason, actor(r))
+	}
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, e)
+}
+
+func (s *Server) restoreTorrent(w http.ResponseWriter, r *http.Request) {
+	e, err := s.lookup(r)
+	if err == nil {
+		e, err = s.deps.Registry.Restore(r.Context(), wireHash(e), actor(r))
+	}
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, e)
+}
+
+func (s *Server) rejected(w http.ResponseWriter, r *http.Request) {
+	n := 20
+	if v := r.URL.Query().Get("n"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > 1000 {
+			writeError(w, http.StatusBadRequest, errors.New("n: must be 1-1000"))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, s.deps.Tracker.Rejected(n))
+}
+
+type badRequest struct{ error }
+
+// fail maps an error to its status: 400 for bad input, 404 for an unknown
+// torrent, 409 for a conflict, and 500 (logged, not shown) for the rest.
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	var br badRequest
+	switch {
+	case errors.As(err, &br), errors.Is(err, registry.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err)
+	case errors.Is(err, registry.ErrNotFound):
+		writeError(w, http.StatusNotFound, err)
+	case errors.Is(err, registry.ErrConflict):
+		writeError(w, http.StatusConflict, err)
+	default:
+		s.log.Error("admin request failed", "err", err)
+		writeError(w, http.StatusInternalServerError, errors.New("internal error; see the server log"))
+	}
+}
+
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("request body: %w", err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}

@@ -1,0 +1,138 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"warden/internal/registry"
+	"warden/internal/tracker"
+)
+
+// Client calls the admin API; the CLI uses it.
+type Client struct {
+	BaseURL string // e.g. http://127.0.0.1:7070
+	Token   Token
+	Actor   string // sent as X-Warden-Actor, recorded in the audit log
+	HTTP    *http.Client
+}
+
+// APIError is an error answer from the API.
+type APIError struct {
+	Status int
+	Msg    string
+}
+
+func (e *APIError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Msg, e.Status) }
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+string(c.Token))
+	if c.Actor != "" {
+		req.Header.Set("X-Warden-Actor", c.Actor)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: time.Minute}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin API at %s: %w (is warden serve running?)", c.BaseURL, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return fmt.Errorf("admin API: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		var e struct{ Error string }
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = http.StatusText(resp.StatusCode)
+		}
+		return &APIError{Status: resp.StatusCode, Msg: e.Error}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("admin API: reply: %w", err)
+	}
+	return nil
+}
+
+// Add registers torrents.
+func (c *Client) Add(ctx context.Context, ts []AddTorrent) (AddResponse, error) {
+	var out AddResponse
+	err := c.do(ctx, http.MethodPost, "/api/torrents", AddRequest{Torrents: ts}, &out)
+	return out, err
+}
+
+// Revoke revokes the torrent hash names (40 or 64 hex digits).
+func (c *Client) Revoke(ctx context.Context, hash, reason string) (registry.Entry, error) {
+	var out registry.Entry
+	err := c.do(ctx, http.MethodPost, "/api/torrents/"+url.PathEscape(hash)+"/revoke", RevokeRequest{Reason: reason}, &out)
+	return out, err
+}
+
+// Restore makes a revoked torrent active again.
+func (c *Client) Restore(ctx context.Context, hash string) (registry.Entry, error) {
+	var out registry.Entry
+	err := c.do(ctx, http.MethodPost, "/api/torrents/"+url.PathEscape(hash)+"/restore", nil, &out)
+	return out, err
+}
+
+// Get returns one entry.
+func (c *Client) Get(ctx context.Context, hash string) (registry.Entry, error) {
+	var out registry.Entry
+	err := c.do(ctx, http.MethodGet, "/api/torrents/"+url.PathEscape(hash), nil, &out)
+	return out, err
+}
+
+// List returns the entries in state ("" for all).
+func (c *Client) List(ctx context.Context, state string) ([]registry.Entry, error) {
+	var out struct{ Torrents []registry.Entry }
+	q := url.Values{}
+	if state != "" {
+		q.Set("state", state)
+	}
+	path := "/api/torrents"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out.Torrents, err
+}
+
+// Rejected returns the refused-request summary with the top n.
+func (c *Client) Rejected(ctx context.Context, n int) (tracker.Rejected, error) {
+	var out tracker.Rejected
+	err := c.do(ctx, http.MethodGet, "/api/rejected?n="+strconv.Itoa(n), nil, &out)
+	return out, err
+}
+
+// IsStatus reports whether err is an APIError with the given status.
+func IsStatus(err error, status int) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == status
+}

@@ -1,0 +1,221 @@
+// Package registry owns the list of torrents warden tracks. Warden is closed
+// by default: a torrent is tracked only while it is registered and active.
+//
+// A SQLite file is the source of truth; every change is written, with a row
+// in an append-only audit log, in one durable transaction before the call
+// returns. The tracker's hot path never touches the database: [Registry.Lookup]
+// and [Registry.Tracked] read an immutable in-memory snapshot published
+// through an atomic pointer, so they neither block nor allocate. Changes made
+// through a Registry are in its snapshot when the call returns; changes made
+// by another process writing the same file (a second warden, the CLI) are
+// picked up by [Registry.Run] within a second.
+//
+// The package knows nothing of HTTP or the announce protocol: the tracker
+// reaches it through its own one-method interface, and the admin API and the
+// CLI call the methods that change it.
+package registry
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"warden/internal/bittorrent"
+)
+
+// Errors callers branch on with errors.Is.
+var (
+	// ErrNotFound: no entry has the given hash.
+	ErrNotFound = errors.New("torrent not registered")
+	// ErrExists: Add found the torrent already registered. The returned
+	// Entry is the stored one, unchanged.
+	ErrExists = errors.New("torrent already registered")
+	// ErrRevoked accompanies ErrExists when the existing entry is revoked:
+	// adding does not restore it (use Restore).
+	ErrRevoked = errors.New("torrent is revoked")
+	// ErrConflict: a hash given to Add belongs to a different entry, for
+	// example a v2 hash whose truncated form is another entry's v1 hash, or
+	// a v1 hash registered without the v2 hash given with it.
+	ErrConflict = errors.New("info hash belongs to another entry")
+	// ErrInvalid: the input breaks a rule (missing hash, text too long or
+	// with control characters, empty actor or reason). The error says which.
+	ErrInvalid = errors.New("invalid input")
+	// ErrDamaged: Open found a file that is not an intact SQLite database.
+	// The file is left as it was.
+	ErrDamaged = errors.New("registry file is damaged")
+	// ErrNotRegistry: Open found an intact SQLite database that is not a
+	// warden registry, or one written by a newer warden.
+	ErrNotRegistry = errors.New("not a warden registry")
+	// ErrClosed: the Registry was closed.
+	ErrClosed = errors.New("registry closed")
+)
+
+// PollInterval is how often Run checks the file for changes made by other
+// processes.
+const PollInterval = 250 * time.Millisecond
+
+// Registry is the set of registered torrents. Its methods are safe for
+// concurrent use. Several Registry values, in one process or many, may share
+// one file.
+type Registry struct {
+	path string
+	db   *sql.DB
+	log  *slog.Logger
+	now  func() time.Time
+
+	// snap is what Lookup and Tracked read. It is replaced, never changed,
+	// and only by the holder of wsem.
+	snap atomic.Pointer[snapshot]
+
+	// wsem is a one-slot semaphore held by the goroutine that writes to the
+	// database or publishes a snapshot, so snapshots are published in the
+	// order the database changed. Readers never take it.
+	wsem chan struct{}
+
+	closed    chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Lookup reports the state of the torrent a client names by ih, which may
+// be a v1 hash or a truncated v2 hash, and the revocation reason if it is
+// revoked. ok is false if ih is not registered. Lookup reads the in-memory
+// snapshot: it does not block, allocate or touch the database, and it keeps
+// working (on the last snapshot) after Close.
+func (r *Registry) Lookup(ih bittorrent.InfoHash) (state State, reason string, ok bool) {
+	v, ok := r.snap.Load().lookup(ih)
+	return v.state, v.reason, ok
+}
+
+// Tracked reports whether ih (a v1 hash or a truncated v2 hash) is
+// registered and active. Like Lookup it does not block or allocate.
+func (r *Registry) Tracked(ih bittorrent.InfoHash) bool {
+	v, _ := r.snap.Load().lookup(ih)
+	return v.state == Active
+}
+
+// Len returns the number of entries, active and revoked, in the snapshot.
+func (r *Registry) Len() int { return r.snap.Load().entries }
+
+// Path returns the absolute path of the database file.
+func (r *Registry) Path() string { return r.path }
+
+// Run keeps the snapshot in step with changes other processes make to the
+// file: every PollInterval it reads a change counter (a one-row read), and
+// reloads the snapshot only when the counter moved. It blocks until ctx is
+// done or the Registry is closed, and then returns nil. A failed check is
+// logged and retried on the next tick; Lookup keeps serving the last good
+// snapshot meanwhile.
+func (r *Registry) Run(ctx context.Context) error {
+	t := time.NewTicker(PollInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.closed:
+			return nil
+		case <-t.C:
+		}
+		err := r.poll(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !r.isClosed():
+			if !failing { // one line per outage, not one per tick
+				r.log.Error("registry poll failed; serving the last snapshot", "err", err)
+			}
+			failing = true
+		case err == nil && failing:
+			r.log.Info("registry poll recovered")
+			failing = false
+		}
+	}
+}
+
+// poll reloads the snapshot if the database's generation differs from it.
+//
+// The generation (meta.generation, moved by triggers on every change to
+// torrents) is used rather than PRAGMA data_version because it tells more:
+// data_version is per connection and also moves for this process's own
+// commits through other pooled connections, whereas a generation stored
+// with the data lets write decide whether its snapshot was current and lets
+// poll skip reloading after this process's own changes.
+func (r *Registry) poll(ctx context.Context) error {
+	gen, err := readGeneration(ctx, r.db)
+	if err != nil {
+		return err
+	}
+	if gen == r.snap.Load().gen {
+		return nil
+	}
+	if err := r.lockWriter(ctx); err != nil {
+		return err
+	}
+	defer r.unlockWriter()
+	start := time.Now()
+	if err := r.reloadLocked(ctx); err != nil {
+		return err
+	}
+	s := r.snap.Load()
+	r.log.Debug("registry reloaded after an outside change", "entries", s.entries, "generation", s.gen, "took", time.Since(start))
+	return nil
+}
+
+// reloadLocked replaces the snapshot with one read from the database. The
+// caller holds wsem.
+func (r *Registry) reloadLocked(ctx context.Context) error {
+	s, err := loadSnapshot(ctx, r.db)
+	if err != nil {
+		return err
+	}
+	r.snap.Store(s)
+	return nil
+}
+
+func (r *Registry) lockWriter(ctx context.Context) error {
+	select {
+	case r.wsem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.closed:
+		return ErrClosed
+	}
+	if r.isClosed() {
+		<-r.wsem
+		return ErrClosed
+	}
+	return nil
+}
+
+func (r *Registry) unlockWriter() { <-r.wsem }
+
+func (r *Registry) isClosed() bool {
+	select {
+	case <-r.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close waits for a change in progress to finish and closes the database.
+// It is idempotent; later calls return the first call's error. Lookup and
+// Tracked keep answering from the last snapshot; every other method returns
+// ErrClosed.
+func (r *Registry) Close() error {
+	r.closeOnce.Do(func() {
+		close(r.closed)
+		r.wsem <- struct{}{} // wait out a writer; never released
+		r.closeErr = r.db.Close()
+		if r.closeErr != nil {
+			r.closeErr = fmt.Errorf("close registry %s: %w", r.path, r.closeErr)
+		}
+		r.log.Info("registry closed", "path", r.path)
+	})
+	return r.closeErr
+}

@@ -1,0 +1,188 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"warden/internal/bittorrent"
+)
+
+// TestOverlayFolds adds entries one at a time, well past the overlay's
+// limit, checking after each that the snapshot matches a plain map (the
+// slow reference) and that the overlay stays bounded.
+func TestOverlayFolds(t *testing.T) {
+	ctx := context.Background()
+	r, path := openTest(t)
+	es := make([]Entry, 2000)
+	for i := range es {
+		es[i] = Entry{V1: hv1(i)}
+	}
+	if _, err := r.AddMany(ctx, es, "test"); err != nil {
+		t.Fatal(err)
+	}
+	want := map[bittorrent.InfoHash]State{}
+	for i := range 2000 {
+		want[hv1(i)] = Active
+	}
+	folded := false
+	for i := range 2 * maxOverlay(2000) {
+		switch i % 3 {
+		case 0, 1:
+			e := mustAdd(t, r, Entry{V2: hv2(i)})
+			want[e.V2.InfoHash()] = Active
+		case 2:
+			if _, err := r.Revoke(ctx, hv1(i), "x", "a"); err != nil {
+				t.Fatal(err)
+			}
+			want[hv1(i)] = Revoked
+		}
+		s := r.snap.Load()
+		if len(s.over) > maxOverlay(len(s.base)) {
+			t.Fatalf("overlay has %d entries, limit %d", len(s.over), maxOverlay(len(s.base)))
+		}
+		if i > 0 && s.over == nil {
+			folded = true
+		}
+	}
+	if !folded {
+		t.Error("the overlay never folded into the base")
+	}
+	check := func(r *Registry, when string) {
+		t.Helper()
+		if r.Len() != len(want) {
+			t.Errorf("%s: Len() = %d, want %d", when, r.Len(), len(want))
+		}
+		for ih, st := range want {
+			if got, _, ok := r.Lookup(ih); !ok || got != st {
+				t.Fatalf("%s: Lookup(%s) = %v, %v; want %v", when, ih, got, ok, st)
+			}
+		}
+	}
+	check(r, "incremental snapshot")
+	check(openPath(t, path), "snapshot loaded from the file")
+}
+
+// newBenchRegistry returns a registry holding n v1 entries, the first n/10
+// of them revoked, built with one AddMany and then reopened so the snapshot
+// is one freshly loaded map, plus overlay more single adds on top.
+func newBenchRegistry(b *testing.B, n, overlay int) *Registry {
+	b.Helper()
+	ctx := context.Background()
+	path := filepath.Join(b.TempDir(), "registry.db")
+	r := openPath(b, path)
+	es := make([]Entry, n)
+	for i := range es {
+		es[i] = Entry{V1: hv1(i), Name: fmt.Sprint(i)}
+	}
+	if _, err := r.AddMany(ctx, es, "bench"); err != nil {
+		b.Fatal(err)
+	}
+	// Revoke a tenth directly (no audit rows needed for a benchmark).
+	if _, err := r.db.Exec("UPDATE torrents SET state = 'revoked', reason = 'bench' WHERE id <= ?", n/10); err != nil {
+		b.Fatal(err)
+	}
+	r.Close()
+	r = openPath(b, path)
+	for i := range overlay {
+		mustAdd(b, r, Entry{V2: hv2(i)})
+	}
+	return r
+}
+
+var (
+	sinkBool   bool
+	sinkState  State
+	sinkReason string
+)
+
+func TestLookupDoesNotAllocate(t *testing.T) {
+	r, _ := openTest(t)
+	es := make([]Entry, 100)
+	for i := range es {
+		es[i] = Entry{V1: hv1(i), V2: hv2(i)}
+	}
+	if _, err := r.AddMany(context.Background(), es, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Revoke(context.Background(), hv1(1), "because", "test"); err != nil {
+		t.Fatal(err)
+	}
+	mustAdd(t, r, Entry{V1: hv1(1000)}) // something in the overlay
+	for _, ih := range []bittorrent.InfoHash{hv1(0), hv1(1), hv2(2).InfoHash(), hv1(1000), hv1(-1)} {
+		if n := testing.AllocsPerRun(1000, func() { sinkBool = r.Tracked(ih) }); n != 0 {
+			t.Errorf("Tracked(%s) allocates %v times", ih, n)
+		}
+		if n := testing.AllocsPerRun(1000, func() { sinkState, sinkReason, sinkBool = r.Lookup(ih) }); n != 0 {
+			t.Errorf("Lookup(%s) allocates %v times", ih, n)
+		}
+		if n := testing.AllocsPerRun(1000, func() { sinkBool, sinkBool, sinkReason = r.Status(ih) }); n != 0 {
+			t.Errorf("Status(%s) allocates %v times", ih, n)
+		}
+	}
+}
+
+// BenchmarkTracked measures the tracker's per-request check against a
+// registry of 100,000 torrents: hits, misses (unregistered hashes, the
+// flood case), and hits after recent single adds put entries in the
+// overlay.
+func BenchmarkTracked(b *testing.B) {
+	const n = 100_000
+	for _, overlay := range []int{0, 200} {
+		r := newBenchRegistry(b, n, overlay)
+		hits := make([]bittorrent.InfoHash, 1024)
+		misses := make([]bittorrent.InfoHash, 1024)
+		for i := range hits {
+			hits[i] = hv1(i * 97 % n)
+			misses[i] = hv1(n + i)
+		}
+		for _, c := range []struct {
+			name string
+			ihs  []bittorrent.InfoHash
+		}{{"hit", hits}, {"miss", misses}} {
+			b.Run(fmt.Sprintf("entries=%d/overlay=%d/%s", n, overlay, c.name), func(b *testing.B) {
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					sinkBool = r.Tracked(c.ihs[i&1023])
+					i++
+				}
+			})
+			b.Run(fmt.Sprintf("entries=%d/overlay=%d/%s/parallel", n, overlay, c.name), func(b *testing.B) {
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					i, ok := 0, false
+					for pb.Next() {
+						ok = r.Tracked(c.ihs[i&1023])
+						i++
+					}
+					_ = ok
+				})
+			})
+		}
+		b.Run(fmt.Sprintf("entries=%d/overlay=%d/lookup", n, overlay), func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				sinkState, sinkReason, sinkBool = r.Lookup(hits[i&1023])
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkAdd measures one durable Add (a transaction with an fsync) into
+// a registry of 100,000 torrents, including publishing the new snapshot.
+func BenchmarkAdd(b *testing.B) {
+	r := newBenchRegistry(b, 100_000, 0)
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := r.Add(ctx, Entry{V2: hv2(i)}, "bench"); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
