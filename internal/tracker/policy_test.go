@@ -1,0 +1,174 @@
+package tracker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"warden/internal/bittorrent"
+	"warden/internal/registry"
+	"warden/internal/swarm"
+	"warden/internal/swarm/memswarm"
+	"warden/internal/swarm/swarmtest"
+)
+
+// newPolicyTracker returns a tracker in mode over a real registry holding
+// n active torrents (swarmtest.Hash(0..n-1)) and one revoked one,
+// swarmtest.Hash(-1).
+func newPolicyTracker(tb testing.TB, mode Mode, n int) *Tracker {
+	tb.Helper()
+	log := slog.New(slog.DiscardHandler)
+	reg, err := registry.Open(filepath.Join(tb.TempDir(), "registry.db"), log)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { reg.Close() })
+	es := make([]registry.Entry, n+1)
+	for i := range n {
+		es[i] = registry.Entry{V1: swarmtest.Hash(i), Name: fmt.Sprint("t", i)}
+	}
+	es[n] = registry.Entry{V1: swarmtest.Hash(-1), Name: "revoked"}
+	ctx := context.Background()
+	if _, err := reg.AddMany(ctx, es, "test"); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := reg.Revoke(ctx, swarmtest.Hash(-1), "license expired", "test"); err != nil {
+		tb.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Mode = mode
+	cfg.AbuseContact = "abuse@example.org"
+	return New(memswarm.New(swarm.DefaultConfig()), reg, cfg, log)
+}
+
+func TestModes(t *testing.T) {
+	const (
+		tracked = "tracked"
+		notReg  = "torrent not registered on this tracker; contact abuse@example.org"
+		revoked = "revoked: license expired; contact abuse@example.org"
+	)
+	tests := []struct {
+		mode                         Mode
+		registered, unknown, revoked string
+	}{
+		{ModeAllowlist, tracked, notReg, revoked},
+		{ModeDenylist, tracked, tracked, revoked},
+		{ModeOpen, tracked, tracked, tracked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode.String(), func(t *testing.T) {
+			tr := newPolicyTracker(t, tt.mode, 3)
+			for _, c := range []struct {
+				ih   bittorrent.InfoHash
+				want string
+			}{{swarmtest.Hash(1), tt.registered}, {swarmtest.Hash(99), tt.unknown}, {swarmtest.Hash(-1), tt.revoked}} {
+				var resp bittorrent.AnnounceResponse
+				err := tr.Announce(context.Background(), swarmtest.Req(c.ih, swarmtest.Addr4(1), 0, bittorrent.EventStarted), &resp)
+				got := tracked
+				if err != nil {
+					ref, ok := err.(*bittorrent.Refusal)
+					if !ok {
+						t.Fatalf("Announce error %T %v, want *bittorrent.Refusal", err, err)
+					}
+					if ref.Interval != tr.cfg.RefusalInterval {
+						t.Fatalf("refusal interval %v, want %v", ref.Interval, tr.cfg.RefusalInterval)
+					}
+					got = ref.Reason
+				}
+				if got != c.want {
+					t.Errorf("announce %v: got %q, want %q", c.ih, got, c.want)
+				}
+			}
+		})
+	}
+}
+
+func TestRefusedAnnounceIsNotStored(t *testing.T) {
+	tr := newPolicyTracker(t, ModeAllowlist, 1)
+	var resp bittorrent.AnnounceResponse
+	for i := range 10 {
+		tr.Announce(context.Background(), swarmtest.Req(swarmtest.Hash(1000+i), swarmtest.Addr4(i), 0, bittorrent.EventStarted), &resp)
+	}
+	if st := tr.Store().Stats(); st.Torrents != 0 {
+		t.Fatalf("refused announces created swarms: %+v", st)
+	}
+	rj := tr.Rejected(3)
+	if rj.Unregistered != 10 || len(rj.TopHashes) != 3 || len(rj.TopSources) != 3 {
+		t.Fatalf("Rejected = %+v, want 10 unregistered and top 3 lists", rj)
+	}
+}
+
+func TestScrapeRevealsNothing(t *testing.T) {
+	tr := newPolicyTracker(t, ModeAllowlist, 2)
+	ctx := context.Background()
+	var resp bittorrent.AnnounceResponse
+	tr.Announce(ctx, swarmtest.Req(swarmtest.Hash(0), swarmtest.Addr4(1), 0, bittorrent.EventStarted), &resp)
+	src := netip.MustParseAddr("10.9.9.9")
+
+	got, err := tr.Scrape(ctx, src, []bittorrent.InfoHash{swarmtest.Hash(0), swarmtest.Hash(77)}, nil)
+	if err != nil || len(got) != 2 || got[0].Complete != 1 || got[1] != (bittorrent.Scrape{InfoHash: swarmtest.Hash(77)}) {
+		t.Fatalf("mixed scrape = %+v, %v; want counts for the registered one and zeros for the other", got, err)
+	}
+	_, err = tr.Scrape(ctx, src, []bittorrent.InfoHash{swarmtest.Hash(77), swarmtest.Hash(-1)}, nil)
+	if ref, ok := err.(*bittorrent.Refusal); !ok || !strings.HasPrefix(ref.Reason, "torrent not registered") {
+		t.Fatalf("scrape of only untracked hashes = %v, want the refusal", err)
+	}
+}
+
+func TestRefusalAllocs(t *testing.T) {
+	tr := newPolicyTracker(t, ModeAllowlist, 10)
+	ctx := context.Background()
+	var resp bittorrent.AnnounceResponse
+	for _, ih := range []bittorrent.InfoHash{swarmtest.Hash(12345), swarmtest.Hash(-1)} {
+		req := swarmtest.Req(ih, swarmtest.Addr4(1), 0, bittorrent.EventStarted)
+		tr.Announce(ctx, req, &resp) // first time: caches the revoked message
+		if n := testing.AllocsPerRun(1000, func() {
+			if tr.Announce(ctx, req, &resp) == nil {
+				t.Fatal("announce not refused")
+			}
+		}); n != 0 {
+			t.Errorf("refusing %v allocates %v times per announce, want 0", ih, n)
+		}
+	}
+}
+
+var sinkErr error
+
+// BenchmarkAnnounceModes compares the accept path in open and allowlist
+// mode with the two refusal paths.
+func BenchmarkAnnounceModes(b *testing.B) {
+	const torrents = 10_000
+	cases := []struct {
+		name string
+		mode Mode
+		ih   func(i int) bittorrent.InfoHash
+	}{
+		{"open", ModeOpen, func(i int) bittorrent.InfoHash { return swarmtest.Hash(i % torrents) }},
+		{"allowlist/accept", ModeAllowlist, func(i int) bittorrent.InfoHash { return swarmtest.Hash(i % torrents) }},
+		{"allowlist/unregistered", ModeAllowlist, func(i int) bittorrent.InfoHash { return swarmtest.Hash(torrents + i%torrents) }},
+		{"allowlist/revoked", ModeAllowlist, func(int) bittorrent.InfoHash { return swarmtest.Hash(-1) }},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			tr := newPolicyTracker(b, c.mode, torrents)
+			reqs := make([]*bittorrent.AnnounceRequest, 4096)
+			for i := range reqs {
+				reqs[i] = swarmtest.Req(c.ih(i), swarmtest.Addr4(i%10), 1, bittorrent.EventNone)
+			}
+			var resp bittorrent.AnnounceResponse
+			for _, r := range reqs { // fill the swarms first
+				tr.Announce(context.Background(), r, &resp)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				sinkErr = tr.Announce(context.Background(), reqs[i%len(reqs)], &resp)
+				i++
+			}
+		})
+	}
+}
