@@ -125,4 +125,3 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	return nil
 }
-

@@ -141,7 +141,7 @@ func FuzzParse(f *testing.F) {
 
 func FuzzParseMagnet(f *testing.F) {
 	f.Add("magnet:?xt=urn:btih:e938faabb0721c700e7b6b0b497bde437d9053c0&dn=x") // v1 hex
-	f.Add("magnet:?xt=urn:btih:5E4PVK5QOIOHADT3NMFUS666IN6ZAU6A")             // v1 base32
+	f.Add("magnet:?xt=urn:btih:5E4PVK5QOIOHADT3NMFUS666IN6ZAU6A")              // v1 base32
 	f.Add("magnet:?xt=urn:btmh:1220e20aa2eaef25c3a427a73d1170eb620afc4f00e6cb1d206ba77a2aea7ead44b7")
 	f.Fuzz(func(t *testing.T, s string) {
 		h, err := ParseMagnet(s)
