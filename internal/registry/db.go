@@ -68,9 +68,11 @@ func dsn(abs string) string {
 // using it and fails with an error wrapping ErrDamaged, naming the file, if
 // the file is not an intact SQLite database, and with ErrNotRegistry if it
 // is another program's database or a newer schema; in both cases the file is
-// left as it was. It migrates an older schema and loads the snapshot. Open
-// starts no goroutines: call Run to follow other processes' changes. A nil
-// log discards.
+// left as it was. An existing empty file counts as damaged: Open itself
+// never leaves one (see create), so it can only be a truncated registry.
+// Open migrates an older schema and loads the snapshot. It starts no
+// background work of its own: call Run to follow other processes' changes.
+// A nil log discards.
 func Open(path string, log *slog.Logger) (*Registry, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
