@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	badConfig := filepath.Join(dir, "bad.toml")
+	os.WriteFile(badConfig, []byte("[tracker]\nmode = \"closed\"\n"), 0o600)
+	tests := []struct {
+		name     string
+		args     []string
+		wantOut  string
+		wantErr  string
+		wantCode int
+	}{
+		{name: "no command", args: nil, wantErr: "no command given", wantCode: 2},
+		{name: "unknown command", args: []string{"fly"}, wantErr: `unknown command "fly"`, wantCode: 2},
+		{name: "version", args: []string{"version"}, wantOut: "warden "},
+		{name: "help", args: []string{"help"}, wantOut: "commands:"},
+		{name: "help serve", args: []string{"help", "serve"}, wantOut: "-mode mode", wantErr: flag.ErrHelp.Error()},
+		{name: "help unknown", args: []string{"help", "fly"}, wantErr: `unknown command "fly"`, wantCode: 2},
+		{name: "serve bad flag", args: []string{"serve", "--nope"}, wantErr: "flag provided but not defined", wantCode: 2},
+		{name: "serve bad mode", args: []string{"serve", "--mode", "closed"}, wantErr: `--mode: "closed" is not one of`, wantCode: 2},
+		{name: "serve stray argument", args: []string{"serve", "now"}, wantErr: `unexpected argument "now"`, wantCode: 2},
+		{name: "serve bad config", args: []string{"serve", "--config", badConfig}, wantErr: "is not one of", wantCode: 1},
+		{name: "serve nothing to serve", args: []string{"serve", "--http", "", "--udp", ""}, wantErr: "nothing to serve", wantCode: 2},
+		{name: "serve public admin", args: []string{"serve", "--admin", "0.0.0.0:7070"}, wantErr: "every interface", wantCode: 2},
+		{name: "registry no command", args: []string{"registry"}, wantErr: "no command given", wantCode: 2},
+		{name: "registry unknown", args: []string{"registry", "fly"}, wantErr: `unknown command "fly"`, wantCode: 2},
+		{name: "revoke without reason", args: []string{"registry", "revoke", strings.Repeat("ab", 20)}, wantErr: "--reason is required", wantCode: 2},
+		{name: "revoke two hashes", args: []string{"registry", "revoke", "a", "b", "--reason", "x"}, wantErr: "want one HASH", wantCode: 2},
+		{name: "add nothing", args: []string{"registry", "add"}, wantErr: "give a .torrent file", wantCode: 2},
+		{name: "add garbage", args: []string{"registry", "add", "not-a-hash"}, wantErr: "not a magnet link", wantCode: 1},
+		{name: "add name for many", args: []string{"registry", "add", strings.Repeat("ab", 20), strings.Repeat("cd", 20), "--name", "x"}, wantErr: "--name names a single torrent", wantCode: 2},
+		{name: "list without token", args: []string{"registry", "list", "--data", dir}, wantErr: "admin token", wantCode: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("WARDEN_TOKEN", "")
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), tt.args, &out, &errOut)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("run(%q) = %v", tt.args, err)
+				}
+			} else {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("run(%q) = %v, want error containing %q", tt.args, err, tt.wantErr)
+				}
+				if !errors.Is(err, flag.ErrHelp) && exitCode(err) != tt.wantCode {
+					t.Fatalf("run(%q) exit code %d, want %d", tt.args, exitCode(err), tt.wantCode)
+				}
+			}
+			if !strings.Contains(out.String()+errOut.String(), tt.wantOut) {
+				t.Fatalf("run(%q) printed %q, want %q in it", tt.args, out.String()+errOut.String(), tt.wantOut)
+			}
+		})
+	}
+}
