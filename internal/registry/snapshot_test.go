@@ -9,10 +9,24 @@ import (
 	"warden/internal/bittorrent"
 )
 
+// TestFoldsSmallRegistryAtOnce checks that a small registry keeps no
+// overlay, so a lookup is one map probe.
+func TestFoldsSmallRegistryAtOnce(t *testing.T) {
+	r, _ := openTest(t)
+	for i := range 5 {
+		mustAdd(t, r, Entry{V1: hv1(i)})
+		if s := r.snap.Load(); s.over != nil {
+			t.Fatalf("after add %d the snapshot has an overlay of %d", i, len(s.over))
+		}
+	}
+}
+
 // TestOverlayFolds adds entries one at a time, well past the overlay's
 // limit, checking after each that the snapshot matches a plain map (the
 // slow reference) and that the overlay stays bounded.
 func TestOverlayFolds(t *testing.T) {
+	defer func(old int) { foldAlways = old }(foldAlways)
+	foldAlways = 0 // keep the overlay even for this small registry
 	ctx := context.Background()
 	r, path := openTest(t)
 	es := make([]Entry, 2000)
