@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 
@@ -26,6 +27,11 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /api/torrents/{hash}/revoke", s.auth(s.revokeTorrent))
 	mux.Handle("POST /api/torrents/{hash}/restore", s.auth(s.restoreTorrent))
 	mux.Handle("GET /api/rejected", s.auth(s.rejected))
+	// Profiles for the operator, behind the token like everything else.
+	mux.Handle("GET /debug/pprof/", s.auth(pprof.Index))
+	mux.Handle("GET /debug/pprof/profile", s.auth(pprof.Profile))
+	mux.Handle("GET /debug/pprof/trace", s.auth(pprof.Trace))
+	mux.Handle("GET /debug/pprof/symbol", s.auth(pprof.Symbol))
 	return mux
 }
 
