@@ -1,0 +1,251 @@
+package limit
+
+import (
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// Ban is one ban, as Bans reports it.
+type Ban struct {
+	// Prefix is what is banned: an address (an IPv4 /32 or an IPv6
+	// /IPv6AddressLen) or a prefix (/IPv4PrefixLen, /IPv6PrefixLen).
+	Prefix netip.Prefix `json:"prefix"`
+	Since  time.Time    `json:"since"`
+	Until  time.Time    `json:"until"`
+	// Strikes counts the bans in a row, this one included: 1 for a first
+	// ban; each strike doubled the duration, up to ban_max.
+	Strikes int `json:"strikes"`
+	// Dropped counts the requests refused as Banned during this ban.
+	Dropped uint64 `json:"dropped"`
+}
+
+// banWays is the associativity of the ban table.
+const banWays = 8
+
+// banSet is the part of eight ban records that Allow reads without a
+// lock: hash and until are written only under banTable.mu, hash last, so a
+// reader that sees the same hash before and after reading until has read
+// a consistent pair.
+type banSet struct {
+	hash  [banWays]atomic.Uint64 // key hash; 0 is an empty slot
+	until [banWays]atomic.Int64  // Unix ns; a record whose until has passed is kept for its strikes
+}
+
+// banRec is the rest of a ban record, read and written under banTable.mu
+// except dropped. It holds no pointer, so the GC never scans the table.
+type banRec struct {
+	since   int64
+	dropped atomic.Uint64
+	addr    [16]byte // the masked address, As16 form for IPv4
+	bits    uint8    // prefix length, of the IPv4 address for IPv4
+	is4     bool
+	strikes uint16
+}
+
+// banTable holds the bans apart from the rate table, so that keys evicted
+// from the rate table by a flood of new sources are still banned when
+// they come back; a new key looks itself up here when it enters the rate
+// table. It holds up to len(sets)*banWays records in sets of banWays, and
+// only a ban can take a slot, which costs its source ban_after drops: a
+// flood of spoofed one-off addresses never gets that far. When every
+// record of a set holds a ban still running, a new ban for that set is
+// refused (counted in Stats.BansRefused): the source stays rate limited,
+// and no running ban is cut short.
+type banTable struct {
+	sets    []banSet
+	recs    []banRec      // banWays per set
+	records atomic.Int64  // nonempty slots; 0 lets lookups skip the table
+	first   time.Duration // ban_duration
+	max     time.Duration // ban_max
+	mu      sync.Mutex    // guards writes to sets and the plain fields of recs
+	imposed atomic.Uint64 // bans imposed
+	refused atomic.Uint64 // bans refused because the set was full
+}
+
+func banSetsFor(maxBans int) int { return (maxBans + banWays - 1) / banWays }
+
+func banBytes(maxBans int) int {
+	return banSetsFor(maxBans) * int(unsafe.Sizeof(banSet{})+banWays*unsafe.Sizeof(banRec{}))
+}
+
+func newBanTable(c Config) *banTable {
+	n := banSetsFor(c.MaxBans)
+	return &banTable{
+		sets:  make([]banSet, n),
+		recs:  make([]banRec, n*banWays),
+		first: c.BanDuration,
+		max:   c.BanMax,
+	}
+}
+
+// lookup returns the record of a running ban of the key with hash h. It
+// takes no lock and does not allocate.
+func (b *banTable) lookup(h uint64, now int64) (slot int32, until int64, ok bool) {
+	if b.records.Load() == 0 {
+		return 0, 0, false
+	}
+	si := index(h, uint64(len(b.sets)))
+	s := &b.sets[si]
+	for i := range banWays {
+		if s.hash[i].Load() != h {
+			continue
+		}
+		u := s.until[i].Load()
+		if s.hash[i].Load() != h { // rewritten while we read until
+			continue
+		}
+		if u > now {
+			return int32(int(si)*banWays + i), u, true
+		}
+	}
+	return 0, 0, false
+}
+
+// impose bans the key with hash h, prefix p, from now: for ban_duration,
+// or twice its previous ban while that one is remembered. If the key is
+// already banned it returns that ban. ok is false when the set is full of
+// running bans.
+func (b *banTable) impose(h uint64, p netip.Prefix, now int64) (slot int32, until int64, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	si := int(index(h, uint64(len(b.sets))))
+	s := &b.sets[si]
+	recs := b.recs[si*banWays : (si+1)*banWays]
+	pick := -1
+	for i := range banWays {
+		if s.hash[i].Load() == h && recs[i].prefix() == p {
+			pick = i
+			break
+		}
+	}
+	strikes := 1
+	if pick >= 0 {
+		u := s.until[pick].Load()
+		if u > now {
+			return int32(si*banWays + pick), u, true
+		}
+		if now < u+int64(b.max) {
+			strikes = int(recs[pick].strikes) + 1
+		}
+	} else {
+		pick = b.freeLocked(s, now)
+		if pick < 0 {
+			b.refused.Add(1)
+			return 0, 0, false
+		}
+		if s.hash[pick].Swap(0) == 0 {
+			b.records.Add(1)
+		}
+	}
+	until = now + int64(b.duration(strikes))
+	r := &recs[pick]
+	r.since = now
+	r.dropped.Store(0)
+	r.setPrefix(p)
+	r.strikes = uint16(min(strikes, 1<<16-1))
+	s.until[pick].Store(until)
+	s.hash[pick].Store(h)
+	b.imposed.Add(1)
+	return int32(si*banWays + pick), until, true
+}
+
+// freeLocked returns a slot of s for a new key: an empty one, or one whose
+// record is forgotten, or else the one whose ban ended first; -1 when all
+// hold running bans.
+func (b *banTable) freeLocked(s *banSet, now int64) int {
+	pick, pickUntil := -1, now
+	for i := range banWays {
+		if s.hash[i].Load() == 0 {
+			return i
+		}
+		u := s.until[i].Load()
+		if u+int64(b.max) <= now {
+			return i
+		}
+		if u <= pickUntil {
+			pick, pickUntil = i, u
+		}
+	}
+	return pick
+}
+
+// duration is the length of the ban with the given number of strikes.
+func (b *banTable) duration(strikes int) time.Duration {
+	d := b.first
+	for range strikes - 1 {
+		if d >= b.max/2 {
+			return b.max
+		}
+		d *= 2
+	}
+	return min(d, b.max)
+}
+
+// remove deletes the record of key h, prefix p, and reports whether there
+// was one.
+func (b *banTable) remove(h uint64, p netip.Prefix) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	si := int(index(h, uint64(len(b.sets))))
+	s := &b.sets[si]
+	for i := range banWays {
+		if s.hash[i].Load() == h && b.recs[si*banWays+i].prefix() == p {
+			s.hash[i].Store(0)
+			s.until[i].Store(0)
+			b.records.Add(-1)
+			return true
+		}
+	}
+	return false
+}
+
+// countDrop adds a request refused by the ban in slot.
+func (b *banTable) countDrop(slot int32) {
+	if uint(slot) < uint(len(b.recs)) {
+		b.recs[slot].dropped.Add(1)
+	}
+}
+
+// running returns the bans still running at now, sorted by prefix.
+func (b *banTable) running(now int64) []Ban {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []Ban
+	for si := range b.sets {
+		s := &b.sets[si]
+		for i := range banWays {
+			u := s.until[i].Load()
+			if s.hash[i].Load() == 0 || u <= now {
+				continue
+			}
+			r := &b.recs[si*banWays+i]
+			out = append(out, Ban{
+				Prefix:  r.prefix(),
+				Since:   time.Unix(0, r.since).UTC(),
+				Until:   time.Unix(0, u).UTC(),
+				Strikes: int(r.strikes),
+				Dropped: r.dropped.Load(),
+			})
+		}
+	}
+	slices.SortFunc(out, func(x, y Ban) int { return x.Prefix.Compare(y.Prefix) })
+	return out
+}
+
+func (r *banRec) setPrefix(p netip.Prefix) {
+	r.addr = p.Addr().As16()
+	r.bits = uint8(p.Bits())
+	r.is4 = p.Addr().Is4()
+}
+
+func (r *banRec) prefix() netip.Prefix {
+	a := netip.AddrFrom16(r.addr)
+	if r.is4 {
+		a = a.Unmap()
+	}
+	return netip.PrefixFrom(a, int(r.bits))
+}

@@ -1,0 +1,151 @@
+package limit
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Config sets the rates, the ban policy and the memory cap of a Limiter.
+//
+// Every source is charged to two keys: its address and its prefix. The
+// address is an IPv4 address (/32) or an IPv6 /IPv6AddressLen (a /64 by
+// default: one host or LAN can pick any address in its /64, so counting
+// /128s apart would only let it multiply its allowance). The prefix is the
+// IPv4 /IPv4PrefixLen or IPv6 /IPv6PrefixLen around it. A request passes
+// only if both keys have a token.
+type Config struct {
+	// RatePerSec is the sustained rate each address may send, in requests
+	// per second; fractions are allowed (0.5 is one request every 2s).
+	RatePerSec float64 `toml:"rate_per_sec"`
+	// Burst is how many requests an idle address may send at once.
+	// Burst/RatePerSec, the time an empty bucket takes to fill, is at most
+	// 30 minutes.
+	Burst int `toml:"burst"`
+	// PrefixRatePerSec and PrefixBurst are the same for a whole prefix: all
+	// the addresses of one IPv4 /IPv4PrefixLen or IPv6 /IPv6PrefixLen share
+	// them.
+	PrefixRatePerSec float64 `toml:"prefix_rate_per_sec"`
+	PrefixBurst      int     `toml:"prefix_burst"`
+	// IPv4PrefixLen is the length of the IPv4 prefix key, 0-31 (24).
+	IPv4PrefixLen int `toml:"ipv4_prefix_len"`
+	// IPv6AddressLen is the length at which IPv6 sources are counted as one
+	// address, 1-128 (64).
+	IPv6AddressLen int `toml:"ipv6_address_len"`
+	// IPv6PrefixLen is the length of the IPv6 prefix key, 0 to
+	// IPv6AddressLen-1 (48).
+	IPv6PrefixLen int `toml:"ipv6_prefix_len"`
+	// TableBytes caps all the memory a Limiter holds: the rate table, the
+	// ban table and its counters are allocated once by New and never grow.
+	// MemoryBytes reports what was allocated, which is at most TableBytes.
+	TableBytes int `toml:"table_bytes"`
+	// BanAfter bans a key (an address or a prefix) on its BanAfter-th
+	// dropped request within BanWindow. Drops are counted in a leaky
+	// bucket that drains BanAfter per BanWindow, so BanAfter drops in quick
+	// succession ban, and so does a sustained drop rate above
+	// BanAfter/BanWindow once the excess reaches BanAfter. 0 disables bans.
+	BanAfter int `toml:"ban_after"`
+	// BanWindow is the window of BanAfter, at most 30 minutes, and
+	// BanWindow/BanAfter is at least 1µs.
+	BanWindow time.Duration `toml:"ban_window"`
+	// BanDuration is the length of a first ban. A key banned again while
+	// its previous ban is remembered (until BanMax after it ended) is
+	// banned for twice as long as the last time, up to BanMax.
+	BanDuration time.Duration `toml:"ban_duration"`
+	// BanMax is the longest ban, and how long a ban is remembered after it
+	// ends for the doubling of repeat offenders.
+	BanMax time.Duration `toml:"ban_max"`
+	// MaxBans is the number of ban records the ban table holds (rounded up
+	// to a multiple of 8); it is carved out of TableBytes.
+	MaxBans int `toml:"max_bans"`
+}
+
+// DefaultConfig returns the settings warden serve uses when the config file
+// has none: 50 requests/s (burst 500) per address, 500/s (burst 5000) per
+// IPv4 /24 or IPv6 /48, with IPv6 /64s counted as addresses; a ban of 1m,
+// doubling up to 1h, on the 1000th drop within 10s; 64 MiB in all.
+func DefaultConfig() Config {
+	return Config{
+		RatePerSec:       50,
+		Burst:            500,
+		PrefixRatePerSec: 500,
+		PrefixBurst:      5000,
+		IPv4PrefixLen:    24,
+		IPv6AddressLen:   64,
+		IPv6PrefixLen:    48,
+		TableBytes:       64 << 20,
+		BanAfter:         1000,
+		BanWindow:        10 * time.Second,
+		BanDuration:      time.Minute,
+		BanMax:           time.Hour,
+		MaxBans:          65536,
+	}
+}
+
+// Limits enforced by Validate.
+const (
+	maxRate       = 1e9 // one token per nanosecond
+	maxFill       = 30 * time.Minute
+	maxBanWindow  = 30 * time.Minute
+	minBanStep    = time.Microsecond
+	maxMaxBans    = 1 << 24
+	maxTableBytes = 1 << 40
+)
+
+// Validate reports the first field that cannot work, by its toml name. It
+// never adjusts a value.
+func (c Config) Validate() error {
+	if err := checkRate("rate_per_sec", "burst", c.RatePerSec, c.Burst); err != nil {
+		return err
+	}
+	if err := checkRate("prefix_rate_per_sec", "prefix_burst", c.PrefixRatePerSec, c.PrefixBurst); err != nil {
+		return err
+	}
+	switch {
+	case c.IPv4PrefixLen < 0 || c.IPv4PrefixLen > 31:
+		return fieldError("ipv4_prefix_len", fmt.Sprintf("must be 0-31, got %d", c.IPv4PrefixLen))
+	case c.IPv6AddressLen < 1 || c.IPv6AddressLen > 128:
+		return fieldError("ipv6_address_len", fmt.Sprintf("must be 1-128, got %d", c.IPv6AddressLen))
+	case c.IPv6PrefixLen < 0 || c.IPv6PrefixLen >= c.IPv6AddressLen:
+		return fieldError("ipv6_prefix_len", fmt.Sprintf("must be 0-%d (shorter than ipv6_address_len), got %d", c.IPv6AddressLen-1, c.IPv6PrefixLen))
+	case c.BanAfter < 0:
+		return fieldError("ban_after", fmt.Sprintf("must be 0 (no bans) or more, got %d", c.BanAfter))
+	case c.BanWindow <= 0 || c.BanWindow > maxBanWindow:
+		return fieldError("ban_window", fmt.Sprintf("must be more than 0 and at most %v, got %v", maxBanWindow, c.BanWindow))
+	case c.BanAfter > 0 && c.BanWindow/time.Duration(c.BanAfter) < minBanStep:
+		return fieldError("ban_after", fmt.Sprintf("must be at most ban_window/%v = %d, got %d", minBanStep, c.BanWindow/minBanStep, c.BanAfter))
+	case c.BanDuration <= 0:
+		return fieldError("ban_duration", fmt.Sprintf("must be positive, got %v", c.BanDuration))
+	case c.BanMax < c.BanDuration:
+		return fieldError("ban_max", fmt.Sprintf("must be at least ban_duration (%v), got %v", c.BanDuration, c.BanMax))
+	case c.MaxBans < 1 || c.MaxBans > maxMaxBans:
+		return fieldError("max_bans", fmt.Sprintf("must be 1-%d, got %d", maxMaxBans, c.MaxBans))
+	case int64(c.TableBytes) > maxTableBytes:
+		return fieldError("table_bytes", fmt.Sprintf("must be at most %d, got %d", int64(maxTableBytes), c.TableBytes))
+	}
+	if lay := layoutFor(c); lay.sets < 1 {
+		return fieldError("table_bytes", fmt.Sprintf("must be at least %d to hold max_bans=%d and one set, got %d", lay.minBytes, c.MaxBans, c.TableBytes))
+	}
+	return nil
+}
+
+func checkRate(rateField, burstField string, rate float64, burst int) error {
+	if !(rate > 0 && rate <= maxRate) { // also rejects NaN
+		return fieldError(rateField, fmt.Sprintf("must be more than 0 and at most %g, got %g", float64(maxRate), rate))
+	}
+	if burst < 1 {
+		return fieldError(burstField, fmt.Sprintf("must be at least 1, got %d", burst))
+	}
+	if fill := float64(burst) / rate; fill > maxFill.Seconds() {
+		return fieldError(burstField, fmt.Sprintf("must fill within %v at %s=%g (at most %d), got %d",
+			maxFill, rateField, rate, int64(math.Floor(maxFill.Seconds()*rate)), burst))
+	}
+	return nil
+}
+
+// ConfigError names the config field Validate rejected.
+type ConfigError struct{ Field, Msg string }
+
+func (e *ConfigError) Error() string { return "limit: " + e.Field + ": " + e.Msg }
+
+func fieldError(field, msg string) error { return &ConfigError{Field: field, Msg: msg} }
