@@ -31,6 +31,7 @@ usage: warden <command> [flags]
 commands:
   serve     run the tracker (HTTP and UDP, plus the admin API)
   registry  add, revoke, restore and list the torrents warden tracks
+  guard     list and lift bans; export them for nftables or ipset
   load      load-test a tracker you operate (loopback only by default)
   version   print the version
   help      print help for a command: warden help serve
@@ -73,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runLoad(ctx, rest, stdout, stderr)
 	case "registry":
 		return runRegistry(ctx, rest, stdout, stderr)
+	case "guard":
+		return runGuard(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "warden", versionString())
 		return nil
@@ -82,7 +85,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return nil
 		}
 		switch rest[0] {
-		case "serve", "load", "registry":
+		case "serve", "load", "registry", "guard":
 			return run(ctx, []string{rest[0], "-h"}, stdout, stdout)
 		case "version", "help":
 			fmt.Fprint(stdout, usage)

@@ -54,6 +54,9 @@ func (f *registryFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.json, "json", false, "print JSON")
 }
 
+// adminClient is the admin API client the CLI commands share.
+type adminClient = admin.Client
+
 func (f *registryFlags) client() (*admin.Client, error) {
 	tok := admin.Token(os.Getenv(admin.TokenEnv))
 	if tok == "" {

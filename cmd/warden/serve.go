@@ -17,6 +17,7 @@ import (
 	"warden/internal/admin"
 	"warden/internal/config"
 	"warden/internal/httptracker"
+	"warden/internal/limit"
 	"warden/internal/registry"
 	"warden/internal/swarm"
 	"warden/internal/swarm/memswarm"
@@ -108,6 +109,7 @@ type stats struct {
 	Registry int                `json:"registered"`
 	Swarm    swarm.Stats        `json:"swarm"`
 	Rejected tracker.Rejected   `json:"rejected"`
+	Limit    limit.Stats        `json:"limit"`
 	HTTP     *httptracker.Stats `json:"http,omitempty"`
 	UDP      *udptracker.Stats  `json:"udp,omitempty"`
 }
@@ -130,19 +132,23 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer reg.Close()
 	store := memswarm.New(cfg.Swarm)
 	tr := tracker.New(store, reg, cfg.Tracker, log)
+	guard, err := limit.NewGuard(cfg.Limit, log)
+	if err != nil {
+		return err
+	}
 
-	runners := []func(context.Context) error{store.Run, reg.Run}
+	runners := []func(context.Context) error{store.Run, reg.Run, guard.Run}
 	var httpSrv *httptracker.Server
 	var udpSrv *udptracker.Server
 	if cfg.HTTP.Listen != "" {
-		httpSrv, err = httptracker.Listen(cfg.HTTP.Listen, tr, cfg.HTTP, log)
+		httpSrv, err = httptracker.Listen(cfg.HTTP.Listen, tr, guard, cfg.HTTP, log)
 		if err != nil {
 			return err
 		}
 		runners = append(runners, httpSrv.Run)
 	}
 	if cfg.UDP.Listen != "" {
-		udpSrv, err = udptracker.Listen(cfg.UDP.Listen, tr, cfg.UDP, log)
+		udpSrv, err = udptracker.Listen(cfg.UDP.Listen, tr, guard, cfg.UDP, log)
 		if err != nil {
 			return err
 		}
@@ -156,7 +162,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		if created {
 			log.Info("admin token created", "file", filepath.Join(cfg.Data, admin.TokenFile))
 		}
-		adminSrv, err := admin.Listen(cfg.Admin, admin.Deps{Token: token, Registry: reg, Tracker: tr, Stats: func() any {
+		adminSrv, err := admin.Listen(cfg.Admin, admin.Deps{Token: token, Registry: reg, Tracker: tr, Guard: guard, Stats: func() any {
 			st := stats{
 				Version:  versionString(),
 				Uptime:   time.Since(started).Round(time.Second).String(),
@@ -164,6 +170,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 				Registry: reg.Len(),
 				Swarm:    store.Stats(),
 				Rejected: tr.Rejected(10),
+				Limit:    guard.Limiter().Stats(),
 			}
 			if httpSrv != nil {
 				s := httpSrv.Stats()

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"time"
 
+	"warden/internal/limit"
 	"warden/internal/registry"
 	"warden/internal/tracker"
 )
@@ -67,6 +68,7 @@ type Deps struct {
 	Token    Token
 	Registry *registry.Registry
 	Tracker  *tracker.Tracker
+	Guard    *limit.Guard
 	// Stats is called for each GET /stats; its result is written as JSON.
 	Stats func() any
 }

@@ -7,10 +7,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"warden/internal/bittorrent"
+	"warden/internal/limit"
 	"warden/internal/registry"
 )
 
@@ -27,6 +30,9 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /api/torrents/{hash}/revoke", s.auth(s.revokeTorrent))
 	mux.Handle("POST /api/torrents/{hash}/restore", s.auth(s.restoreTorrent))
 	mux.Handle("GET /api/rejected", s.auth(s.rejected))
+	mux.Handle("GET /api/guard/bans", s.auth(s.bans))
+	mux.Handle("POST /api/guard/unban", s.auth(s.unban))
+	mux.Handle("GET /api/guard/export", s.auth(s.export))
 	// Profiles for the operator, behind the token like everything else.
 	mux.Handle("GET /debug/pprof/", s.auth(pprof.Index))
 	mux.Handle("GET /debug/pprof/profile", s.auth(pprof.Profile))
@@ -272,6 +278,64 @@ func (s *Server) rejected(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, s.deps.Tracker.Rejected(n))
+}
+
+// BansResponse answers GET /api/guard/bans.
+type BansResponse struct {
+	Bans  []limit.Ban `json:"bans"`
+	Stats limit.Stats `json:"stats"`
+}
+
+func (s *Server) bans(w http.ResponseWriter, r *http.Request) {
+	lim := s.deps.Guard.Limiter()
+	bans := lim.Bans(time.Now())
+	if bans == nil {
+		bans = []limit.Ban{}
+	}
+	writeJSON(w, http.StatusOK, BansResponse{Bans: bans, Stats: lim.Stats()})
+}
+
+// UnbanRequest is the body of POST /api/guard/unban.
+type UnbanRequest struct {
+	Prefix string `json:"prefix"` // an address or a CIDR prefix
+}
+
+func (s *Server) unban(w http.ResponseWriter, r *http.Request) {
+	var req UnbanRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	p, err := netip.ParsePrefix(req.Prefix)
+	if err != nil {
+		a, aerr := netip.ParseAddr(req.Prefix)
+		if aerr != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("prefix: %q is not an address or CIDR prefix", req.Prefix))
+			return
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if !s.deps.Guard.Limiter().Unban(p) {
+		writeError(w, http.StatusNotFound, fmt.Errorf("%s is not banned", p))
+		return
+	}
+	s.log.Warn("unbanned", "prefix", p.String(), "by", actor(r))
+	writeJSON(w, http.StatusOK, map[string]string{"unbanned": p.String()})
+}
+
+func (s *Server) export(w http.ResponseWriter, r *http.Request) {
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = "nft"
+	}
+	now := time.Now()
+	var buf strings.Builder
+	if err := limit.WriteBans(&buf, format, s.deps.Guard.Limiter().Bans(now), now); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, buf.String())
 }
 
 type badRequest struct{ error }

@@ -75,6 +75,10 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if out == nil {
 		return nil
 	}
+	if raw, ok := out.(*rawText); ok {
+		*raw = rawText(data)
+		return nil
+	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("admin API: reply: %w", err)
 	}
@@ -130,6 +134,28 @@ func (c *Client) Rejected(ctx context.Context, n int) (tracker.Rejected, error) 
 	err := c.do(ctx, http.MethodGet, "/api/rejected?n="+strconv.Itoa(n), nil, &out)
 	return out, err
 }
+
+// Bans returns the bans in force and the limiter's counters.
+func (c *Client) Bans(ctx context.Context) (BansResponse, error) {
+	var out BansResponse
+	err := c.do(ctx, http.MethodGet, "/api/guard/bans", nil, &out)
+	return out, err
+}
+
+// Unban lifts the ban on an address or prefix.
+func (c *Client) Unban(ctx context.Context, prefix string) error {
+	return c.do(ctx, http.MethodPost, "/api/guard/unban", UnbanRequest{Prefix: prefix}, nil)
+}
+
+// Export returns the bans as a kernel script in format (nft or ipset).
+func (c *Client) Export(ctx context.Context, format string) (string, error) {
+	var out rawText
+	err := c.do(ctx, http.MethodGet, "/api/guard/export?format="+url.QueryEscape(format), nil, &out)
+	return string(out), err
+}
+
+// rawText takes a reply body as it is.
+type rawText string
 
 // IsStatus reports whether err is an APIError with the given status.
 func IsStatus(err error, status int) bool {

@@ -14,6 +14,7 @@ import (
 
 	"warden/internal/admin"
 	"warden/internal/httptracker"
+	"warden/internal/limit"
 	"warden/internal/swarm"
 	"warden/internal/tracker"
 	"warden/internal/udptracker"
@@ -29,6 +30,7 @@ type Config struct {
 	Admin   admin.Config       `toml:"admin"`
 	Tracker tracker.Config     `toml:"tracker"`
 	Swarm   swarm.Config       `toml:"swarm"`
+	Limit   limit.Config       `toml:"limit"`
 }
 
 // Log configures logging.
@@ -49,6 +51,7 @@ func Default() Config {
 		Admin:   admin.DefaultConfig(),
 		Tracker: tracker.DefaultConfig(),
 		Swarm:   swarm.DefaultConfig(),
+		Limit:   limit.DefaultConfig(),
 	}
 }
 
@@ -92,7 +95,7 @@ func (c Config) Validate() error {
 			return err
 		}
 	}
-	for _, v := range []interface{ Validate() error }{c.Admin, c.Tracker, c.Swarm} {
+	for _, v := range []interface{ Validate() error }{c.Admin, c.Tracker, c.Swarm, c.Limit} {
 		if err := v.Validate(); err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/cpu"
 
 	"warden/internal/bittorrent"
+	"warden/internal/limit"
 	"warden/internal/tracker"
 )
 
@@ -32,6 +33,13 @@ type Stats struct {
 	// BadRequests are requests for another path (404) or with a method
 	// other than GET or HEAD (405).
 	BadRequests uint64 `json:"bad_requests"`
+	// Limited are requests refused because their source was over its rate.
+	Limited uint64 `json:"limited"`
+	// Banned are requests from banned or blocklisted sources.
+	Banned uint64 `json:"banned"`
+	// ConnsRefused are connections closed at accept: blocklisted source,
+	// or over max_conns or max_conns_per_source.
+	ConnsRefused uint64 `json:"conns_refused"`
 }
 
 // counter is an atomic counter on a cache line of its own, so that cores
@@ -45,6 +53,8 @@ type counters struct {
 	announcesOK, announcesFailed counter
 	scrapesOK, scrapesFailed     counter
 	badRequests                  counter
+	limited, banned              counter
+	connsRefused                 counter
 }
 
 // handler serves /announce and /scrape. It is safe for concurrent use.
@@ -53,6 +63,7 @@ type handler struct {
 	trusted    []netip.Prefix
 	fullScrape bool
 	maxScrape  int
+	guard      *limit.Guard // nil: no limits
 	log        *slog.Logger
 	errLimit   rateLimit
 	stats      counters
@@ -133,6 +144,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("method not allowed\n"))
 		return
 	}
+	if !h.allowed(w, r) {
+		return
+	}
 	st := h.getState()
 	if announce {
 		h.announce(w, r, st)
@@ -187,6 +201,39 @@ func (h *handler) scrape(w http.ResponseWriter, r *http.Request, st *reqState) {
 	h.stats.scrapesOK.n.Add(1)
 	st.buf = appendScrape(st.buf[:0], st.scrapes)
 	writeBody(w, st.buf)
+}
+
+// Replies to sources the guard stops, built once: they cost no allocation
+// and no tracker work.
+var (
+	limitedReply = appendFailure(nil, []byte("rate limit exceeded: announce less often"))
+	bannedReply  = appendFailure(nil, []byte("banned for abuse: too many requests"))
+	connClose    = []string{"close"}
+)
+
+// allowed charges the request to the guard and, if the source is over its
+// rate or banned, answers with a short failure and returns false. A banned
+// source's connection is closed after the reply.
+func (h *handler) allowed(w http.ResponseWriter, r *http.Request) bool {
+	if h.guard == nil {
+		return true
+	}
+	src, err := sourceAddr(r, h.trusted)
+	if err != nil {
+		return true // the request's own parse reports it
+	}
+	switch h.guard.Check(src, time.Now()) {
+	case limit.Allowed:
+		return true
+	case limit.Limited:
+		h.stats.limited.n.Add(1)
+		writeBody(w, limitedReply)
+	default:
+		h.stats.banned.n.Add(1)
+		w.Header()["Connection"] = connClose
+		writeBody(w, bannedReply)
+	}
+	return false
 }
 
 // errNoFullScrape answers a scrape without info_hash when full_scrape is off.

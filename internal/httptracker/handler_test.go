@@ -316,7 +316,7 @@ func TestRouting(t *testing.T) {
 
 func TestStats(t *testing.T) {
 	tr := newTestTracker(t)
-	s, err := Listen("127.0.0.1:0", tr, DefaultConfig(), slog.New(slog.DiscardHandler))
+	s, err := Listen("127.0.0.1:0", tr, nil, DefaultConfig(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

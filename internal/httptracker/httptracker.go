@@ -52,6 +52,12 @@ type Config struct {
 	// ShutdownTimeout is how long Run waits, once its context is done, for
 	// requests in flight to finish before closing their connections.
 	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
+	// MaxConns caps open connections overall; past it new ones are closed
+	// as soon as they are accepted. Keep it under the process's file limit.
+	MaxConns int `toml:"max_conns"`
+	// MaxConnsPerSource caps open connections from one IP address, so one
+	// source cannot hold the others' share with idle or slow connections.
+	MaxConnsPerSource int `toml:"max_conns_per_source"`
 }
 
 // DefaultConfig returns strict settings suitable for a tracker reached
@@ -66,6 +72,8 @@ func DefaultConfig() Config {
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    8 << 10,
 		ShutdownTimeout:   5 * time.Second,
+		MaxConns:          16384,
+		MaxConnsPerSource: 64,
 	}
 }
 
@@ -99,6 +107,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHeaderBytes < 1<<10 || c.MaxHeaderBytes > 1<<20 {
 		return fieldErr("max_header_bytes", fmt.Sprintf("must be between 1024 and 1048576, got %d", c.MaxHeaderBytes))
+	}
+	if c.MaxConns < 1 || c.MaxConns > 1<<20 {
+		return fieldErr("max_conns", fmt.Sprintf("must be between 1 and 1048576, got %d", c.MaxConns))
+	}
+	if c.MaxConnsPerSource < 1 || c.MaxConnsPerSource > c.MaxConns {
+		return fieldErr("max_conns_per_source", fmt.Sprintf("must be between 1 and max_conns (%d), got %d", c.MaxConns, c.MaxConnsPerSource))
 	}
 	return nil
 }

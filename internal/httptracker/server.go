@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"warden/internal/limit"
 	"warden/internal/tracker"
 )
 
@@ -75,7 +76,12 @@ func (f *freshConns) closeAll() {
 // port (see Addr). It starts no goroutine: call Run to serve, or Close to
 // release the port without serving. The error names the config field or
 // the address that failed.
-func Listen(addr string, tr *tracker.Tracker, cfg Config, log *slog.Logger) (*Server, error) {
+//
+// guard, if not nil, is consulted for every connection and request: a
+// blocklisted source's connections are closed as soon as accepted, a
+// source over its rate gets a short failure, and a banned one a short
+// failure and a closed connection.
+func Listen(addr string, tr *tracker.Tracker, guard *limit.Guard, cfg Config, log *slog.Logger) (*Server, error) {
 	if addr == "" {
 		addr = cfg.Listen
 	} else {
@@ -88,16 +94,18 @@ func Listen(addr string, tr *tracker.Tracker, cfg Config, log *slog.Logger) (*Se
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", addr)
+	tcp, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("httptracker: listen %s: %w", addr, err)
 	}
 	log = log.With("component", "httptracker")
 	h := newHandler(tr, trusted, cfg.FullScrape, log)
+	h.guard = guard
+	ln := newLimitListener(tcp, guard, cfg.MaxConns, cfg.MaxConnsPerSource, &h.stats)
 	s := &Server{
 		cfg:  cfg,
 		ln:   ln,
-		addr: ln.Addr().(*net.TCPAddr).AddrPort(),
+		addr: tcp.Addr().(*net.TCPAddr).AddrPort(),
 		h:    h,
 		log:  log,
 	}
@@ -137,6 +145,9 @@ func (s *Server) Stats() Stats {
 		ScrapesOK:       c.scrapesOK.n.Load(),
 		ScrapesFailed:   c.scrapesFailed.n.Load(),
 		BadRequests:     c.badRequests.n.Load(),
+		Limited:         c.limited.n.Load(),
+		Banned:          c.banned.n.Load(),
+		ConnsRefused:    c.connsRefused.n.Load(),
 	}
 }
 

@@ -24,7 +24,7 @@ import (
 // ends. It returns the server, the context's cancel and Run's result.
 func startServer(t *testing.T, cfg Config) (*Server, context.CancelFunc, <-chan error) {
 	t.Helper()
-	s, err := Listen("127.0.0.1:0", newTestTracker(t), cfg, slog.New(slog.DiscardHandler))
+	s, err := Listen("127.0.0.1:0", newTestTracker(t), nil, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestServerKeepAlive(t *testing.T) {
 // TestServerShutdownFinishesInFlight stops the server while a handler is
 // running: the request is answered, then Run returns nil.
 func TestServerShutdownFinishesInFlight(t *testing.T) {
-	s, err := Listen("127.0.0.1:0", newTestTracker(t), DefaultConfig(), slog.New(slog.DiscardHandler))
+	s, err := Listen("127.0.0.1:0", newTestTracker(t), nil, DefaultConfig(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestServerShutdownHalfRequest(t *testing.T) {
 func TestServerShutdownDeadline(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.ShutdownTimeout = 200 * time.Millisecond
-	s, err := Listen("127.0.0.1:0", newTestTracker(t), cfg, slog.New(slog.DiscardHandler))
+	s, err := Listen("127.0.0.1:0", newTestTracker(t), nil, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,27 +274,27 @@ func TestServerShutdownDeadline(t *testing.T) {
 func TestListenErrors(t *testing.T) {
 	tr := newTestTracker(t)
 	log := slog.New(slog.DiscardHandler)
-	s, err := Listen("127.0.0.1:0", tr, DefaultConfig(), log)
+	s, err := Listen("127.0.0.1:0", tr, nil, DefaultConfig(), log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := Listen(s.Addr().String(), tr, DefaultConfig(), log); err == nil ||
+	if _, err := Listen(s.Addr().String(), tr, nil, DefaultConfig(), log); err == nil ||
 		!strings.Contains(err.Error(), "httptracker: listen "+s.Addr().String()) {
 		t.Errorf("second Listen on %v = %v, want an address-in-use error", s.Addr(), err)
 	}
 	bad := DefaultConfig()
 	bad.MaxHeaderBytes = 0
-	if _, err := Listen("127.0.0.1:0", tr, bad, log); err == nil || !strings.Contains(err.Error(), "max_header_bytes") {
+	if _, err := Listen("127.0.0.1:0", tr, nil, bad, log); err == nil || !strings.Contains(err.Error(), "max_header_bytes") {
 		t.Errorf("Listen with a bad config = %v", err)
 	}
-	if _, err := Listen("", tr, Config{}, log); err == nil || !strings.Contains(err.Error(), "listen") {
+	if _, err := Listen("", tr, nil, Config{}, log); err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Errorf("Listen with no address = %v", err)
 	}
 }
 
 func TestServerCloseWithoutRun(t *testing.T) {
-	s, err := Listen("127.0.0.1:0", newTestTracker(t), DefaultConfig(), slog.New(slog.DiscardHandler))
+	s, err := Listen("127.0.0.1:0", newTestTracker(t), nil, DefaultConfig(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +309,7 @@ func TestServerCloseWithoutRun(t *testing.T) {
 		t.Errorf("Run after Close = %v, want nil", err)
 	}
 	// The port is free again.
-	s2, err := Listen(addr, newTestTracker(t), DefaultConfig(), slog.New(slog.DiscardHandler))
+	s2, err := Listen(addr, newTestTracker(t), nil, DefaultConfig(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("Listen after Close: %v", err)
 	}
@@ -330,7 +330,7 @@ func TestServerRunTwice(t *testing.T) {
 // are the server's. "serial" is one connection, one request at a time
 // (latency); "parallel" is one connection per goroutine (throughput).
 func BenchmarkAnnounceHTTP(b *testing.B) {
-	s, err := Listen("127.0.0.1:0", newTestTracker(b), DefaultConfig(), slog.New(slog.DiscardHandler))
+	s, err := Listen("127.0.0.1:0", newTestTracker(b), nil, DefaultConfig(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}

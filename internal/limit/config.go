@@ -58,6 +58,10 @@ type Config struct {
 	// MaxBans is the number of ban records the ban table holds (rounded up
 	// to a multiple of 8); it is carved out of TableBytes.
 	MaxBans int `toml:"max_bans"`
+	// BlocklistFile names a file of CIDRs (one per line, # comments) whose
+	// sources are dropped before anything else; it is reloaded when it
+	// changes. Empty: no blocklist.
+	BlocklistFile string `toml:"blocklist_file"`
 }
 
 // DefaultConfig returns the settings warden serve uses when the config file

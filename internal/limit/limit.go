@@ -24,6 +24,8 @@ const (
 	Limited
 	// Banned means the source or its prefix is banned: drop the request.
 	Banned
+	// Blocked means the source is on the operator's static blocklist.
+	Blocked
 )
 
 func (v Verdict) String() string {
@@ -34,6 +36,8 @@ func (v Verdict) String() string {
 		return "limited"
 	case Banned:
 		return "banned"
+	case Blocked:
+		return "blocked"
 	}
 	return fmt.Sprintf("Verdict(%d)", uint8(v))
 }

@@ -357,7 +357,7 @@ func TestZeroAddr(t *testing.T) {
 // config file.
 func TestConfigTOMLNames(t *testing.T) {
 	want := []string{"rate_per_sec", "burst", "prefix_rate_per_sec", "prefix_burst", "ipv4_prefix_len",
-		"ipv6_address_len", "ipv6_prefix_len", "table_bytes", "ban_after", "ban_window", "ban_duration", "ban_max", "max_bans"}
+		"ipv6_address_len", "ipv6_prefix_len", "table_bytes", "ban_after", "ban_window", "ban_duration", "ban_max", "max_bans", "blocklist_file"}
 	typ := reflect.TypeFor[Config]()
 	var got []string
 	for i := range typ.NumField() {

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"warden/internal/bittorrent"
+	"warden/internal/limit"
 	"warden/internal/tracker"
 )
 
@@ -73,6 +74,8 @@ type codec struct {
 	stats    *counters
 	errLog   *rateLog // tracker errors that are not ClientErrors
 	maxPeers int      // peers per announce reply
+	guard    *limit.Guard
+	shed     bool // the worker is behind: drop refusals instead of answering
 
 	// Scratch, reused so the steady state allocates nothing.
 	req     bittorrent.AnnounceRequest
@@ -135,6 +138,10 @@ func (c *codec) handle(src netip.AddrPort, pkt, out []byte) []byte {
 	// which the socket layer keeps for the reply; it is no part of the
 	// peer's identity.
 	ip := src.Addr().Unmap().WithZone("")
+	if c.guard.Blocked(ip) {
+		c.stats.inc(cDroppedBlocked)
+		return nil
+	}
 	switch binary.BigEndian.Uint32(pkt[8:12]) {
 	case actionConnect:
 		if binary.BigEndian.Uint64(pkt) != protocolID {
@@ -150,16 +157,36 @@ func (c *codec) handle(src netip.AddrPort, pkt, out []byte) []byte {
 			c.stats.inc(cDroppedBadCookie)
 			return nil
 		}
+		if !c.allowed(ip) {
+			return nil
+		}
 		return c.announce(ip, pkt, out)
 	case actionScrape:
 		if !c.jar.valid(ip, binary.BigEndian.Uint64(pkt)) {
 			c.stats.inc(cDroppedBadCookie)
 			return nil
 		}
+		if !c.allowed(ip) {
+			return nil
+		}
 		return c.scrape(ip, pkt, out)
 	}
 	c.stats.inc(cDroppedUnknownAction)
 	return nil
+}
+
+// allowed charges a request from the verified address ip to the guard,
+// counting a drop if it is over its rate or banned.
+func (c *codec) allowed(ip netip.Addr) bool {
+	switch c.guard.Check(ip, c.jar.now()) {
+	case limit.Allowed:
+		return true
+	case limit.Limited:
+		c.stats.inc(cDroppedLimited)
+	default:
+		c.stats.inc(cDroppedBanned)
+	}
+	return false
 }
 
 // announce handles an announce from the verified address ip.
@@ -196,8 +223,7 @@ func (c *codec) announce(ip netip.Addr, pkt, out []byte) []byte {
 		NumWant:    int32(binary.BigEndian.Uint32(pkt[92:96])), // -1 (any negative): the tracker's default
 	}
 	if err := c.tr.Announce(c.ctx, &c.req, &c.resp); err != nil {
-		c.stats.inc(cAnnouncesFailed)
-		return c.appendError(out, tid, c.clientText(err), len(pkt))
+		return c.fail(out, tid, err, len(pkt), cAnnouncesFailed)
 	}
 	c.stats.inc(cAnnouncesOK)
 	return appendAnnounce(out, tid, &c.resp, ip.Is4(), c.maxPeers)
@@ -254,8 +280,7 @@ func (c *codec) scrape(ip netip.Addr, pkt, out []byte) []byte {
 	var err error
 	c.scrapes, err = c.tr.Scrape(c.ctx, ip, c.hashes, c.scrapes)
 	if err != nil {
-		c.stats.inc(cScrapesFailed)
-		return c.appendError(out, tid, c.clientText(err), len(pkt))
+		return c.fail(out, tid, err, len(pkt), cScrapesFailed)
 	}
 	c.stats.inc(cScrapesOK)
 	out = binary.BigEndian.AppendUint32(out, actionScrape)
@@ -267,6 +292,19 @@ func (c *codec) scrape(ip netip.Addr, pkt, out []byte) []byte {
 		out = binary.BigEndian.AppendUint32(out, sc.Incomplete) // leechers
 	}
 	return out
+}
+
+// fail answers a request the tracker refused with an error action, counted
+// as failed. While the worker is behind, a refusal (a torrent not tracked)
+// is dropped instead: answering it costs a send, and those sends are what
+// a flood of foreign torrents would otherwise spend the worker on.
+func (c *codec) fail(out, tid []byte, err error, reqLen int, failed counter) []byte {
+	if _, ok := err.(*bittorrent.Refusal); ok && c.shed {
+		c.stats.inc(cShedRefusals)
+		return nil
+	}
+	c.stats.inc(failed)
+	return c.appendError(out, tid, c.clientText(err), reqLen)
 }
 
 // clientText returns the text the client may see for a tracker error.

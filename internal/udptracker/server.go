@@ -33,6 +33,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"warden/internal/limit"
 	"warden/internal/tracker"
 )
 
@@ -54,11 +55,12 @@ type Server struct {
 
 // worker is one socket, its read loop and its scratch.
 type worker struct {
-	pc    *net.UDPConn
-	conn  batchConn
-	codec *codec
-	out   [][]byte // reply buffers, one per batch slot
-	stats counters
+	pc        *net.UDPConn
+	conn      batchConn
+	codec     *codec
+	out       [][]byte // reply buffers, one per batch slot
+	batchSize int
+	stats     counters
 }
 
 // options are the seams tests use; the zero value is production.
@@ -66,6 +68,7 @@ type options struct {
 	now      func() time.Time // default time.Now
 	random   func([]byte)     // cookie keys; default crypto/rand
 	portable bool             // use x/net batch I/O even on Linux
+	guard    *limit.Guard     // nil: no limits
 }
 
 // Listen validates cfg and binds cfg.Workers UDP sockets to addr (normally
@@ -79,8 +82,12 @@ type options struct {
 // Listen starts nothing; the sockets stay open until Close or the end of
 // Run. It logs one Info line with the effective settings, never the
 // cookie key, which is random and lives only in memory.
-func Listen(addr string, tr *tracker.Tracker, cfg Config, log *slog.Logger) (*Server, error) {
-	return listen(addr, tr, cfg, log, options{})
+//
+// guard, if not nil, is consulted for every datagram: a blocklisted source
+// is dropped at once, and a verified announce or scrape from a source over
+// its rate or banned is dropped without a reply.
+func Listen(addr string, tr *tracker.Tracker, guard *limit.Guard, cfg Config, log *slog.Logger) (*Server, error) {
+	return listen(addr, tr, cfg, log, options{guard: guard})
 }
 
 func listen(addr string, tr *tracker.Tracker, cfg Config, log *slog.Logger, o options) (*Server, error) {
@@ -146,7 +153,7 @@ func newWorker(lc net.ListenConfig, addr string, tr *tracker.Tracker, jar *cooki
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{pc: pc.(*net.UDPConn)}
+	w := &worker{pc: pc.(*net.UDPConn), batchSize: cfg.BatchSize}
 	if n := cfg.SocketBufferBytes; n > 0 {
 		if err := errors.Join(w.pc.SetReadBuffer(n), w.pc.SetWriteBuffer(n)); err != nil {
 			w.pc.Close()
@@ -162,6 +169,7 @@ func newWorker(lc net.ListenConfig, addr string, tr *tracker.Tracker, jar *cooki
 		return nil, err
 	}
 	w.codec = newCodec(context.Background(), tr, jar, &w.stats, errLog)
+	w.codec.guard = o.guard
 	n := w.codec.maxReply()
 	slab := make([]byte, cfg.BatchSize*n)
 	w.out = make([][]byte, cfg.BatchSize)
@@ -261,6 +269,10 @@ func (w *worker) serveBatch() error {
 	if err != nil {
 		return err
 	}
+	// A full batch means datagrams are queueing in the kernel: the worker
+	// is behind, so refusals are shed (dropped unanswered) to keep the
+	// capacity for tracked torrents.
+	w.codec.shed = n == w.batchSize
 	q := 0
 	for i := range n {
 		src, pkt := w.conn.packet(i)

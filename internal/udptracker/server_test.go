@@ -216,11 +216,11 @@ func TestListenAddressInUse(t *testing.T) {
 	for _, workers := range []int{1, 2} {
 		cfg := testConfig()
 		cfg.Workers = workers
-		s, err := Listen("127.0.0.1:0", newTestTracker(t), cfg, discardLog())
+		s, err := Listen("127.0.0.1:0", newTestTracker(t), nil, cfg, discardLog())
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = Listen(s.Addr().String(), newTestTracker(t), cfg, discardLog())
+		_, err = Listen(s.Addr().String(), newTestTracker(t), nil, cfg, discardLog())
 		if !errors.Is(err, syscall.EADDRINUSE) {
 			t.Errorf("workers=%d: second Listen on %v = %v, want EADDRINUSE", workers, s.Addr(), err)
 		}
@@ -231,7 +231,7 @@ func TestListenAddressInUse(t *testing.T) {
 func TestListenRejectsConfig(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.BatchSize = 0
-	_, err := Listen("127.0.0.1:0", newTestTracker(t), cfg, discardLog())
+	_, err := Listen("127.0.0.1:0", newTestTracker(t), nil, cfg, discardLog())
 	var ce *ConfigError
 	if !errors.As(err, &ce) || ce.Field != "batch_size" {
 		t.Errorf("Listen with batch_size 0 = %v, want a ConfigError for batch_size", err)
@@ -239,7 +239,7 @@ func TestListenRejectsConfig(t *testing.T) {
 }
 
 func TestServerCloseIdempotent(t *testing.T) {
-	s, err := Listen("127.0.0.1:0", newTestTracker(t), testConfig(), discardLog())
+	s, err := Listen("127.0.0.1:0", newTestTracker(t), nil, testConfig(), discardLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestServeBatchAllocs(t *testing.T) {
 	}
 	cfg := testConfig()
 	cfg.Workers = 1
-	s, err := Listen("127.0.0.1:0", newTestTracker(t), cfg, discardLog())
+	s, err := Listen("127.0.0.1:0", newTestTracker(t), nil, cfg, discardLog())
 	if err != nil {
 		t.Fatal(err)
 	}

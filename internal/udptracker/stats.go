@@ -23,6 +23,10 @@ type Stats struct {
 	DroppedBadPacket     uint64 `json:"dropped_bad_packet"`     // too short or long, bad magic, bad length
 	DroppedBadCookie     uint64 `json:"dropped_bad_cookie"`     // forged or expired connection ID
 	DroppedUnknownAction uint64 `json:"dropped_unknown_action"` // action other than 0, 1 or 2
+	DroppedBlocked       uint64 `json:"dropped_blocked"`        // source on the blocklist
+	DroppedLimited       uint64 `json:"dropped_limited"`        // source or prefix over its rate
+	DroppedBanned        uint64 `json:"dropped_banned"`         // source or prefix banned
+	ShedRefusals         uint64 `json:"shed_refusals"`          // refusals dropped while the worker was behind
 
 	ReadErrors  uint64 `json:"read_errors"`
 	WriteErrors uint64 `json:"write_errors"` // replies the OS refused
@@ -43,6 +47,10 @@ const (
 	cDroppedBadPacket
 	cDroppedBadCookie
 	cDroppedUnknownAction
+	cDroppedBlocked
+	cDroppedLimited
+	cDroppedBanned
+	cShedRefusals
 	cReadErrors
 	cWriteErrors
 	numCounters
@@ -74,6 +82,10 @@ func (c *counters) addTo(st *Stats) {
 	st.DroppedBadPacket += c.c[cDroppedBadPacket].Load()
 	st.DroppedBadCookie += c.c[cDroppedBadCookie].Load()
 	st.DroppedUnknownAction += c.c[cDroppedUnknownAction].Load()
+	st.DroppedBlocked += c.c[cDroppedBlocked].Load()
+	st.DroppedLimited += c.c[cDroppedLimited].Load()
+	st.DroppedBanned += c.c[cDroppedBanned].Load()
+	st.ShedRefusals += c.c[cShedRefusals].Load()
 	st.ReadErrors += c.c[cReadErrors].Load()
 	st.WriteErrors += c.c[cWriteErrors].Load()
 }

@@ -1,0 +1,79 @@
+package limit
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync/atomic"
+	"time"
+)
+
+// Guard is what the frontends consult for each request: the operator's
+// static blocklist (reloaded when its file changes) and the Limiter. A nil
+// *Guard allows everything, so tests and tools can leave it out.
+type Guard struct {
+	lim   *Limiter
+	block atomic.Pointer[Blocklist]
+	file  string
+	log   *slog.Logger
+}
+
+// NewGuard returns a guard over a new Limiter for cfg, which must be valid.
+// If cfg.BlocklistFile is not empty it is read now (an error names the
+// line) and watched by Run.
+func NewGuard(cfg Config, log *slog.Logger) (*Guard, error) {
+	g := &Guard{lim: New(cfg), file: cfg.BlocklistFile, log: log.With("component", "guard")}
+	if g.file != "" {
+		bl, err := readBlocklist(g.file)
+		if err != nil {
+			return nil, err
+		}
+		g.block.Store(bl)
+	}
+	return g, nil
+}
+
+// Blocked reports whether src is on the blocklist. It only reads, so the
+// frontends may ask it before a source has proven its address.
+func (g *Guard) Blocked(src netip.Addr) bool {
+	if g == nil {
+		return false
+	}
+	return g.block.Load().Contains(src.Unmap())
+}
+
+// Check charges one request from a verified source and returns the
+// verdict: Blocked, Banned, Limited or Allowed. It does not allocate.
+func (g *Guard) Check(src netip.Addr, now time.Time) Verdict {
+	if g == nil {
+		return Allowed
+	}
+	src = src.Unmap()
+	if g.block.Load().Contains(src) {
+		return Blocked
+	}
+	return g.lim.Allow(src, now)
+}
+
+// Limiter returns the guard's limiter, for bans and statistics.
+func (g *Guard) Limiter() *Limiter { return g.lim }
+
+// Blocklist returns the blocklist in force, possibly nil.
+func (g *Guard) Blocklist() *Blocklist { return g.block.Load() }
+
+// Run reloads the blocklist file when it changes, until ctx is done. A bad
+// file keeps the previous list and is logged as a warning.
+func (g *Guard) Run(ctx context.Context) error {
+	if g.file == "" {
+		<-ctx.Done()
+		return nil
+	}
+	return WatchFile(ctx, g.file, 2*time.Second, func(bl *Blocklist, err error) {
+		if err != nil {
+			g.log.Warn("blocklist not reloaded; keeping the previous one", "file", g.file, "err", err)
+			return
+		}
+		g.block.Store(bl)
+		g.log.Info("blocklist loaded", "file", g.file, "prefixes", bl.Len())
+	})
+}
