@@ -19,6 +19,15 @@ W=$work/warden
 port=26969 admin=27070
 "$W" load --torrents 1000 --print-hashes > "$work/hashes.txt"
 cp "$work/hashes.txt" "$work/wl.txt"; chmod 644 "$work/wl.txt"
+# This measures raw capacity, as opentracker has no per-source limits: the
+# load's two UDP workers each send far more than a real client may.
+cat > "$work/warden.toml" <<'TOML'
+[limit]
+rate_per_sec = 10000000.0
+burst = 10000000
+prefix_rate_per_sec = 10000000.0
+prefix_burst = 10000000
+TOML
 
 run_load() { # server proto round
 	local args
@@ -36,7 +45,7 @@ PY
 
 for round in 1 2 3; do
 	rm -rf "$work/data"; mkdir "$work/data"
-	taskset -c 0 "$W" serve --http 127.0.0.1:$port --udp 127.0.0.1:$port --admin 127.0.0.1:$admin \
+	taskset -c 0 "$W" serve --config "$work/warden.toml" --http 127.0.0.1:$port --udp 127.0.0.1:$port --admin 127.0.0.1:$admin \
 		--data "$work/data" --log-level warn 2>"$work/warden.log" &
 	pid=$!
 	for _ in $(seq 100); do # until the admin API answers
