@@ -2,21 +2,27 @@
 """Seed or download one torrent with python3-libtorrent, tracker only.
 
 Usage: /usr/bin/python3 ltclient.py seed|leech TORRENT SAVE_DIR LISTEN_PORT [TIMEOUT_SECONDS]
+           [--min-announce-interval SECONDS]
 
 DHT, local peer discovery, PEX (and every other default plugin), UPnP and
 NAT-PMP are off, and the session listens only on 127.0.0.1, so the tracker is
 the only way to find peers. Peers all share 127.0.0.1, so multiple
 connections per IP must be allowed.
 
-On stdout it prints "ANNOUNCED" after the first successful tracker reply and
-"SEEDING" once it has the whole torrent (hash-checked by libtorrent). A leecher
-then exits 0; a seeder runs until it is killed or the timeout (default 60 s)
-passes. Exit status 2 means the timeout passed, 3 a torrent error or a seeder
+On stdout it prints "ANNOUNCED" after the first successful tracker reply,
+"TRACKER_ERROR: " and the tracker's failure message (possibly empty) each time
+an announce fails, and "SEEDING" once it has the whole torrent (hash-checked
+by libtorrent). A leecher then exits 0; a seeder runs until it is killed or
+the timeout (default 60 s) passes. Exit status 2 means the timeout passed, 3 a torrent error or a seeder
 whose data does not check. uTP is off: the transport does not matter to a
 tracker test, and TCP alone avoids waiting for uTP connect time-outs (3 s each)
 to peers the tracker lists that are gone or are this client itself.
 Alerts and progress go to stderr.
+
+--min-announce-interval lowers libtorrent's floor under the tracker's
+interval (default 300 s), so a test can watch a client follow a short one.
 """
+import argparse
 import sys
 import time
 
@@ -28,12 +34,15 @@ def log(*args):
 
 
 def main():
-    if len(sys.argv) < 5:
-        sys.exit(__doc__)
-    mode, torrent, save_dir, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 60.0
-    if mode not in ("seed", "leech"):
-        sys.exit(__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", choices=("seed", "leech"))
+    ap.add_argument("torrent")
+    ap.add_argument("save_dir")
+    ap.add_argument("port", type=int)
+    ap.add_argument("timeout", type=float, nargs="?", default=60.0)
+    ap.add_argument("--min-announce-interval", type=int, default=None)
+    args = ap.parse_args()
+    mode, torrent, save_dir, port, timeout = args.mode, args.torrent, args.save_dir, args.port, args.timeout
 
     settings = {
         "listen_interfaces": "127.0.0.1:%d" % port,
@@ -55,6 +64,8 @@ def main():
         | lt.alert.category_t.connect_notification,
         "user_agent": "warden-e2e/libtorrent-" + lt.__version__,
     }
+    if args.min_announce_interval is not None:
+        settings["min_announce_interval"] = args.min_announce_interval
     # flags=0: no default plugins, so no ut_pex (and no ut_metadata, smart_ban).
     ses = lt.session(settings, 0)
 
@@ -80,6 +91,11 @@ def main():
             if isinstance(a, lt.tracker_reply_alert) and not announced:
                 announced = True
                 print("ANNOUNCED", flush=True)
+            if isinstance(a, lt.tracker_error_alert):
+                # libtorrent 2.0.8 passes a UDP error action's text from the
+                # start of the packet, so it arrives empty over udp://.
+                reason = a.failure_reason().replace("\n", " ")
+                print("TRACKER_ERROR: " + reason, flush=True)
             if isinstance(a, (lt.stats_alert, lt.block_finished_alert, lt.block_downloading_alert,
                               lt.piece_finished_alert)):
                 continue

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -42,6 +43,10 @@ type run struct {
 	torrent    string // path of the .torrent
 	dataDir    string // a seeder finds the payload here; a leecher writes it here
 	logDir     string
+	clientArgs []string // more command-line arguments, for clients that take them
+	// lifetime bounds how long a client with a timeout of its own
+	// (libtorrent) runs; 0 means 300 s.
+	lifetime time.Duration
 }
 
 // A client drives one real BitTorrent client binary with DHT, PEX and local
@@ -50,9 +55,9 @@ type run struct {
 type client struct {
 	name string // as it appears in test names
 
-	// require skips the test (or fails it when CI=true) if the client is not
-	// installed.
-	require func(t *testing.T)
+	// installed returns an error saying what is missing if the client is
+	// not installed.
+	installed func() error
 
 	// start runs the client and sets the proc's announced probe. It returns
 	// at once; the process is stopped in t.Cleanup.
@@ -71,14 +76,15 @@ type client struct {
 // libtorrent is python3-libtorrent (Rasterbar libtorrent 2.0) driven by
 // test/clients/ltclient.py.
 var libtorrent = client{
-	name:    "libtorrent",
-	require: requireLibtorrent,
+	name:      "libtorrent",
+	installed: libtorrentInstalled,
 	start: func(t *testing.T, r run) *proc {
 		mode := map[role]string{seeder: "seed", leecher: "leech"}[r.role]
+		args := append([]string{clientScript(t, "ltclient.py"), mode, r.torrent, r.dataDir,
+			strconv.Itoa(freePort(t)), strconv.Itoa(int(cmp.Or(r.lifetime, 300*time.Second).Seconds()))},
+			r.clientArgs...)
 		p := startProc(t, r.role.String()+" libtorrent", r.dataDir, r.logDir,
-			[]string{"HOME=" + t.TempDir()},
-			python, clientScript(t, "ltclient.py"), mode, r.torrent, r.dataDir,
-			strconv.Itoa(freePort(t)), "300")
+			[]string{"HOME=" + t.TempDir()}, python, args...)
 		p.announced = p.logMatches(regexp.MustCompile(`(?m)^ANNOUNCED$`))
 		return p
 	},
@@ -91,8 +97,8 @@ var libtorrent = client{
 // mktorrent.py have no "nodes" key) no bootstrap node, so it finds nobody
 // through the DHT.
 var aria2 = client{
-	name:    "aria2",
-	require: needsBinary("aria2c"),
+	name:      "aria2",
+	installed: binaryInstalled("aria2c"),
 	start: func(t *testing.T, r run) *proc {
 		state := t.TempDir()
 		args := []string{
@@ -151,8 +157,8 @@ var aria2 = client{
 // TR_DEBUG_FD=2 turns on its debug log, in which the announcer says when a
 // regular announce succeeded.
 var transmission = client{
-	name:    "transmission",
-	require: needsBinary("transmission-cli"),
+	name:      "transmission",
+	installed: binaryInstalled("transmission-cli"),
 	start: func(t *testing.T, r run) *proc {
 		cfg := t.TempDir()
 		port := freePort(t)
@@ -199,8 +205,8 @@ var transmission = client{
 // through qBittorrent.conf in a fresh --profile directory. Its Web UI, on
 // loopback without authentication, tells when the tracker answered.
 var qbittorrent = client{
-	name:    "qbittorrent",
-	require: needsBinary("qbittorrent-nox"),
+	name:      "qbittorrent",
+	installed: binaryInstalled("qbittorrent-nox"),
 	start: func(t *testing.T, r run) *proc {
 		profile := t.TempDir()
 		port, webPort := freePort(t), freePort(t)
@@ -242,8 +248,8 @@ WebUI\HostHeaderValidation=false
 		p := startProc(t, r.role.String()+" qbittorrent", r.dataDir, r.logDir,
 			[]string{"HOME=" + profile},
 			"qbittorrent-nox", "--profile="+profile, "--save-path="+r.dataDir, "--add-paused=false", r.torrent)
-		webUI := "http://127.0.0.1:" + strconv.Itoa(webPort)
-		p.announced = func() bool { return qbTrackerWorking(webUI, r.infoHash, r.trackerURL) }
+		p.webUI = "http://127.0.0.1:" + strconv.Itoa(webPort)
+		p.announced = func() bool { return qbTrackerWorking(p.webUI, r.infoHash, r.trackerURL) }
 		return p
 	},
 	dialsLoopback: true,
@@ -274,12 +280,21 @@ func qbTrackerWorking(webUI, infoHash, trackerURL string) bool {
 	return false
 }
 
-// needsBinary returns a client's require function for a client that is the
+// require skips the test (or fails it when CI=true) if the client is not
+// installed.
+func (c client) require(t *testing.T) {
+	t.Helper()
+	if err := c.installed(); err != nil {
+		missing(t, "%s: %v", c.name, err)
+	}
+}
+
+// binaryInstalled returns an installed function for a client that is the
 // program bin.
-func needsBinary(bin string) func(t *testing.T) {
-	return func(t *testing.T) {
-		t.Helper()
-		requireBinary(t, bin)
+func binaryInstalled(bin string) func() error {
+	return func() error {
+		_, err := exec.LookPath(bin)
+		return err
 	}
 }
 
@@ -292,14 +307,23 @@ var libtorrentOK = sync.OnceValue(func() error {
 	return nil
 })
 
+// libtorrentInstalled reports whether /usr/bin/python3 can import
+// libtorrent.
+func libtorrentInstalled() error {
+	if _, err := exec.LookPath(python); err != nil {
+		return err
+	}
+	if err := libtorrentOK(); err != nil {
+		return fmt.Errorf("python3-libtorrent not usable: %v", err)
+	}
+	return nil
+}
+
 // requireLibtorrent reports python3-libtorrent missing unless /usr/bin/python3
 // can import it.
 func requireLibtorrent(t *testing.T) {
 	t.Helper()
-	requireBinary(t, python)
-	if err := libtorrentOK(); err != nil {
-		missing(t, "python3-libtorrent not usable: %v", err)
-	}
+	libtorrent.require(t)
 }
 
 // clientScript returns the absolute path of a script in test/clients.

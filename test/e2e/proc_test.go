@@ -36,6 +36,9 @@ type proc struct {
 	// announced reports whether the tracker has answered the client's first
 	// announce that put it in the swarm. The client's start function sets it.
 	announced func() bool
+
+	// webUI is the base URL of a client's Web UI (qBittorrent), or "".
+	webUI string
 }
 
 // startProc starts bin with args in dir, with env added to the test's

@@ -56,31 +56,8 @@ func startTracker(t *testing.T, infoHash string) (httpURL, udpURL string) {
 // infoHash is not needed) with a fresh data directory and the admin API off.
 func startWarden(t *testing.T, infoHash string) (httpURL, udpURL string) {
 	t.Helper()
-	bin, err := wardenBinary()
-	if err != nil {
-		t.Fatalf("build warden: %v", err)
-	}
-	dir := t.TempDir()
-	httpAddr, udpAddr := loopbackAddr(t), loopbackAddr(t)
-	var p *proc
-	t.Cleanup(func() { // runs after startProc's cleanup has stopped warden
-		if p == nil {
-			return
-		}
-		if _, report, ok := bytes.Cut(p.log(), []byte("WARNING: DATA RACE")); ok {
-			t.Errorf("the race detector found a data race in warden:\n%s", report)
-		}
-	})
-	p = startProc(t, "tracker warden", dir, testLogDir(t), nil, bin, "serve",
-		"--http", httpAddr,
-		"--udp", udpAddr,
-		"--admin", "",
-		"--mode", "open",
-		"--data", filepath.Join(dir, "data"),
-		"--log-level", "debug", // its log is shown only when a test fails
-	)
-	waitTracker(t, p, httpAddr, udpAddr)
-	return "http://" + httpAddr + "/announce", "udp://" + udpAddr + "/announce"
+	w := startWardenWith(t, wardenOpts{mode: "open"})
+	return w.httpURL, w.udpURL
 }
 
 // raceEnabled is set when the test binary is built with -race; warden is
