@@ -102,3 +102,64 @@ func TestGuardAllocs(t *testing.T) {
 		t.Fatalf("guarded announce allocates %v times", n)
 	}
 }
+
+// TestReplayTheStory sends what the founding flood sent: one source, valid
+// connection IDs, announces for foreign torrents at 8,000 a second. With
+// the default limits the source must be banned within a second.
+func TestReplayTheStory(t *testing.T) {
+	cfg := tracker.DefaultConfig() // allowlist, nothing registered
+	tr := tracker.New(memswarm.New(swarm.DefaultConfig()), emptyRegistry{}, cfg, discardLog())
+	c := newTestCodec(t, tr)
+	c.guard = newTestGuard(t, limit.DefaultConfig(), "")
+	src := netip.MustParseAddrPort("198.51.100.7:40000")
+	start := c.clock.now()
+	cid := c.connect(t, src)
+	const rate = 8000
+	var bannedAt time.Duration = -1
+	for i := range 2 * rate {
+		at := time.Duration(i) * time.Second / rate
+		c.clock.set(start.Add(at))
+		if i%(rate/2) == 0 { // the flooder renews its connection ID
+			cid = c.connect(t, src)
+		}
+		c.do(src, announce{cid: cid, tid: uint32(i), ih: testHash(100000 + i)}.pkt())
+		if bannedAt < 0 && c.stat(cDroppedBanned) > 0 {
+			bannedAt = at
+		}
+	}
+	if bannedAt < 0 || bannedAt > time.Second {
+		t.Fatalf("a source at 8,000 announces/s was banned after %v, want within 1s", bannedAt)
+	}
+	answered := c.stat(cAnnouncesFailed)
+	t.Logf("banned after %v; %d of %d announces answered before that, %d limited, %d dropped as banned",
+		bannedAt, answered, 2*rate, c.stat(cDroppedLimited), c.stat(cDroppedBanned))
+	if answered > 600 {
+		t.Fatalf("%d refusals sent to the flooder, want at most the burst", answered)
+	}
+}
+
+// BenchmarkBannedSource is the per-datagram cost, in the codec, of a
+// banned source's traffic: what shedding a flood costs once it is banned.
+func BenchmarkBannedSource(b *testing.B) {
+	cfg := limit.DefaultConfig()
+	cfg.RatePerSec, cfg.Burst, cfg.BanAfter = 1, 1, 1
+	g, err := limit.NewGuard(cfg, discardLog())
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := newTestCodec(b, newTestTracker(b))
+	c.guard = g
+	src := netip.MustParseAddrPort("198.51.100.7:40000")
+	pkt := announce{cid: c.connect(b, src), tid: 1}.pkt()
+	out := make([]byte, 0, c.maxReply())
+	for range 10 {
+		c.handle(src, pkt, out)
+	}
+	if c.stat(cDroppedBanned) == 0 {
+		b.Fatal("source not banned")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		c.handle(src, pkt, out)
+	}
+}
