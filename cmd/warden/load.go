@@ -37,11 +37,38 @@ The legit info hashes are --torrents hashes from --hashes FILE, or generated
 ones (see --print-hashes, to write a tracker's whitelist). Each of them has
 --peers simulated peers, spread over the workers.
 
+--scenario flood asks whether the tracker still serves its users while it
+is flooded. Two classes run at once:
+  legit  new peers joining the legit torrents, each announcing once with
+         event=started, --legit-rate joins/s paced evenly, from the
+         addresses of --legit-sources in turn (UDP: a socket and a
+         connection ID per source; HTTP: a kept-alive connection per source).
+         Reported: success %, and latency from when each join was due
+         (connect included) to its announce reply.
+  flood  announces for random unknown info hashes from --flood-sources, at
+         --flood-rate (0 = as fast as the generator can, -1 = no flood).
+         UDP: a real connect per source, then batches sent without waiting
+         (sendmmsg, GSO); replies are counted by kind as they come.
+         --flood-mode garbage or bad-cookie sends random bytes or forged
+         connection IDs instead. HTTP: 16 pipelined requests per connection.
+--workers, --window, --rate, --sources, --peers and --unknown-fraction do
+not apply to it. The legit class is timed from one process; if the report
+says the generator fell behind its schedule (an HTTP flood of many
+connections can do that on one core), run the flood from a second process
+with --legit-rate 0 and the legit class with --flood-rate -1, so that the
+kernel, not Go's scheduler, shares the core between them.
+
+With --server-pid (any scenario) the tracker's peak RSS and CPU use are
+sampled from /proc; every report says how busy each CPU was, to tell a quiet
+machine from a shared one.
+
 Examples:
   warden load --torrents 1000 --print-hashes > whitelist
   warden load --udp 127.0.0.1:6969 --duration 30s
   warden load --http http://127.0.0.1:6969/announce --workers 64 --scenario mixed
   warden load --udp 127.0.0.1:6969 --rate 50000 --unknown-fraction 0.1 --json
+  warden load --scenario flood --udp 127.0.0.1:6969 --hashes whitelist --server-pid 1234
+  warden load --scenario flood --udp 127.0.0.1:6969 --flood-rate 8000 --flood-sources 127.1.0.1/32
 
 Flags:
 `
@@ -64,7 +91,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		udpAddr     = fs.String("udp", "", "`ADDR` of the UDP tracker, host:port (BEP 15)")
 		httpURL     = fs.String("http", "", "HTTP announce `URL`; scrapes go to its BEP 48 scrape URL")
 		protocol    = fs.String("protocol", "", "udp or http; needed only when both --udp and --http are given")
-		scenario    = fs.String("scenario", string(def.Scenario), "requests to send: announce, scrape or mixed")
+		scenario    = fs.String("scenario", string(def.Scenario), "requests to send: announce, scrape, mixed or flood")
 		scrapeFrac  = fs.Float64("scrape-fraction", def.ScrapeFraction, "share of scrapes in the mixed scenario, 0-1")
 		scrapeN     = fs.Int("scrape-hashes", def.ScrapeHashes, fmt.Sprintf("info hashes per scrape, 1-%d", loadgen.MaxScrapeHashes))
 		torrents    = fs.Int("torrents", def.Torrents, "number of legit info hashes (0 with --hashes: all of the file)")
@@ -84,6 +111,13 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		asJSON      = fs.Bool("json", false, "write the report as JSON")
 		allowRemote = fs.Bool("allow-remote", false, "allow targets and sources outside loopback (only servers you operate)")
 		printHashes = fs.Bool("print-hashes", false, "print the --torrents generated info hashes, one per line, and exit (a whitelist for the tracker under test)")
+		serverPID   = fs.Int("server-pid", 0, "`PID` of the tracker under test, on this machine: sample its peak RSS and CPU use from /proc")
+		legitSrc    = fs.String("legit-sources", def.LegitSources.String(), "flood scenario: `CIDR` of the legit class's source addresses")
+		legitRate   = fs.Float64("legit-rate", def.LegitRate, "flood scenario: legit joins per second, paced evenly; 0 = no legit class (a flood-only process)")
+		floodSrc    = fs.String("flood-sources", def.FloodSources.String(), "flood scenario: `CIDR` of the flood's source addresses")
+		floodRate   = fs.Float64("flood-rate", def.FloodRate, "flood scenario: flood datagrams (UDP) or requests (HTTP) per second; 0 = as fast as possible, -1 = no flood")
+		floodMode   = fs.String("flood-mode", string(def.FloodMode), "flood scenario: valid (cookie-valid announces), garbage (random bytes, UDP) or bad-cookie (forged connection IDs, UDP)")
+		floodWork   = fs.Int("flood-workers", def.FloodWorkers, fmt.Sprintf("flood scenario: goroutines sending the UDP flood, 1-%d; one core's worth each", loadgen.MaxFloodWorkers))
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -126,20 +160,26 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *hashesFile != "" && !flagSet(fs, "torrents") {
 		cfg.Torrents = 0 // all of the file
 	}
+	cfg.ServerPID = *serverPID
+	cfg.LegitRate, cfg.FloodRate = *legitRate, *floodRate
+	cfg.FloodMode, cfg.FloodWorkers = loadgen.FloodMode(*floodMode), *floodWork
+	var err error
+	if cfg.LegitSources, err = parsePrefix("legit-sources", *legitSrc); err != nil {
+		return err
+	}
+	if cfg.FloodSources, err = parsePrefix("flood-sources", *floodSrc); err != nil {
+		return err
+	}
 	switch *sources {
 	case "auto":
-		cfg.Sources = autoSources(cfg)
+		if cfg.Scenario != loadgen.ScenarioFlood {
+			cfg.Sources = autoSources(cfg)
+		}
 	case "none", "":
 	default:
-		p, err := netip.ParsePrefix(*sources)
-		if err != nil {
-			a, aerr := netip.ParseAddr(*sources)
-			if aerr != nil {
-				return usageError{fmt.Errorf("load: --sources: %w", err)}
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
+		if cfg.Sources, err = parsePrefix("sources", *sources); err != nil {
+			return err
 		}
-		cfg.Sources = p
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageError{fmt.Errorf("load: %w", err)}
@@ -153,6 +193,19 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return rep.WriteJSON(stdout)
 	}
 	return rep.WriteText(stdout)
+}
+
+// parsePrefix parses a CIDR, or a single address as a prefix of one.
+func parsePrefix(flagName, s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		a, aerr := netip.ParseAddr(s)
+		if aerr != nil {
+			return netip.Prefix{}, usageError{fmt.Errorf("load: --%s: %w", flagName, err)}
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	return p, nil
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {

@@ -34,6 +34,7 @@ type mmsgIO struct {
 	n      int
 	errno  syscall.Errno
 	readFn func(fd uintptr) bool
+	pollFn func(fd uintptr) bool
 	sendFn func(fd uintptr) bool
 }
 
@@ -60,6 +61,7 @@ func newBatchIO(c *net.UDPConn, recvBufs [][]byte, maxSend int) (batchIO, error)
 		m.shs[i].hdr.SetIovlen(1)
 	}
 	m.readFn = m.doRecv
+	m.pollFn = m.doPoll
 	m.sendFn = m.doSend
 	return m, nil
 }
@@ -68,6 +70,16 @@ func (m *mmsgIO) doRecv(fd uintptr) bool {
 	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&m.rhs[0])), uintptr(len(m.rhs)), 0, 0, 0)
 	if e == unix.EAGAIN {
 		return false // wait until readable, or the deadline
+	}
+	m.n, m.errno = int(r), e
+	return true
+}
+
+// doPoll is doRecv that never waits: EAGAIN reads as no datagram.
+func (m *mmsgIO) doPoll(fd uintptr) bool {
+	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&m.rhs[0])), uintptr(len(m.rhs)), unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN {
+		r, e = 0, 0
 	}
 	m.n, m.errno = int(r), e
 	return true
@@ -95,6 +107,18 @@ func (m *mmsgIO) result(op string) (int, error) {
 func (m *mmsgIO) recv(lens []int) (int, error) {
 	m.n, m.errno = 0, 0
 	if err := m.rc.Read(m.readFn); err != nil {
+		return 0, err
+	}
+	n, err := m.result("recvmmsg")
+	for i := range n {
+		lens[i] = int(m.rhs[i].len)
+	}
+	return n, err
+}
+
+func (m *mmsgIO) poll(lens []int) (int, error) {
+	m.n, m.errno = 0, 0
+	if err := m.rc.Read(m.pollFn); err != nil {
 		return 0, err
 	}
 	n, err := m.result("recvmmsg")

@@ -2,7 +2,12 @@
 
 package loadgen
 
-import "net"
+import (
+	"errors"
+	"net"
+	"os"
+	"time"
+)
 
 // connIO is batchIO one datagram per system call, where recvmmsg and
 // sendmmsg are missing.
@@ -22,6 +27,17 @@ func (c *connIO) recv(lens []int) (int, error) {
 	}
 	lens[0] = n
 	return 1, nil
+}
+
+func (c *connIO) poll(lens []int) (int, error) {
+	if err := c.c.SetReadDeadline(time.Now()); err != nil {
+		return 0, err
+	}
+	n, err := c.recv(lens)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, nil
+	}
+	return n, err
 }
 
 func (c *connIO) send(parts, _ [][]byte) (int, error) {

@@ -28,7 +28,32 @@ const (
 	ScenarioAnnounce Scenario = "announce" // announces only
 	ScenarioScrape   Scenario = "scrape"   // scrapes only
 	ScenarioMixed    Scenario = "mixed"    // announces, with a fraction ScrapeFraction of scrapes
+	// ScenarioFlood runs two classes at once: legit peers joining
+	// registered torrents at LegitRate from LegitSources, and a flood of
+	// announces for unknown torrents from FloodSources at FloodRate (see
+	// Config).
+	ScenarioFlood Scenario = "flood"
 )
+
+// FloodMode is what the flood of ScenarioFlood sends.
+type FloodMode string
+
+// The flood modes.
+const (
+	// FloodValid sends announces that pass every check but registration:
+	// over UDP, each source first gets a connection ID with a real
+	// connect, then announces random info hashes with it.
+	FloodValid FloodMode = "valid"
+	// FloodGarbage sends datagrams of random bytes (UDP only).
+	FloodGarbage FloodMode = "garbage"
+	// FloodBadCookie sends announces with forged connection IDs (UDP
+	// only): no connect, a random ID in every datagram.
+	FloodBadCookie FloodMode = "bad-cookie"
+)
+
+// FloodOff is the FloodRate that turns the flood off, leaving only the
+// legit class: the baseline to compare a flood with.
+const FloodOff = -1
 
 // Limits that Validate enforces. They keep a run bounded in memory, time and
 // packets even when a flag is mistyped.
@@ -41,6 +66,10 @@ const (
 	MaxScrapeHashes = 74 // what fits a 1500-byte datagram (BEP 15)
 	MaxNumWant      = 1000
 	MaxPeers        = 1 << 24 // torrents × peers per torrent
+	MaxSources      = 4096    // addresses in LegitSources or FloodSources
+	MaxLegitRate    = 100_000 // joins per second
+	MaxFloodRate    = 1e8     // datagrams or requests per second
+	MaxFloodWorkers = 64
 )
 
 // Config describes one load run. Start from DefaultConfig: its zero value is
@@ -123,6 +152,40 @@ type Config struct {
 	// it, Validate refuses them, so a typo cannot load someone else's
 	// server.
 	AllowRemote bool
+
+	// ServerPID, if not 0, is the process ID of the tracker under test, on
+	// this machine: the run samples its memory (VmRSS, VmHWM) and CPU time
+	// from /proc while it runs and reports them (Linux only).
+	ServerPID int
+
+	// The fields below are used by ScenarioFlood only; Workers, Window,
+	// Rate, Sources, PeersPerTorrent, UnknownFraction and the scrape
+	// fields are not.
+	//
+	// The legit class: new peers joining the registered torrents (the
+	// hashes of HashesFile, or generated ones). Each join is a new peer
+	// (its own peer ID and port) that announces once, with event
+	// "started". Joins are paced evenly at LegitRate per second (0 for no
+	// legit class, to run the flood from a process of its own) and go to
+	// the addresses of LegitSources in turn. Over UDP each source has its
+	// own socket and connection ID, got with a connect before its first
+	// announce and reused while valid; over HTTP each source keeps one
+	// connection alive.
+	LegitSources netip.Prefix
+	LegitRate    float64
+	// The flood: announces for random unknown info hashes from the
+	// addresses of FloodSources, FloodRate per second over all sources, 0
+	// for as many as the generator can send, FloodOff (-1) for none. Over
+	// UDP the flood does not wait for replies: it sends in batches
+	// (sendmmsg, GSO) and counts the replies that come back, by kind. Over
+	// HTTP each source has one connection that pipelines up to 16
+	// requests.
+	FloodSources netip.Prefix
+	FloodRate    float64
+	FloodMode    FloodMode
+	// FloodWorkers is the number of goroutines sending the UDP flood,
+	// each with a share of FloodSources' sockets; one core's worth each.
+	FloodWorkers int
 }
 
 // DefaultConfig returns a short UDP announce run with 16 workers.
@@ -141,6 +204,11 @@ func DefaultConfig() Config {
 		Duration:        10 * time.Second,
 		MaxRequests:     100_000_000,
 		Timeout:         time.Second,
+		LegitSources:    netip.MustParsePrefix("127.2.0.0/22"),
+		LegitRate:       1000,
+		FloodSources:    netip.MustParsePrefix("127.1.0.0/22"),
+		FloodMode:       FloodValid,
+		FloodWorkers:    1,
 	}
 }
 
@@ -173,10 +241,17 @@ func (c *Config) Validate() error {
 	}
 	switch c.Scenario {
 	case ScenarioAnnounce, ScenarioScrape, ScenarioMixed:
+	case ScenarioFlood:
+		if err := c.validateFlood(); err != nil {
+			return err
+		}
 	default:
-		return errField("scenario", "must be announce, scrape or mixed, got %q", c.Scenario)
+		return errField("scenario", "must be announce, scrape, mixed or flood, got %q", c.Scenario)
 	}
-	if c.Protocol == HTTP && c.Scenario != ScenarioAnnounce {
+	if c.ServerPID < 0 {
+		return errField("server_pid", "must be a process ID, or 0 for none, got %d", c.ServerPID)
+	}
+	if c.Protocol == HTTP && (c.Scenario == ScenarioScrape || c.Scenario == ScenarioMixed) {
 		t, _ := parseHTTPTarget(c.HTTP, c.AllowRemote)
 		if t.scrapePrefix == "" {
 			return errField("http", "path %q has no \"announce\" to derive a scrape URL from (BEP 48)", t.path)
@@ -234,16 +309,71 @@ func (c *Config) Validate() error {
 
 func fraction(f float64) bool { return f >= 0 && f <= 1 } // false for NaN
 
-func (c *Config) checkSources() error {
-	p := c.Sources
+// validateFlood checks the fields of ScenarioFlood.
+func (c *Config) validateFlood() error {
+	if c.Sources.IsValid() {
+		return errField("sources", "not used by the flood scenario: give legit_sources and flood_sources (--legit-sources, --flood-sources)")
+	}
+	if math.IsNaN(c.LegitRate) || c.LegitRate < 0 || c.LegitRate > MaxLegitRate {
+		return errField("legit_rate", "must be 0 (no legit class) to %d per second, got %v", MaxLegitRate, c.LegitRate)
+	}
+	if math.IsNaN(c.FloodRate) || c.FloodRate != FloodOff && (c.FloodRate < 0 || c.FloodRate > MaxFloodRate) {
+		return errField("flood_rate", "must be -1 (off), 0 (as fast as possible) or a rate up to %g per second, got %v", MaxFloodRate, c.FloodRate)
+	}
+	switch c.FloodMode {
+	case FloodValid:
+	case FloodGarbage, FloodBadCookie:
+		if c.Protocol != UDP {
+			return errField("flood_mode", "%s is for UDP only", c.FloodMode)
+		}
+	default:
+		return errField("flood_mode", "must be valid, garbage or bad-cookie, got %q", c.FloodMode)
+	}
+	if c.FloodWorkers < 1 || c.FloodWorkers > MaxFloodWorkers {
+		return errField("flood_workers", "must be 1-%d, got %d", MaxFloodWorkers, c.FloodWorkers)
+	}
+	legit, flood := c.LegitRate > 0, c.FloodRate != FloodOff
+	if !legit && !flood {
+		return errField("flood_rate", "is -1 (off) while legit_rate is 0: nothing to send")
+	}
+	if legit {
+		if err := c.checkPrefix("legit_sources", c.LegitSources); err != nil {
+			return err
+		}
+	}
+	if !flood {
+		return nil
+	}
+	if err := c.checkPrefix("flood_sources", c.FloodSources); err != nil {
+		return err
+	}
+	if legit && c.LegitSources.Overlaps(c.FloodSources) {
+		return errField("flood_sources", "%v overlaps legit_sources %v: the tracker could not tell the classes apart", c.FloodSources, c.LegitSources)
+	}
+	return nil
+}
+func (c *Config) checkSources() error { return c.checkPrefix("sources", c.Sources) }
+
+// checkPrefix checks a range of source addresses: set, loopback unless
+// AllowRemote, of the target's family, and for the flood scenario's
+// ranges, at most MaxSources addresses.
+func (c *Config) checkPrefix(field string, p netip.Prefix) error {
+	if !p.IsValid() {
+		return errField(field, "missing range of source addresses (CIDR)")
+	}
 	if p.Addr().Zone() != "" {
-		return errField("sources", "zones are not supported: %v", p)
+		return errField(field, "zones are not supported: %v", p)
 	}
 	if p.Addr().Is4In6() {
-		return errField("sources", "use the IPv4 form, not %v", p)
+		return errField(field, "use the IPv4 form, not %v", p)
 	}
 	if !c.AllowRemote && !loopbackPrefix(p) {
-		return errField("sources", "%v is not loopback (127.0.0.0/8 or ::1); pass AllowRemote (--allow-remote) to send from other addresses", p)
+		return errField(field, "%v is not loopback (127.0.0.0/8 or ::1); pass AllowRemote (--allow-remote) to send from other addresses", p)
+	}
+	if field != "sources" {
+		if n := prefixSize(p); n > MaxSources {
+			return errField(field, "%v has %d addresses, more than %d", p, n, MaxSources)
+		}
 	}
 	var target netip.Addr
 	switch c.Protocol {
@@ -255,9 +385,23 @@ func (c *Config) checkSources() error {
 		target = t.addr.Addr()
 	}
 	if target.IsValid() && target.Is4() != p.Addr().Is4() {
-		return errField("sources", "%v is not of the target's address family (%v)", p, target)
+		return errField(field, "%v is not of the target's address family (%v)", p, target)
 	}
 	return nil
+}
+
+// prefixSize returns the number of addresses sourceAddrs uses from p
+// (without the first and last of a range of four or more), capped at
+// 1<<20.
+func prefixSize(p netip.Prefix) int {
+	hostBits := p.Addr().BitLen() - p.Bits()
+	switch {
+	case hostBits >= 20:
+		return 1 << 20
+	case hostBits >= 2:
+		return 1<<hostBits - 2
+	}
+	return 1 << hostBits
 }
 
 // loopbackPrefix reports whether every address of p is a loopback address.

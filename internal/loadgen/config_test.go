@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"errors"
+	"math"
 	"net/netip"
 	"strings"
 	"testing"
@@ -25,12 +26,61 @@ func TestValidate(t *testing.T) {
 		}
 		return c
 	}
+	flood := func(f func(*Config)) Config {
+		return udp(func(c *Config) {
+			c.Scenario = ScenarioFlood
+			if f != nil {
+				f(c)
+			}
+		})
+	}
 	tests := []struct {
 		name    string
 		cfg     Config
 		wantErr string // "" means valid
 	}{
 		{name: "default udp", cfg: udp(nil)},
+		{name: "flood", cfg: flood(nil)},
+		{name: "flood http", cfg: http("http://127.0.0.1:6969/announce", func(c *Config) { c.Scenario = ScenarioFlood })},
+		{name: "flood single source at a rate", cfg: flood(func(c *Config) { c.FloodSources = netip.MustParsePrefix("127.1.0.1/32"); c.FloodRate = 8000 })},
+		{name: "flood off", cfg: flood(func(c *Config) { c.FloodRate = FloodOff; c.FloodSources = netip.Prefix{} })},
+		{name: "flood off overlapping", cfg: flood(func(c *Config) { c.FloodRate = FloodOff; c.FloodSources = c.LegitSources })},
+		{name: "flood garbage", cfg: flood(func(c *Config) { c.FloodMode = FloodGarbage })},
+		{name: "flood bad cookie", cfg: flood(func(c *Config) { c.FloodMode = FloodBadCookie })},
+		{name: "flood ipv6", cfg: flood(func(c *Config) {
+			c.UDP = "[::1]:6969"
+			c.LegitSources = netip.MustParsePrefix("::1/128")
+			c.FloodSources = netip.MustParsePrefix("2001:db8::/120")
+			c.AllowRemote = true
+		})},
+		{name: "flood server pid", cfg: flood(func(c *Config) { c.ServerPID = 1 })},
+
+		{name: "flood remote legit refused", cfg: flood(func(c *Config) { c.LegitSources = netip.MustParsePrefix("10.0.0.0/22") }), wantErr: "loadgen: legit_sources: 10.0.0.0/22 is not loopback"},
+		{name: "flood remote flood refused", cfg: flood(func(c *Config) { c.FloodSources = netip.MustParsePrefix("192.0.2.0/24") }), wantErr: "loadgen: flood_sources: 192.0.2.0/24 is not loopback"},
+		{name: "flood remote allowed", cfg: flood(func(c *Config) {
+			c.FloodSources = netip.MustParsePrefix("192.0.2.0/24")
+			c.AllowRemote = true
+		})},
+		{name: "flood no legit sources", cfg: flood(func(c *Config) { c.LegitSources = netip.Prefix{} }), wantErr: "loadgen: legit_sources: missing range"},
+		{name: "flood no flood sources", cfg: flood(func(c *Config) { c.FloodSources = netip.Prefix{} }), wantErr: "loadgen: flood_sources: missing range"},
+		{name: "flood overlap", cfg: flood(func(c *Config) { c.FloodSources = netip.MustParsePrefix("127.2.1.0/24") }), wantErr: "loadgen: flood_sources: 127.2.1.0/24 overlaps legit_sources 127.2.0.0/22"},
+		{name: "flood too many sources", cfg: flood(func(c *Config) { c.FloodSources = netip.MustParsePrefix("127.8.0.0/19") }), wantErr: "loadgen: flood_sources: 127.8.0.0/19 has 8190 addresses, more than 4096"},
+		{name: "flood family", cfg: flood(func(c *Config) { c.LegitSources = netip.MustParsePrefix("::1/128") }), wantErr: "loadgen: legit_sources: ::1/128 is not of the target's address family"},
+		{name: "flood sources", cfg: flood(func(c *Config) { c.Sources = netip.MustParsePrefix("127.1.0.0/16") }), wantErr: "loadgen: sources: not used by the flood scenario"},
+		{name: "flood only", cfg: flood(func(c *Config) { c.LegitRate = 0; c.LegitSources = netip.Prefix{} })},
+		{name: "flood only overlapping", cfg: flood(func(c *Config) { c.LegitRate = 0; c.FloodSources = c.LegitSources })},
+		{name: "flood nothing", cfg: flood(func(c *Config) { c.LegitRate, c.FloodRate = 0, FloodOff }), wantErr: "loadgen: flood_rate: is -1 (off) while legit_rate is 0: nothing to send"},
+		{name: "flood legit rate negative", cfg: flood(func(c *Config) { c.LegitRate = -1 }), wantErr: "loadgen: legit_rate: must be 0 (no legit class) to 100000 per second, got -1"},
+		{name: "flood legit rate too high", cfg: flood(func(c *Config) { c.LegitRate = 1e6 }), wantErr: "loadgen: legit_rate"},
+		{name: "flood legit rate inf", cfg: flood(func(c *Config) { c.LegitRate = math.Inf(1) }), wantErr: "loadgen: legit_rate"},
+		{name: "flood rate negative", cfg: flood(func(c *Config) { c.FloodRate = -2 }), wantErr: "loadgen: flood_rate: must be -1 (off), 0 (as fast as possible) or a rate up to 1e+08 per second, got -2"},
+		{name: "flood rate inf", cfg: flood(func(c *Config) { c.FloodRate = math.Inf(1) }), wantErr: "loadgen: flood_rate"},
+		{name: "flood mode", cfg: flood(func(c *Config) { c.FloodMode = "loud" }), wantErr: `loadgen: flood_mode: must be valid, garbage or bad-cookie, got "loud"`},
+		{name: "flood garbage over http", cfg: http("http://127.0.0.1:6969/announce", func(c *Config) { c.Scenario, c.FloodMode = ScenarioFlood, FloodGarbage }), wantErr: "loadgen: flood_mode: garbage is for UDP only"},
+		{name: "flood workers", cfg: flood(func(c *Config) { c.FloodWorkers = 0 }), wantErr: "loadgen: flood_workers: must be 1-64, got 0"},
+		{name: "flood duration", cfg: flood(func(c *Config) { c.Duration = 0 }), wantErr: "loadgen: duration"},
+		{name: "flood timeout", cfg: flood(func(c *Config) { c.Timeout = 2 * time.Minute }), wantErr: "loadgen: timeout"},
+		{name: "server pid negative", cfg: udp(func(c *Config) { c.ServerPID = -1 }), wantErr: "loadgen: server_pid"},
 		{name: "localhost", cfg: udp(func(c *Config) { c.UDP = "localhost:6969" })},
 		{name: "any 127/8", cfg: udp(func(c *Config) { c.UDP = "127.9.8.7:1" })},
 		{name: "ipv6 loopback", cfg: udp(func(c *Config) { c.UDP = "[::1]:6969"; c.Sources = netip.MustParsePrefix("::1/128") })},
@@ -63,7 +113,7 @@ func TestValidate(t *testing.T) {
 		{name: "https", cfg: http("https://127.0.0.1/announce", nil), wantErr: `loadgen: http: scheme must be http, got "https"`},
 		{name: "http scrape without announce", cfg: http("http://127.0.0.1/a", func(c *Config) { c.Scenario = ScenarioScrape }), wantErr: "has no \"announce\""},
 		{name: "protocol", cfg: udp(func(c *Config) { c.Protocol = "tcp" }), wantErr: `loadgen: protocol: must be udp or http, got "tcp"`},
-		{name: "scenario", cfg: udp(func(c *Config) { c.Scenario = "storm" }), wantErr: "loadgen: scenario: must be announce, scrape or mixed"},
+		{name: "scenario", cfg: udp(func(c *Config) { c.Scenario = "storm" }), wantErr: "loadgen: scenario: must be announce, scrape, mixed or flood"},
 		{name: "family mismatch", cfg: udp(func(c *Config) { c.Sources = netip.MustParsePrefix("::1/128") }), wantErr: "loadgen: sources: ::1/128 is not of the target's address family"},
 		{name: "workers", cfg: udp(func(c *Config) { c.Workers = 0 }), wantErr: "loadgen: workers: must be 1-1024, got 0"},
 		{name: "too many workers", cfg: udp(func(c *Config) { c.Workers = MaxWorkers + 1 }), wantErr: "loadgen: workers"},
@@ -103,6 +153,24 @@ func TestValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// NaN is not equal to itself, so these are not in TestValidate's table,
+// which checks that Validate leaves the config as it was.
+func TestValidateNaN(t *testing.T) {
+	for field, set := range map[string]func(*Config){
+		"rate":       func(c *Config) { c.Rate = math.NaN() },
+		"legit_rate": func(c *Config) { c.Scenario, c.LegitRate = ScenarioFlood, math.NaN() },
+		"flood_rate": func(c *Config) { c.Scenario, c.FloodRate = ScenarioFlood, math.NaN() },
+	} {
+		c := DefaultConfig()
+		c.UDP = "127.0.0.1:6969"
+		set(&c)
+		var ce *ConfigError
+		if err := c.Validate(); !errors.As(err, &ce) || ce.Field != field {
+			t.Errorf("Validate(%s = NaN) = %v, want an error for %s", field, err, field)
+		}
 	}
 }
 

@@ -46,6 +46,7 @@ type httpWorker struct {
 	// losing a round trip to each dead one.
 	oneShot     bool
 	closedInRow int
+	dialErr     error // of the last dial
 	br          *bufio.Reader
 	req         []byte
 	body        []byte
@@ -192,6 +193,7 @@ func (w *httpWorker) dial(ctx context.Context, now int64) bool {
 	st.sent++
 	c, err := w.dialer.DialContext(ctx, "tcp", w.addr)
 	lat := time.Duration(rs.now() - now)
+	w.dialErr = err
 	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
@@ -234,16 +236,37 @@ func (w *httpWorker) closedIdle(err error) bool {
 	return w.used > 0 && (errors.Is(err, errNoReply) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET))
 }
 
+// outcome is how one request ended.
+type outcome uint8
+
+const (
+	outcomeOK      outcome = iota
+	outcomeFailure         // a well-formed refusal
+	outcomeTimeout
+	outcomeBad
+	// outcomeNotSent: the request could not be sent, or met a kept-alive
+	// connection the server had closed; it is in no count, and may be
+	// tried again on a new connection.
+	outcomeNotSent
+)
+
 // roundTrip sends one request on the open connection and checks the reply.
 func (w *httpWorker) roundTrip(now int64) {
+	w.exchange(now, w.buildRequest())
+}
+
+// exchange sends w.req, a request of class c, on the open connection,
+// checks the reply and counts it. It returns how the request ended and,
+// for a failure, the failure reason. The connection is closed unless it
+// may carry another request.
+func (w *httpWorker) exchange(now int64, c class) (outcome, string) {
 	rs := w.run
 	measured := now >= rs.warmupEnd
-	c := w.buildRequest()
 	st := w.statsFor(measured, c)
 	if err := w.conn.SetDeadline(rs.base.Add(time.Duration(now + rs.timeout))); err != nil {
 		w.stats.ioError(err)
 		w.closeConn()
-		return
+		return outcomeNotSent, ""
 	}
 	if _, err := w.conn.Write(w.req); err != nil {
 		if w.closedIdle(err) {
@@ -252,25 +275,28 @@ func (w *httpWorker) roundTrip(now int64) {
 			w.stats.ioError(err)
 		}
 		w.closeConn()
-		return
+		return outcomeNotSent, ""
 	}
 	status, keep, err := w.readResponse()
 	lat := time.Duration(rs.now() - now)
 	if err != nil {
 		var ne net.Error
+		out := outcomeNotSent
 		switch {
 		case w.closedIdle(err):
 			w.sawClosedIdle(st)
 		case errors.As(err, &ne) && ne.Timeout():
 			st.sent++
 			st.timeouts++
+			out = outcomeTimeout
 		default:
 			st.sent++
 			st.badReply(badHTTP)
 			st.badMsgs.add([]byte(errText(err)))
+			out = outcomeBad
 		}
 		w.closeConn()
-		return
+		return out, ""
 	}
 	st.sent++
 	if w.used++; w.used > 1 {
@@ -282,7 +308,7 @@ func (w *httpWorker) roundTrip(now int64) {
 	if status != 200 {
 		st.badReply(badStatus)
 		st.badMsgs.add(strconv.AppendInt([]byte("status "), int64(status), 10))
-		return
+		return outcomeBad, ""
 	}
 	var failure string
 	var bad badReason
@@ -295,14 +321,16 @@ func (w *httpWorker) roundTrip(now int64) {
 	switch {
 	case !ok:
 		st.badReply(bad)
+		return outcomeBad, ""
 	case failure != "":
 		st.failures++
 		st.failMsgs.add([]byte(failure))
 		st.latency(lat)
-	default:
-		st.ok++
-		st.latency(lat)
+		return outcomeFailure, failure
 	}
+	st.ok++
+	st.latency(lat)
+	return outcomeOK, ""
 }
 
 // buildRequest writes the next request into w.req and returns its class.
@@ -351,35 +379,63 @@ func (w *httpWorker) buildRequest() class {
 				started = true
 			}
 		}
-		b = append(b, "GET "...)
-		b = append(b, w.target.announcePrefix...)
-		b = append(b, "info_hash="...)
-		b = appendEscaped(b, ih[:])
-		b = append(b, "&peer_id="...)
-		b = appendEscaped(b, w.sp.id[:])
-		b = append(b, "&port="...)
-		b = strconv.AppendUint(b, uint64(w.sp.port), 10)
-		b = append(b, "&uploaded=0&downloaded=0&left="...)
-		b = strconv.AppendUint(b, w.sp.left, 10)
-		b = append(b, "&compact=1&key="...)
-		b = strconv.AppendUint(b, uint64(w.sp.key), 16)
-		if cfg.NumWant >= 0 {
-			b = append(b, "&numwant="...)
-			b = strconv.AppendInt(b, int64(cfg.NumWant), 10)
+		a := httpAnnounce{
+			infoHash: ih, peerID: w.sp.id, port: w.sp.port, left: w.sp.left,
+			key: w.sp.key, numWant: cfg.NumWant, started: started,
 		}
-		if started {
-			b = append(b, "&event=started"...)
-		}
+		b = appendHTTPAnnounce(b, w.target.announcePrefix, &a)
 	}
+	b = w.appendRequestEnd(b)
+	w.req = b
+	return c
+}
+
+// httpAnnounce is the content of an announce over HTTP.
+type httpAnnounce struct {
+	infoHash [20]byte
+	peerID   [20]byte
+	port     uint16
+	left     uint64
+	key      uint32
+	numWant  int // -1: no numwant parameter
+	started  bool
+}
+
+// appendHTTPAnnounce appends the request line of an announce, up to the
+// query's end: "GET " + prefix + the parameters. appendRequestEnd ends it.
+func appendHTTPAnnounce(b []byte, prefix string, a *httpAnnounce) []byte {
+	b = append(b, "GET "...)
+	b = append(b, prefix...)
+	b = append(b, "info_hash="...)
+	b = appendEscaped(b, a.infoHash[:])
+	b = append(b, "&peer_id="...)
+	b = appendEscaped(b, a.peerID[:])
+	b = append(b, "&port="...)
+	b = strconv.AppendUint(b, uint64(a.port), 10)
+	b = append(b, "&uploaded=0&downloaded=0&left="...)
+	b = strconv.AppendUint(b, a.left, 10)
+	b = append(b, "&compact=1&key="...)
+	b = strconv.AppendUint(b, uint64(a.key), 16)
+	if a.numWant >= 0 {
+		b = append(b, "&numwant="...)
+		b = strconv.AppendInt(b, int64(a.numWant), 10)
+	}
+	if a.started {
+		b = append(b, "&event=started"...)
+	}
+	return b
+}
+
+// appendRequestEnd appends the rest of a request after its target: the
+// protocol, the headers and the empty line.
+func (w *httpWorker) appendRequestEnd(b []byte) []byte {
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, w.target.host...)
 	b = append(b, "\r\nUser-Agent: warden-load\r\n"...)
 	if w.oneShot {
 		b = append(b, "Connection: close\r\n"...)
 	}
-	b = append(b, "\r\n"...)
-	w.req = b
-	return c
+	return append(b, "\r\n"...)
 }
 
 func randomHash(rng *rand.Rand, ih *[20]byte) {

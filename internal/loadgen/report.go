@@ -36,6 +36,10 @@ type Report struct {
 	GeneratorCPU   time.Duration `json:"generator_cpu_ns"`
 	GeneratorCores float64       `json:"generator_cores"`
 	GOMAXPROCS     int           `json:"gomaxprocs"`
+	// CPUs is the number of CPUs the generator may run on (its affinity
+	// mask, e.g. from taskset). The flood scenario raises GOMAXPROCS to 2
+	// even on one CPU, so that the legit class is served on time.
+	CPUs int `json:"cpus"`
 
 	// Classes has one entry per kind of request sent, in a fixed order:
 	// connect, announce/legit, announce/unknown, scrape/legit,
@@ -55,6 +59,14 @@ type Report struct {
 	// frequent ones.
 	IOErrors   uint64         `json:"io_errors"`
 	IOErrorMsg []MessageCount `json:"io_error_messages,omitempty"`
+
+	// Flood is the outcome of the flood scenario; nil for the others.
+	Flood *FloodReport `json:"flood,omitempty"`
+	// Server is what was seen of the tracker's process, with
+	// Config.ServerPID; nil without.
+	Server *ServerReport `json:"server,omitempty"`
+	// Machine is how busy each CPU was; nil where /proc/stat is missing.
+	Machine *MachineReport `json:"machine,omitempty"`
 }
 
 // ClassReport counts one kind of request. Every request sent is counted
@@ -111,10 +123,19 @@ type MessageCount struct {
 }
 
 // GeneratorBound reports whether the generator used nearly all the CPU it
-// may use (85% of GOMAXPROCS or more), so its own speed may have limited
-// the rates measured.
+// may use (85% of GOMAXPROCS or of its CPUs, the fewer, or more), so its
+// own speed may have limited the rates measured.
 func (r *Report) GeneratorBound() bool {
-	return r.GOMAXPROCS > 0 && r.GeneratorCores >= 0.85*float64(r.GOMAXPROCS)
+	n := r.generatorCores()
+	return n > 0 && r.GeneratorCores >= 0.85*float64(n)
+}
+
+// generatorCores returns how many cores the generator could use.
+func (r *Report) generatorCores() int {
+	if r.CPUs > 0 {
+		return min(r.GOMAXPROCS, r.CPUs)
+	}
+	return r.GOMAXPROCS
 }
 
 // Class returns the report of the named class, or nil.
@@ -195,27 +216,144 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // WriteText writes r as a table for people.
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s → %s: %d workers", r.Protocol, r.Scenario, r.Target, r.Workers)
+	if r.Flood != nil {
+		r.writeFloodHeader(&b)
+	} else {
+		r.writeHeader(&b)
+	}
+	b.WriteString("\n")
+	if r.Flood != nil {
+		r.Flood.writeText(&b)
+		if len(r.Classes) > 0 {
+			b.WriteString("\nlegit requests:\n")
+		}
+	}
+	if r.Flood == nil || len(r.Classes) > 0 {
+		r.writeClasses(&b)
+	}
+	if r.Server != nil {
+		r.Server.writeText(&b)
+	}
+	if r.Machine != nil {
+		b.WriteString("machine: CPUs busy")
+		for i, f := range r.Machine.CPUBusy {
+			fmt.Fprintf(&b, " %d:%.0f%%", i, 100*f)
+		}
+		fmt.Fprintf(&b, "; load average %.2f\n", r.Machine.Load1)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func (r *Report) writeGenerator(b *strings.Builder) {
+	if r.GeneratorCPU > 0 {
+		fmt.Fprintf(b, "; generator CPU %.2f of %d cores", r.GeneratorCores, r.generatorCores())
+		if r.GeneratorBound() {
+			b.WriteString(" (at its limit: the target may be faster than measured)")
+		}
+	}
+	b.WriteString("\n")
+}
+
+func (r *Report) writeHeader(b *strings.Builder) {
+	fmt.Fprintf(b, "%s %s → %s: %d workers", r.Protocol, r.Scenario, r.Target, r.Workers)
 	if r.Window > 0 {
-		fmt.Fprintf(&b, " × %d in flight", r.Window)
+		fmt.Fprintf(b, " × %d in flight", r.Window)
 	}
 	if r.Sources > 0 {
-		fmt.Fprintf(&b, ", %d source addresses", r.Sources)
+		fmt.Fprintf(b, ", %d source addresses", r.Sources)
 	}
 	rate := "unlimited"
 	if r.Rate > 0 {
 		rate = fmt.Sprintf("%.0f/s", r.Rate)
 	}
-	fmt.Fprintf(&b, ", rate %s\nmeasured %v after %v warm-up, stopped by %s", rate, r.Elapsed.Round(time.Millisecond), r.Warmup, r.StoppedBy)
-	if r.GeneratorCPU > 0 {
-		fmt.Fprintf(&b, "; generator CPU %.2f of %d cores", r.GeneratorCores, r.GOMAXPROCS)
-		if r.GeneratorBound() {
-			b.WriteString(" (at its limit: the target may be faster than measured)")
-		}
-	}
-	b.WriteString("\n\n")
+	fmt.Fprintf(b, ", rate %s\nmeasured %v after %v warm-up, stopped by %s", rate, r.Elapsed.Round(time.Millisecond), r.Warmup, r.StoppedBy)
+	r.writeGenerator(b)
+}
 
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+func (r *Report) writeFloodHeader(b *strings.Builder) {
+	f := r.Flood
+	fmt.Fprintf(b, "%s flood → %s: ", r.Protocol, r.Target)
+	if f.LegitRate > 0 {
+		fmt.Fprintf(b, "legit %.0f joins/s from %d sources; ", f.LegitRate, f.LegitSources)
+	} else {
+		b.WriteString("no legit class; ")
+	}
+	switch {
+	case f.FloodRate == FloodOff:
+		b.WriteString("no flood")
+	case f.FloodRate == 0:
+		fmt.Fprintf(b, "flood (%s) as fast as possible from %d sources", f.Mode, f.FloodSources)
+	default:
+		fmt.Fprintf(b, "flood (%s) %.0f/s from %d sources", f.Mode, f.FloodRate, f.FloodSources)
+	}
+	fmt.Fprintf(b, "\nmeasured %v after %v warm-up, stopped by %s", r.Elapsed.Round(time.Millisecond), r.Warmup, r.StoppedBy)
+	r.writeGenerator(b)
+}
+
+func (f *FloodReport) writeText(b *strings.Builder) {
+	if f.LegitRate > 0 {
+		f.Legit.writeText(b)
+	}
+	t := f.Flood
+	if t == nil {
+		return
+	}
+	fmt.Fprintf(b, "\nflood: sent %d (%.0f/s), replies %d (%.0f/s)", t.Sent, t.SentPerSec, t.Replies, t.RepliesPerSec)
+	if t.Connects > 0 {
+		fmt.Fprintf(b, "; connects %d, answered %d", t.Connects, t.ConnectsOK)
+	}
+	if t.SendErrors > 0 {
+		fmt.Fprintf(b, "; %d send errors", t.SendErrors)
+	}
+	b.WriteString("\n")
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "reply\tcount\tper sec\tof sent\t")
+	for _, k := range t.Kinds {
+		pct := 0.0
+		if t.Sent > 0 {
+			pct = 100 * float64(k.Count) / float64(t.Sent)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f%%\t\n", k.Kind, k.Count, k.PerSec, pct)
+	}
+	tw.Flush()
+	for _, m := range t.TopMessages {
+		fmt.Fprintf(b, "message  flood %10d × %q\n", m.Count, m.Message)
+	}
+	for _, m := range t.IOErrorMsg {
+		fmt.Fprintf(b, "socket error flood %10d × %s\n", m.Count, m.Message)
+	}
+}
+
+func (l *LegitReport) writeText(b *strings.Builder) {
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "legit\tjoins\tok\tsuccess\tfail\ttimeout\tbad\tnot sent\tjoins/s\tp50\tp90\tp99\tmax\t")
+	fmt.Fprintf(tw, "joins\t%d\t%d\t%.2f%%\t%d\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t\n",
+		l.Joins, l.OK, l.SuccessPct, l.Failures, l.Timeouts, l.Bad, l.NotSent, l.JoinsPerSec,
+		fmtDur(l.Latency.P50), fmtDur(l.Latency.P90), fmtDur(l.Latency.P99), fmtDur(l.Latency.Max))
+	tw.Flush()
+	fmt.Fprintf(b, "join latency: from the join's start to its announce reply, connect included; generator lag behind schedule p99 %s, max %s\n", fmtDur(l.LagP99), fmtDur(l.LagMax))
+	if l.GeneratorLagging() {
+		b.WriteString("the generator fell behind its schedule: it lacked CPU, and the latencies include its own delays\n")
+	}
+	for _, m := range l.TopFailures {
+		fmt.Fprintf(b, "failure  joins %10d × %q\n", m.Count, m.Message)
+	}
+}
+
+func (s *ServerReport) writeText(b *strings.Builder) {
+	const mib = 1 << 20
+	fmt.Fprintf(b, "\nserver pid %d: peak RSS %.1f MiB (from %.1f to %.1f MiB, %d samples; VmHWM %.1f MiB), CPU %.2f cores (%v)",
+		s.PID, float64(s.PeakRSS)/mib, float64(s.RSSStart)/mib, float64(s.RSSEnd)/mib, s.Samples, float64(s.HWM)/mib,
+		s.Cores, s.CPU.Round(10*time.Millisecond))
+	if s.Exited {
+		b.WriteString("; the process went away during the run")
+	}
+	b.WriteString("\n")
+}
+
+func (r *Report) writeClasses(b *strings.Builder) {
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "class\tsent\tok\tfail\ttimeout\tbad\tlate\treplies/s\tp50\tp90\tp99\tmax\t")
 	row := func(c ClassReport, lat bool) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t", c.Name, c.Sent, c.OK, c.Failures, c.Timeouts, c.Bad, c.Late, c.RepliesPerSec)
@@ -235,33 +373,31 @@ func (r *Report) WriteText(w io.Writer) error {
 
 	for _, c := range r.Classes {
 		for _, m := range c.TopFailures {
-			fmt.Fprintf(&b, "failure  %-16s %10d × %q\n", c.Name, m.Count, m.Message)
+			fmt.Fprintf(b, "failure  %-16s %10d × %q\n", c.Name, m.Count, m.Message)
 		}
 		for _, m := range c.BadReasons {
-			fmt.Fprintf(&b, "bad      %-16s %10d × %s\n", c.Name, m.Count, m.Message)
+			fmt.Fprintf(b, "bad      %-16s %10d × %s\n", c.Name, m.Count, m.Message)
 		}
 		for _, m := range c.BadDetails {
-			fmt.Fprintf(&b, "         %-16s %10d × %s\n", "", m.Count, m.Message)
+			fmt.Fprintf(b, "         %-16s %10d × %s\n", "", m.Count, m.Message)
 		}
 		if c.ClosedIdle > 0 {
-			fmt.Fprintf(&b, "retried  %-16s %10d × server had closed the kept-alive connection without \"Connection: close\"\n", c.Name, c.ClosedIdle)
+			fmt.Fprintf(b, "retried  %-16s %10d × server had closed the kept-alive connection without \"Connection: close\"\n", c.Name, c.ClosedIdle)
 		}
 	}
 	for _, m := range r.Unmatched {
-		fmt.Fprintf(&b, "unmatched reply  %10d × %s\n", m.Count, m.Message)
+		fmt.Fprintf(b, "unmatched reply  %10d × %s\n", m.Count, m.Message)
 	}
 	if r.OneShotWorkers > 0 {
-		fmt.Fprintf(&b, "%d of %d workers stopped reusing connections (the server closes them after each reply) and connected once per request\n", r.OneShotWorkers, r.Workers)
+		fmt.Fprintf(b, "%d of %d workers stopped reusing connections (the server closes them after each reply) and connected once per request\n", r.OneShotWorkers, r.Workers)
 	}
 	if r.IOErrors > 0 {
-		fmt.Fprintf(&b, "socket errors    %10d", r.IOErrors)
+		fmt.Fprintf(b, "socket errors    %10d", r.IOErrors)
 		for _, m := range r.IOErrorMsg {
-			fmt.Fprintf(&b, "; %d × %s", m.Count, m.Message)
+			fmt.Fprintf(b, "; %d × %s", m.Count, m.Message)
 		}
 		b.WriteByte('\n')
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 // fmtDur prints a latency with three significant digits.

@@ -4,7 +4,9 @@
 // (action, transaction ID, length for the address family, interval,
 // bencoding, failure reasons) and reports, per kind of request, how many
 // were answered, refused, malformed or lost, how fast, and with which
-// latency.
+// latency. Its flood scenario (ScenarioFlood) measures how a tracker
+// serves legit peers while a flood of announces for unknown torrents hits
+// it.
 //
 // The package owns the client side of both protocols and nothing of the
 // server: it imports only bittorrent and bencode from warden. Every run is
@@ -55,6 +57,8 @@ type runState struct {
 	stopped   chan struct{} // closed when sending stops early
 	done      chan struct{} // closed when the workers have returned
 	cpu       chan time.Duration
+	server    *serverProbe // nil without Config.ServerPID
+	machine   *MachineReport
 }
 
 func newRunState(cfg *Config, pop *population) *runState {
@@ -77,18 +81,38 @@ func newRunState(cfg *Config, pop *population) *runState {
 	return rs
 }
 
-// start sets the run's clock going and starts measuring the process's
-// CPU time over the measured part of the run; finish returns it.
+// start sets the run's clock going and starts the samplers: the CPU time
+// of the process, the server's and the machine's over the measured part of
+// the run, and the server's memory. finish reports them.
 func (rs *runState) start() {
 	rs.base = time.Now()
+	if rs.server != nil {
+		go rs.server.watch()
+	}
 	go rs.sampleCPU()
 }
 
-// finish tells the CPU sampler that the workers have returned and returns
-// the CPU time the process used while measuring, or -1 if unknown.
-func (rs *runState) finish() time.Duration {
+// finish tells the samplers that the workers have returned and fills in
+// what the run's state knows of rep: the measured time, why sending
+// stopped, and the CPU used by the generator and the server.
+func (rs *runState) finish(rep *Report) {
 	close(rs.done)
-	return <-rs.cpu
+	cpu := <-rs.cpu
+	rep.Elapsed = rs.cfg.Duration
+	rep.StoppedBy = stopNames[stopDuration]
+	if at := rs.stopAt.Load(); at > 0 && at < rs.stopSend {
+		rep.Elapsed = time.Duration(max(0, at-rs.warmupEnd))
+		rep.StoppedBy = stopNames[rs.stopWhy.Load()]
+	}
+	rep.GOMAXPROCS, rep.CPUs = runtime.GOMAXPROCS(0), runtime.NumCPU()
+	if cpu >= 0 && rep.Elapsed > 0 {
+		rep.GeneratorCPU = cpu
+		rep.GeneratorCores = cpu.Seconds() / rep.Elapsed.Seconds()
+	}
+	if rs.server != nil {
+		rep.Server = rs.server.stop(rep.Elapsed)
+	}
+	rep.Machine = rs.machine
 }
 
 func (rs *runState) sampleCPU() {
@@ -108,8 +132,19 @@ func (rs *runState) sampleCPU() {
 		return
 	}
 	c0, ok0 := processCPU()
+	m0, merr0 := readCPUTimes()
+	if rs.server != nil {
+		rs.server.markCPU(false)
+	}
 	wait(rs.stopSend)
 	c1, ok1 := processCPU()
+	m1, merr1 := readCPUTimes()
+	if rs.server != nil {
+		rs.server.markCPU(true)
+	}
+	if merr0 == nil && merr1 == nil {
+		rs.machine = machineReport(m0, m1) // read by finish after <-rs.cpu
+	}
 	if !ok0 || !ok1 {
 		rs.cpu <- -1
 		return
@@ -144,8 +179,8 @@ func (rs *runState) stopSending(now int64, why int32) {
 
 // Run loads the target described by cfg and reports what it measured. It
 // returns a *ConfigError if cfg is invalid, and an error if the hashes file
-// cannot be read, a name cannot be resolved or a source address cannot be
-// bound; trouble with the target itself (refusals, silence, garbage) is
+// cannot be read, ServerPID's /proc entries cannot be read, a name cannot
+// be resolved or a source address cannot be bound; trouble with the target itself (refusals, silence, garbage) is
 // counted in the Report, not returned.
 //
 // Run blocks for Warmup + Duration, plus up to Timeout for the replies in
@@ -160,8 +195,18 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
+	var probe *serverProbe
+	if cfg.ServerPID != 0 {
+		if probe, err = newServerProbe(cfg.ServerPID); err != nil {
+			return Report{}, err
+		}
+	}
+	if cfg.Scenario == ScenarioFlood {
+		return runFlood(ctx, &cfg, hashes, probe)
+	}
 	pop := &population{hashes: hashes, peersPerTorrent: cfg.PeersPerTorrent, workers: cfg.Workers}
 	rs := newRunState(&cfg, pop)
+	rs.server = probe
 	rep := Report{
 		Protocol: cfg.Protocol, Scenario: cfg.Scenario, Workers: cfg.Workers,
 		Rate: cfg.Rate, Warmup: cfg.Warmup,
@@ -179,21 +224,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		return Report{}, err
 	}
 	total, err := run()
-	cpu := rs.finish()
+	rs.finish(&rep)
 	if err != nil {
 		return Report{}, err
-	}
-
-	rep.Elapsed = cfg.Duration
-	rep.StoppedBy = stopNames[stopDuration]
-	if at := rs.stopAt.Load(); at > 0 && at < rs.stopSend {
-		rep.Elapsed = time.Duration(max(0, at-rs.warmupEnd))
-		rep.StoppedBy = stopNames[rs.stopWhy.Load()]
-	}
-	rep.GOMAXPROCS = runtime.GOMAXPROCS(0)
-	if cpu >= 0 && rep.Elapsed > 0 {
-		rep.GeneratorCPU = cpu
-		rep.GeneratorCores = cpu.Seconds() / rep.Elapsed.Seconds()
 	}
 	rep.Classes = buildReport(total, rep.Elapsed)
 	rep.Unmatched = reasons(&total.unmatched)

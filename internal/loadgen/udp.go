@@ -40,6 +40,8 @@ type batchIO interface {
 	// given at construction, their lengths into lens. It may return 0
 	// and no error.
 	recv(lens []int) (int, error)
+	// poll is recv without waiting: it returns 0 if nothing is queued.
+	poll(lens []int) (int, error)
 	// send sends each of parts as one datagram, or, with a UDP_SEGMENT
 	// control message in oob (see putGSO), as several. It returns how
 	// many parts were sent.
