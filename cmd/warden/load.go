@@ -43,8 +43,9 @@ is flooded. Two classes run at once:
          event=started, --legit-rate joins/s paced evenly, from the
          addresses of --legit-sources in turn (UDP: a socket and a
          connection ID per source; HTTP: a kept-alive connection per source).
-         Reported: success %, and latency from when each join was due
-         (connect included) to its announce reply.
+         Reported: success %, latency from each join's start to its
+         announce reply (connect included), and how far the generator
+         lagged behind the schedule.
   flood  announces for random unknown info hashes from --flood-sources, at
          --flood-rate (0 = as fast as the generator can, -1 = no flood).
          UDP: a real connect per source, then batches sent without waiting
