@@ -31,8 +31,15 @@ type Config struct {
 	// a rotation keeps working; at least 2m (the longest an ID lives) is
 	// required so that no ID can see two rotations.
 	CookieRotation time.Duration `toml:"cookie_rotation"`
-	// SocketBufferBytes sets SO_RCVBUF and SO_SNDBUF on every socket; 0
-	// keeps the OS default. The OS may cap it (net.core.rmem_max on Linux).
+	// SocketBufferBytes sets the receive and send buffers of every socket;
+	// 0 keeps the OS default (about 208 KiB on Linux). Past
+	// net.core.rmem_max it takes CAP_NET_ADMIN; without it the kernel caps
+	// the size. A deeper queue absorbs bursts of legitimate traffic, but
+	// under a flood the worker cannot keep up with it drains no faster and
+	// legitimate packets wait longer in it: measured with warden load
+	// --scenario flood at ~0.9M flood packets/s, 4 MiB gave 96.9% of
+	// legitimate announces answered with p99 16 ms, the default 99.3% with
+	// p99 2.5 ms.
 	SocketBufferBytes int `toml:"socket_buffer_bytes"`
 }
 

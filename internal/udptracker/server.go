@@ -155,7 +155,7 @@ func newWorker(lc net.ListenConfig, addr string, tr *tracker.Tracker, jar *cooki
 	}
 	w := &worker{pc: pc.(*net.UDPConn), batchSize: cfg.BatchSize}
 	if n := cfg.SocketBufferBytes; n > 0 {
-		if err := errors.Join(w.pc.SetReadBuffer(n), w.pc.SetWriteBuffer(n)); err != nil {
+		if err := setBuffers(w.pc, n); err != nil {
 			w.pc.Close()
 			return nil, fmt.Errorf("socket_buffer_bytes: %w", err)
 		}
