@@ -41,6 +41,10 @@ type Config struct {
 	// legitimate announces answered with p99 16 ms, the default 99.3% with
 	// p99 2.5 ms.
 	SocketBufferBytes int `toml:"socket_buffer_bytes"`
+	// KernelBans copies the IPv4 bans of the rate limiter into a socket
+	// filter (classic BPF, Linux only), so the kernel drops a banned
+	// source's datagrams before they are queued on the socket.
+	KernelBans bool `toml:"kernel_bans"`
 }
 
 // DefaultConfig returns the settings warden serve uses when the config file
@@ -51,6 +55,7 @@ func DefaultConfig() Config {
 		Workers:        runtime.GOMAXPROCS(0),
 		BatchSize:      64,
 		CookieRotation: time.Hour,
+		KernelBans:     true,
 	}
 }
 

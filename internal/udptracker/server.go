@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,10 @@ type Server struct {
 	addr    netip.AddrPort
 	workers []*worker
 	ioLog   *rateLog // socket read errors
+
+	guard      *limit.Guard
+	kernelBans bool
+	inKernel   atomic.Int64 // prefixes in the socket filters now
 
 	started   atomic.Bool
 	closeOnce sync.Once
@@ -102,10 +107,12 @@ func listen(addr string, tr *tracker.Tracker, cfg Config, log *slog.Logger, o op
 	}
 	log = log.With("component", "udptracker")
 	s := &Server{
-		log:   log,
-		now:   o.now,
-		ioLog: newRateLog(log, slog.LevelError, "socket error", 10*time.Second),
-		done:  make(chan struct{}),
+		guard:      o.guard,
+		kernelBans: cfg.KernelBans,
+		log:        log,
+		now:        o.now,
+		ioLog:      newRateLog(log, slog.LevelError, "socket error", 10*time.Second),
+		done:       make(chan struct{}),
 	}
 	jar := newCookieJar(cfg.CookieRotation, o.now, o.random)
 	errLog := newRateLog(log, slog.LevelError, "tracker error", 10*time.Second)
@@ -210,6 +217,9 @@ func (s *Server) Run(ctx context.Context) error {
 		w.codec.ctx = ctx
 		wg.Go(func() { s.serve(w) })
 	}
+	if s.guard != nil && s.kernelBans && haveKernelBans {
+		wg.Go(s.syncKernelBans)
+	}
 	select {
 	case <-ctx.Done():
 	case <-s.done:
@@ -218,6 +228,43 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Wait()
 	s.log.Info("stopped", "addr", s.addr)
 	return nil
+}
+
+// syncKernelBans copies the guard's IPv4 bans into every socket's filter
+// four times a second, until Close. Once a source is banned, the kernel
+// drops its datagrams before they are queued, so a banned flood neither
+// costs the worker a read nor crowds legitimate datagrams out of the
+// queue. Datagrams dropped there are not counted in Stats or in the ban's
+// Dropped count.
+func (s *Server) syncKernelBans() {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	var current []netip.Prefix
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-tick.C:
+		}
+		var want []netip.Prefix
+		for _, b := range s.guard.Limiter().Bans(s.now()) {
+			if b.Prefix.Addr().Is4() {
+				want = append(want, b.Prefix)
+			}
+		}
+		slices.SortFunc(want, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+		if sameBans(want, current) {
+			continue
+		}
+		for _, w := range s.workers {
+			if err := setKernelBans(w.pc, want); err != nil {
+				s.ioLog.emit(s.now(), fmt.Errorf("socket filter: %w", err))
+			}
+		}
+		current = want
+		s.inKernel.Store(int64(min(len(want), maxKernelBans)))
+		s.log.Debug("kernel bans updated", "prefixes", len(want))
+	}
 }
 
 // Close closes the sockets, which ends Run. It is safe to call more than
@@ -239,6 +286,7 @@ func (s *Server) Stats() Stats {
 	for _, w := range s.workers {
 		w.stats.addTo(&st)
 	}
+	st.KernelBans = uint64(s.inKernel.Load())
 	return st
 }
 

@@ -28,6 +28,10 @@ type Stats struct {
 	DroppedBanned        uint64 `json:"dropped_banned"`         // source or prefix banned
 	ShedRefusals         uint64 `json:"shed_refusals"`          // refusals dropped while the worker was behind
 
+	// KernelBans is the number of banned IPv4 prefixes in the sockets'
+	// filters now; their datagrams are dropped by the kernel, uncounted.
+	KernelBans uint64 `json:"kernel_bans"`
+
 	ReadErrors  uint64 `json:"read_errors"`
 	WriteErrors uint64 `json:"write_errors"` // replies the OS refused
 }
