@@ -21,7 +21,11 @@ port=26969 admin=27070
 cp "$work/hashes.txt" "$work/wl.txt"; chmod 644 "$work/wl.txt"
 # This measures raw capacity, as opentracker has no per-source limits: the
 # load's two UDP workers each send far more than a real client may.
+# Its simulated peers also re-announce far sooner than real ones, so
+# re-announce throttling is off too: every announce gets its full answer.
 cat > "$work/warden.toml" <<'TOML'
+[swarm]
+throttle_interval = "0s"
 [limit]
 rate_per_sec = 10000000.0
 burst = 10000000

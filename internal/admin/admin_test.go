@@ -15,8 +15,8 @@ import (
 
 	"warden/internal/bittorrent"
 	"warden/internal/registry"
-	"warden/internal/swarm"
 	"warden/internal/swarm/memswarm"
+	"warden/internal/swarm/swarmtest"
 	"warden/internal/tracker"
 )
 
@@ -63,7 +63,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	tr := tracker.New(memswarm.New(swarm.DefaultConfig()), reg, tracker.DefaultConfig(), log)
+	tr := tracker.New(memswarm.New(swarmtest.Config()), reg, tracker.DefaultConfig(), log)
 	s, err := Listen(Config{Listen: "127.0.0.1:0"}, Deps{Token: testToken, Registry: reg, Tracker: tr, Stats: func() any { return map[string]int{"torrents": 3} }}, log)
 	if err != nil {
 		t.Fatal(err)

@@ -14,8 +14,8 @@ import (
 
 	"warden/internal/bencode"
 	"warden/internal/bittorrent"
-	"warden/internal/swarm"
 	"warden/internal/swarm/memswarm"
+	"warden/internal/swarm/swarmtest"
 	"warden/internal/tracker"
 )
 
@@ -23,7 +23,7 @@ import (
 // default policy (interval 30m, min interval 15m, numwant 50).
 func newTestTracker(tb testing.TB) *tracker.Tracker {
 	tb.Helper()
-	return tracker.New(memswarm.New(swarm.DefaultConfig()), nil, openConfig(), slog.New(slog.DiscardHandler))
+	return tracker.New(memswarm.New(swarmtest.Config()), nil, openConfig(), slog.New(slog.DiscardHandler))
 }
 
 func newTestHandler(tb testing.TB, cfg Config, log *slog.Logger) *handler {

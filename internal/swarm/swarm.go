@@ -47,11 +47,16 @@ type Config struct {
 	PeerTTL time.Duration `toml:"peer_ttl"`
 	// SweepInterval is how often expired peers are collected.
 	SweepInterval time.Duration `toml:"sweep_interval"`
+	// ThrottleInterval: a known peer announcing again (event none) sooner
+	// than this after its last announce is kept alive and told the counts,
+	// but gets no peers, so hammering clients cost no peer selection. Real
+	// clients re-announce no faster than every minute or two. 0 disables.
+	ThrottleInterval time.Duration `toml:"throttle_interval"`
 }
 
 // DefaultConfig suits the tracker's default 30 minute announce interval.
 func DefaultConfig() Config {
-	return Config{PeerTTL: 62 * time.Minute, SweepInterval: time.Minute}
+	return Config{PeerTTL: 62 * time.Minute, SweepInterval: time.Minute, ThrottleInterval: 30 * time.Second}
 }
 
 // Validate rejects settings that cannot work.
@@ -61,6 +66,9 @@ func (c Config) Validate() error {
 	}
 	if c.SweepInterval < time.Second || c.SweepInterval > c.PeerTTL {
 		return errField("sweep_interval", "must be between 1s and peer_ttl")
+	}
+	if c.ThrottleInterval < 0 || c.ThrottleInterval > c.PeerTTL {
+		return errField("throttle_interval", "must be between 0 and peer_ttl")
 	}
 	return nil
 }

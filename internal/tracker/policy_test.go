@@ -11,7 +11,6 @@ import (
 
 	"warden/internal/bittorrent"
 	"warden/internal/registry"
-	"warden/internal/swarm"
 	"warden/internal/swarm/memswarm"
 	"warden/internal/swarm/swarmtest"
 )
@@ -42,7 +41,7 @@ func newPolicyTracker(tb testing.TB, mode Mode, n int) *Tracker {
 	cfg := DefaultConfig()
 	cfg.Mode = mode
 	cfg.AbuseContact = "abuse@example.org"
-	return New(memswarm.New(swarm.DefaultConfig()), reg, cfg, log)
+	return New(memswarm.New(swarmtest.Config()), reg, cfg, log)
 }
 
 func TestModes(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"warden/internal/bittorrent"
-	"warden/internal/swarm"
 	"warden/internal/swarm/memswarm"
 	"warden/internal/swarm/swarmtest"
 )
@@ -19,7 +18,7 @@ func newTracker(t testing.TB) *Tracker {
 	cfg := DefaultConfig()
 	cfg.DefaultNumWant, cfg.MaxNumWant, cfg.MaxScrapeHashes = 5, 8, 3
 	cfg.Mode = ModeOpen
-	return New(memswarm.New(swarm.DefaultConfig()), nil, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return New(memswarm.New(swarmtest.Config()), nil, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 func TestAnnounceNumWant(t *testing.T) {

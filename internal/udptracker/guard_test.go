@@ -10,8 +10,8 @@ import (
 
 	"warden/internal/bittorrent"
 	"warden/internal/limit"
-	"warden/internal/swarm"
 	"warden/internal/swarm/memswarm"
+	"warden/internal/swarm/swarmtest"
 	"warden/internal/tracker"
 )
 
@@ -71,7 +71,7 @@ func TestGuardBlocklist(t *testing.T) {
 
 func TestShedRefusalsWhenBehind(t *testing.T) {
 	cfg := tracker.DefaultConfig() // allowlist mode, nothing registered
-	tr := tracker.New(memswarm.New(swarm.DefaultConfig()), emptyRegistry{}, cfg, discardLog())
+	tr := tracker.New(memswarm.New(swarmtest.Config()), emptyRegistry{}, cfg, discardLog())
 	c := newTestCodec(t, tr)
 	src := netip.MustParseAddrPort("10.0.0.1:5000")
 	cid := c.connect(t, src)
@@ -108,7 +108,7 @@ func TestGuardAllocs(t *testing.T) {
 // the default limits the source must be banned within a second.
 func TestReplayTheStory(t *testing.T) {
 	cfg := tracker.DefaultConfig() // allowlist, nothing registered
-	tr := tracker.New(memswarm.New(swarm.DefaultConfig()), emptyRegistry{}, cfg, discardLog())
+	tr := tracker.New(memswarm.New(swarmtest.Config()), emptyRegistry{}, cfg, discardLog())
 	c := newTestCodec(t, tr)
 	c.guard = newTestGuard(t, limit.DefaultConfig(), "")
 	src := netip.MustParseAddrPort("198.51.100.7:40000")

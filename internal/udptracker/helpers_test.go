@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"warden/internal/bittorrent"
-	"warden/internal/swarm"
 	"warden/internal/swarm/memswarm"
+	"warden/internal/swarm/swarmtest"
 	"warden/internal/tracker"
 )
 
@@ -68,7 +68,7 @@ func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard,
 
 func newTestTracker(tb testing.TB) *tracker.Tracker {
 	tb.Helper()
-	return tracker.New(memswarm.New(swarm.DefaultConfig()), nil, openConfig(), discardLog())
+	return tracker.New(memswarm.New(swarmtest.Config()), nil, openConfig(), discardLog())
 }
 
 type testCodec struct {

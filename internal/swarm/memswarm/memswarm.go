@@ -23,10 +23,11 @@ const shardCount = 1024 // power of two
 // Store is a sharded in-memory swarm.Store. The zero value is not usable;
 // call New.
 type Store struct {
-	cfg    swarm.Config
-	now    func() time.Time
-	epoch  time.Time
-	shards []shard
+	cfg      swarm.Config
+	throttle uint32 // cfg.ThrottleInterval in seconds
+	now      func() time.Time
+	epoch    time.Time
+	shards   []shard
 }
 
 type shard struct {
@@ -53,7 +54,7 @@ func New(cfg swarm.Config) *Store {
 }
 
 func newWithClock(cfg swarm.Config, now func() time.Time) *Store {
-	s := &Store{cfg: cfg, now: now, epoch: now(), shards: make([]shard, shardCount)}
+	s := &Store{cfg: cfg, throttle: uint32(cfg.ThrottleInterval / time.Second), now: now, epoch: now(), shards: make([]shard, shardCount)}
 	for i := range s.shards {
 		s.shards[i].torrents = make(map[bittorrent.InfoHash]*torrent)
 		s.shards[i].rng = uint64(i)*0x9E3779B97F4A7C15 + uint64(s.epoch.UnixNano())
@@ -104,15 +105,19 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, numWant int, resp *bit
 	}
 	t.lastSeen = now
 	var ds, dl int
-	var completed bool
+	var completed, tooSoon bool
 	if ip.Is4() {
 		k := key4(ip, req.Addr.Port())
-		ds, dl, completed = t.v4.update(k, req, now)
-		resp.Peers = t.v4.pick(k, req.Seeder(), numWant, nextRand(&sh.rng), resp.Peers)
+		ds, dl, completed, tooSoon = t.v4.update(k, req, now, s.throttle)
+		if !tooSoon {
+			resp.Peers = t.v4.pick(k, req.Seeder(), numWant, nextRand(&sh.rng), resp.Peers)
+		}
 	} else {
 		k := key6(ip, req.Addr.Port())
-		ds, dl, completed = t.v6.update(k, req, now)
-		resp.Peers = t.v6.pick(k, req.Seeder(), numWant, nextRand(&sh.rng), resp.Peers)
+		ds, dl, completed, tooSoon = t.v6.update(k, req, now, s.throttle)
+		if !tooSoon {
+			resp.Peers = t.v6.pick(k, req.Seeder(), numWant, nextRand(&sh.rng), resp.Peers)
+		}
 	}
 	sh.seeders += ds
 	sh.leechers += dl

@@ -10,11 +10,11 @@ import (
 )
 
 func TestContract(t *testing.T) {
-	swarmtest.Run(t, func() swarm.Store { return New(swarm.DefaultConfig()) })
+	swarmtest.Run(t, func() swarm.Store { return New(swarmtest.Config()) })
 }
 
 func BenchmarkStore(b *testing.B) {
-	swarmtest.Bench(b, func() swarm.Store { return New(swarm.DefaultConfig()) })
+	swarmtest.Bench(b, func() swarm.Store { return New(swarmtest.Config()) })
 }
 
 type fakeClock struct{ t time.Time }
@@ -62,7 +62,7 @@ func TestExpiry(t *testing.T) {
 }
 
 func TestAnnounceAllocs(t *testing.T) {
-	s := New(swarm.DefaultConfig())
+	s := New(swarmtest.Config())
 	var resp bittorrent.AnnounceResponse
 	for i := range 100 {
 		s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(i), uint64(i%2), bittorrent.EventStarted), 50, &resp)
@@ -70,5 +70,39 @@ func TestAnnounceAllocs(t *testing.T) {
 	req := swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(7), 1, bittorrent.EventNone)
 	if n := testing.AllocsPerRun(100, func() { s.Announce(req, 50, &resp) }); n != 0 {
 		t.Fatalf("announce of a known peer allocates %v times, want 0", n)
+	}
+}
+
+func TestThrottle(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	cfg := swarm.DefaultConfig()
+	cfg.ThrottleInterval = 30 * time.Second
+	s := newWithClock(cfg, clk.now)
+	var resp bittorrent.AnnounceResponse
+	for i := range 5 {
+		s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(i), 0, bittorrent.EventStarted), 50, &resp)
+	}
+	me := swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(9), 5, bittorrent.EventStarted)
+	s.Announce(me, 50, &resp)
+	if len(resp.Peers) != 5 {
+		t.Fatalf("first announce got %d peers, want 5", len(resp.Peers))
+	}
+	me.Event = bittorrent.EventNone
+	clk.t = clk.t.Add(10 * time.Second)
+	s.Announce(me, 50, &resp)
+	if len(resp.Peers) != 0 || resp.Complete != 5 || resp.Incomplete != 1 {
+		t.Fatalf("re-announce after 10s: %d peers, %d/%d; want no peers and the counts", len(resp.Peers), resp.Complete, resp.Incomplete)
+	}
+	me.Event = bittorrent.EventCompleted // events are never throttled
+	me.Left = 0
+	s.Announce(me, 50, &resp)
+	if resp.Complete != 6 {
+		t.Fatalf("completed event not applied: %d seeders", resp.Complete)
+	}
+	me.Event, me.Left = bittorrent.EventNone, 5
+	clk.t = clk.t.Add(31 * time.Second)
+	s.Announce(me, 50, &resp)
+	if len(resp.Peers) != 5 {
+		t.Fatalf("re-announce after 31s got %d peers, want 5", len(resp.Peers))
 	}
 }

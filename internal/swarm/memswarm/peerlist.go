@@ -61,13 +61,15 @@ func (l *peerList[K]) swap(i, j int) {
 }
 
 // update applies an announce from the peer at k. It returns the change in
-// seeders and leechers, and whether this announce completes a download
-// (a completed event from a peer not already known as a seeder).
-func (l *peerList[K]) update(k K, req *bittorrent.AnnounceRequest, now uint32) (dSeeders, dLeechers int, completed bool) {
+// seeders and leechers, whether this announce completes a download (a
+// completed event from a peer not already known as a seeder), and whether
+// the peer, already known, announced with no event within throttle seconds
+// of its last announce.
+func (l *peerList[K]) update(k K, req *bittorrent.AnnounceRequest, now, throttle uint32) (dSeeders, dLeechers int, completed, tooSoon bool) {
 	i := l.find(k)
 	if req.Event == bittorrent.EventStopped {
 		if i < 0 {
-			return 0, 0, false
+			return 0, 0, false, false
 		}
 		if i < l.seeders {
 			dSeeders = -1
@@ -75,7 +77,7 @@ func (l *peerList[K]) update(k K, req *bittorrent.AnnounceRequest, now uint32) (
 			dLeechers = -1
 		}
 		l.remove(i)
-		return dSeeders, dLeechers, false
+		return dSeeders, dLeechers, false, false
 	}
 	seeder := req.Seeder()
 	if i < 0 {
@@ -84,11 +86,12 @@ func (l *peerList[K]) update(k K, req *bittorrent.AnnounceRequest, now uint32) (
 		if seeder {
 			l.swap(i, l.seeders)
 			l.seeders++
-			return 1, 0, req.Event == bittorrent.EventCompleted
+			return 1, 0, req.Event == bittorrent.EventCompleted, false
 		}
-		return 0, 1, false
+		return 0, 1, false, false
 	}
 	p := &l.peers[i]
+	tooSoon = req.Event == bittorrent.EventNone && now-p.seen < throttle
 	p.id = req.PeerID
 	p.seen = now
 	wasSeeder := i < l.seeders
@@ -96,13 +99,13 @@ func (l *peerList[K]) update(k K, req *bittorrent.AnnounceRequest, now uint32) (
 	case seeder && !wasSeeder:
 		l.swap(i, l.seeders)
 		l.seeders++
-		return 1, -1, req.Event == bittorrent.EventCompleted
+		return 1, -1, req.Event == bittorrent.EventCompleted, false
 	case !seeder && wasSeeder:
 		l.seeders--
 		l.swap(i, l.seeders)
-		return -1, 1, false
+		return -1, 1, false, false
 	}
-	return 0, 0, false
+	return 0, 0, false, tooSoon
 }
 
 // append grows the list by about a quarter at a time, not double: most

@@ -326,3 +326,12 @@ func testConcurrent(t *testing.T, s swarm.Store) {
 		t.Fatalf("Stats = %+v, want %d peers", st, 8*400)
 	}
 }
+
+// Config is swarm.DefaultConfig without re-announce throttling, for tests
+// and benchmarks that announce the same peer again and again and expect
+// the whole answer each time.
+func Config() swarm.Config {
+	c := swarm.DefaultConfig()
+	c.ThrottleInterval = 0
+	return c
+}
