@@ -75,6 +75,10 @@ func runGuard(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			for _, b := range resp.Bans {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", b.Prefix, b.Since.Format(time.DateTime), b.Until.Format(time.DateTime), b.Strikes, b.Dropped)
 			}
+			fmt.Fprintln(tw, "\nTOP OFFENDERS\tREFUSED (≈)\tFIRST SEEN\tLAST SEEN")
+			for _, e := range resp.TopOffenders {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", e.Key, e.Count*64, e.FirstSeen.Format(time.DateTime), e.LastSeen.Format(time.DateTime))
+			}
 			return tw.Flush()
 		}
 	case "unban":

@@ -15,6 +15,7 @@ import (
 	"warden/internal/bittorrent"
 	"warden/internal/limit"
 	"warden/internal/registry"
+	"warden/internal/topk"
 )
 
 // maxBody bounds a request body: a bulk import of about 100,000 hashes.
@@ -284,6 +285,9 @@ func (s *Server) rejected(w http.ResponseWriter, r *http.Request) {
 type BansResponse struct {
 	Bans  []limit.Ban `json:"bans"`
 	Stats limit.Stats `json:"stats"`
+	// TopOffenders are the sources most often refused as over their rate
+	// or banned, counted on a 1-in-64 sample.
+	TopOffenders []topk.Entry[netip.Addr] `json:"top_offenders"`
 }
 
 func (s *Server) bans(w http.ResponseWriter, r *http.Request) {
@@ -292,7 +296,7 @@ func (s *Server) bans(w http.ResponseWriter, r *http.Request) {
 	if bans == nil {
 		bans = []limit.Ban{}
 	}
-	writeJSON(w, http.StatusOK, BansResponse{Bans: bans, Stats: lim.Stats()})
+	writeJSON(w, http.StatusOK, BansResponse{Bans: bans, Stats: lim.Stats(), TopOffenders: s.deps.Guard.TopOffenders(20)})
 }
 
 // UnbanRequest is the body of POST /api/guard/unban.
