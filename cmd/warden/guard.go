@@ -41,18 +41,10 @@ func runGuard(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var common registryFlags
 	common.register(fs)
 	format := fs.String("format", "nft", "export `format`: nft or ipset")
-	pos, err := parseInterspersed(fs, args)
+	cmd, pos, err := parseCommand(fs, args, guardUsage, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+		return err
 	}
-	if len(pos) == 0 {
-		fmt.Fprint(stderr, guardUsage)
-		return usageError{errors.New("guard: no command given")}
-	}
-	cmd, pos := pos[0], pos[1:]
 	var run func(c *adminClient) error
 	switch cmd {
 	case "bans":

@@ -78,6 +78,24 @@ func actorName() string {
 	return "cli:" + name + "@" + host
 }
 
+// parseCommand parses the flags of a command group such as "registry",
+// wherever they stand, and splits off the command word from the remaining
+// arguments.
+func parseCommand(fs *flag.FlagSet, args []string, usage string, stderr io.Writer) (cmd string, pos []string, err error) {
+	pos, err = parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return "", nil, err
+		}
+		return "", nil, usageError{err}
+	}
+	if len(pos) == 0 {
+		fmt.Fprint(stderr, usage)
+		return "", nil, usageError{errors.New(fs.Name() + ": no command given")}
+	}
+	return pos[0], pos[1:], nil
+}
+
 // parseInterspersed parses flags that may come before or after positional
 // arguments, as in "revoke HASH --reason spam".
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
@@ -116,19 +134,10 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	reason := fs.String("reason", "", "why the torrent is revoked; clients see it (revoke)")
 	state := fs.String("state", "", "active or revoked (list)")
 	topN := fs.Int("n", 20, "how many top hashes and sources (rejected)")
-	pos, err := parseInterspersed(fs, args)
+	cmd, pos, err := parseCommand(fs, args, registryUsage, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+		return err
 	}
-	if len(pos) == 0 {
-		fmt.Fprint(stderr, registryUsage)
-		return usageError{errors.New("registry: no command given")}
-	}
-	cmd := pos[0]
-	pos = pos[1:]
 	want := func(n int, what string) error {
 		if len(pos) != n {
 			return usageError{fmt.Errorf("registry %s: want %s, got %d arguments", cmd, what, len(pos))}
