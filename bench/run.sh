@@ -10,7 +10,7 @@
 #
 # Usage: bench/run.sh [--quick]
 #   --quick  one round, short runs, 20,000 torrents for the memory row:
-#            a smoke test of about three minutes. Without it: about 13.
+#            a smoke test of about two minutes. Without it: about ten.
 # Env:     BENCH_PORT (default 36969): ports BENCH_PORT..+3 and +101 are used.
 #          BENCH_KEEP=1 keeps the work directory (every run's JSON report,
 #          the servers' logs) in /tmp.
@@ -57,7 +57,6 @@ chmod 755 "$work" # opentracker reads its whitelist after dropping to nobody
 server_pid=
 cleanup() {
 	if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
-	for p in ${echo_pids:-}; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	if [ -n "${BENCH_KEEP:-}" ]; then echo "run.sh: kept $work" >&2; else rm -rf "$work"; fi
 }
@@ -79,8 +78,12 @@ pidflag=() # --server-pid, where this warden's load tool has it
 cp "$work/hashes.txt" "$work/wl.txt"
 chmod 644 "$work/wl.txt"
 # The load's few sources send far more than a real client may; opentracker
-# has no per-source limits, so warden's are raised out of the way.
+# has no per-source limits, so warden's are raised out of the way. Its
+# simulated peers also re-announce far sooner than real ones, so warden's
+# re-announce throttling is off: every announce gets its full answer.
 cat >"$work/warden.toml" <<'TOML'
+[swarm]
+throttle_interval = "0s"
 [limit]
 rate_per_sec = 10000000.0
 burst = 10000000
@@ -107,9 +110,10 @@ probe() {
 	return 1
 }
 
-# start_server NAME [noprobe]: start warden (allowlist), warden-open or
-# opentracker on core 0 and wait until it answers an announce (warden
-# with noprobe: until its admin API answers). Sets server_pid.
+# start_server NAME [noprobe]: start warden (allowlist), warden-open,
+# opentracker, udpecho or httpecho on core 0 and wait until it answers an
+# announce (warden with noprobe: until its admin API answers). Sets
+# server_pid.
 start_server() {
 	case $1 in
 	warden | warden-open)
@@ -133,7 +137,17 @@ start_server() {
 		taskset -c 0 opentracker -i 127.0.0.1 -p $ot_port -P $ot_port -d "$work" -u nobody -w wl.txt \
 			-A 127.0.0.1 >>"$work/ot.log" 2>&1 &
 		server_pid=$!
-		probe --udp 127.0.0.1:$ot_port
+		probe $(target opentracker udp)
+		;;
+	udpecho)
+		taskset -c 0 "$work/udpecho" -addr 127.0.0.1:$ue_port 2>>"$work/echo.log" &
+		server_pid=$!
+		probe $(target udpecho udp)
+		;;
+	httpecho)
+		taskset -c 0 "$work/httpecho" -addr 127.0.0.1:$he_port 2>>"$work/echo.log" &
+		server_pid=$!
+		probe $(target httpecho http)
 		;;
 	esac
 }
@@ -174,18 +188,19 @@ run() {
 }
 
 cat >"$work/extract.py" <<'PY'
-# One line per run: label server round ok/s p50_us p99_us sent/s timeouts bad
-# gen_cores server_cores other_cores late one_shot_workers. other_cores is CPU time on the two
-# cores not used by the server or the load: someone else's.
+# One line per run: label server round ok/s p50_us p99_us sent/s timeouts
+# bad gen_cores server_cores other_cores late one_shot_workers. other_cores
+# is the two cores' busy time not charged to the server or the load tool:
+# other processes, and kernel work charged to no one. -1: unknown.
 import json, sys
 r = json.load(open(sys.argv[1]))
 cls = [c for c in r["classes"] if c["name"] != "connect"]
 c = max(cls, key=lambda c: c["sent"])
 secs = r["elapsed_ns"] / 1e9
-srv = (r.get("server") or {}).get("cores", 0.0)
+srv = (r.get("server") or {}).get("cores", -1.0)
 gen = r.get("generator_cores", 0.0)
 busy = sum((r.get("machine") or {}).get("cpu_busy", [])[:2])
-other = max(0.0, busy - srv - gen) if srv else -1
+other = max(0.0, busy - srv - gen) if srv >= 0 and busy else -1
 print(*sys.argv[2:5], f'{c["ok_per_sec"]:.0f}', c["latency"]["p50_ns"] // 1000, c["latency"]["p99_ns"] // 1000,
       f'{c["sent"] / secs:.0f}', c["timeouts"], c["bad"], f"{gen:.2f}", f"{srv:.2f}", f"{other:.2f}", c["late"], r.get("one_shot_workers", 0), sep="\t")
 PY
@@ -218,7 +233,8 @@ order() { # ROUND NAMES...: NAMES, reversed on even rounds
 	if [ $((r % 2)) = 1 ]; then echo "$@"; else printf '%s\n' "$@" | tac | tr '\n' ' '; fi
 }
 
-uptime >"$work/load-before.txt"
+loadavg() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' ','; }
+load_before=$(loadavg)
 
 # --- phase 0: register the torrents once --------------------------------------
 log "registering $mem_torrents torrents with warden (once; the data directory is reused)"
@@ -230,22 +246,18 @@ stop_server
 udp_max=(--workers 2 --window 64)  # as compare.sh: two sockets, 64 in flight each
 http_max=(--workers 32)            # 32 keep-alive connections, one request each in flight
 for round in $(seq $rounds); do
-	for s in $(order $round warden warden-open opentracker echo); do
+	for s in $(order $round warden warden-open opentracker udpecho httpecho); do
 		log "round $round/$rounds: capacity of $s"
 		case $s in
-		echo)
-			taskset -c 0 "$work/udpecho" -addr 127.0.0.1:$ue_port 2>>"$work/echo.log" &
-			ue=$!
-			taskset -c 0 "$work/httpecho" -addr 127.0.0.1:$he_port 2>>"$work/echo.log" &
-			he=$!
-			echo_pids="$ue $he"
-			probe $(target udpecho udp)
-			probe $(target httpecho http)
-			run udp-announce udpecho $round $ue $(target udpecho udp) "${udp_max[@]}"
-			run http-announce httpecho $round $he $(target httpecho http) "${http_max[@]}"
-			kill $ue $he
-			wait $ue $he 2>/dev/null || true
-			echo_pids=
+		udpecho)
+			start_server $s
+			run udp-announce $s $round $server_pid $(target $s udp) "${udp_max[@]}"
+			stop_server
+			;;
+		httpecho)
+			start_server $s
+			run http-announce $s $round $server_pid $(target $s http) "${http_max[@]}"
+			stop_server
 			;;
 		warden-open)
 			start_server $s
@@ -267,7 +279,9 @@ done
 
 # --- phase 2: latency at a fixed rate, and overload ---------------------------
 # The rates come from phase 1's medians: 50% and 90% of opentracker's UDP
-# capacity for both servers, and twice each server's own UDP capacity.
+# capacity for both servers (and udpecho, to show what the kernel, Go's
+# scheduler and the load tool's own wake-ups cost), and twice each
+# server's own UDP capacity.
 ot_cap=$(median udp-announce opentracker)
 declare -A peak=([warden]=$(median udp-announce warden) [opentracker]=$ot_cap)
 r50=$((ot_cap / 2)) r90=$((ot_cap * 9 / 10))
@@ -280,21 +294,25 @@ udp_rate=(--workers 4 --window 256)
 # that come later still count, as "late"; p99 shows where answers stand.
 udp_over=(--workers 8 --window 4096 --timeout 100ms)
 for round in $(seq $rounds); do
-	for s in $(order $round warden opentracker); do
-		log "round $round/$rounds: latency at ${r50}/s and ${r90}/s, overload at $((2 * peak[$s]))/s: $s"
+	for s in $(order $round warden opentracker udpecho); do
+		log "round $round/$rounds: latency at ${r50}/s and ${r90}/s, overload at 2x its peak: $s"
 		start_server $s
 		run lat50 $s $round $server_pid $(target $s udp) "${udp_rate[@]}" --rate $r50
 		run lat90 $s $round $server_pid $(target $s udp) "${udp_rate[@]}" --rate $r90
-		run overload $s $round $server_pid $(target $s udp) "${udp_over[@]}" --rate $((2 * peak[$s]))
+		if [ $s != udpecho ]; then
+			run overload $s $round $server_pid $(target $s udp) "${udp_over[@]}" --rate $((2 * peak[$s]))
+		fi
 		stop_server
 	done
 done
 
 # --- phase 3: memory per peer ----------------------------------------------
-# Every one of mem_torrents x mem_peers simulated peers announces once (32
-# sources, so no two peers of a source share a port; paced, so no worker
-# falls behind and leaves its peers out; numwant 1, so replies are cheap).
-# A second pass tops up if requests were lost. RSS is read before and after.
+# Every one of mem_torrents x mem_peers simulated peers announces at least
+# once: 32 sources, so no two peers of a source share a port; paced, so the
+# sources go through their peers in step; 10% more requests than peers, so
+# a source that fell behind (a lost connect costs it a second) still gets
+# to its last peers; numwant 1, so replies are cheap. A second pass tops up
+# if fewer than 99% are stored. RSS is read before and after.
 mem_total=$((mem_torrents * mem_peers))
 for round in $(seq $rounds); do
 	for s in $(order $round warden opentracker); do
@@ -304,7 +322,7 @@ for round in $(seq $rounds); do
 		for pass in 1 2; do
 			taskset -c 1 "$W" load $(target $s udp) --hashes "$work/hashes.txt" --torrents $mem_torrents \
 				--peers $mem_peers --numwant 1 --workers 32 --window 64 --rate 80000 \
-				--max-requests $((mem_total + mem_total / 50)) --warmup 0s --duration 120s --json >"$work/mem.json" 2>>"$work/load.log"
+				--max-requests $((mem_total + mem_total / 10)) --warmup 0s --duration 120s --json >"$work/mem.json" 2>>"$work/load.log"
 			stored=$(peers_stored $s)
 			[ "$stored" -ge $((mem_total * 99 / 100)) ] && break
 		done
@@ -313,102 +331,9 @@ for round in $(seq $rounds); do
 		stop_server
 	done
 done
-uptime >"$work/load-after.txt"
 
 # --- the table -------------------------------------------------------------
+printf 'rounds %s\nsecs %s\nwarm %s\nmem_torrents %s\nmem_peers %s\nload_before %s\nload_after %s\ntook %s\n' \
+	$rounds $secs $warm $mem_torrents $mem_peers "$load_before" "$(loadavg)" $(($(date +%s) - started)) >>"$work/meta.txt"
 log "done"
-python3 - "$work" $rounds $secs $warm $mem_torrents $mem_peers $(($(date +%s) - started)) <<'PY'
-import sys, statistics as st
-work, rounds, secs, warm, mem_t, mem_p, took = sys.argv[1], *map(int, sys.argv[2:])
-F = dict(ok=3, p50=4, p99=5, sent=6, timeouts=7, bad=8, gen=9, srv=10, other=11, late=12, oneshot=13)
-rows = [l.rstrip("\n").split("\t") for l in open(f"{work}/rows.tsv")]
-meta = dict(l.split() for l in open(f"{work}/meta.txt"))
-
-def med(label, server, field="ok"):
-    v = [float(r[F[field]]) for r in rows if r[0] == label and r[1] == server]
-    return st.median(v) if v else float("nan")
-
-def ratio(a, b):
-    return f"{a / b:.2f}" if b else "-"
-
-def rate(x):
-    return f"{x / 1000:.1f}k"
-
-out = []
-def row(name, w, o, r, lim=""):
-    out.append(f"| {name} | {w} | {o} | {r} | {lim} |")
-
-out.append(f"| median of {rounds} ({secs} s each after {warm} s warm-up) | warden | opentracker | warden/opentracker | warden/echo limit |")
-out.append("|---|---:|---:|---:|---:|")
-for label, name, echo in [("udp-announce", "UDP announce responses/s", "udpecho"),
-                          ("http-announce", "HTTP announce responses/s (keep-alive)", "httpecho"),
-                          ("udp-scrape", "UDP scrape responses/s", None),
-                          ("http-scrape", "HTTP scrape responses/s", None)]:
-    w, o = med(label, "warden"), med(label, "opentracker")
-    lim = f"{w / med(label, echo):.2f} of {rate(med(label, echo))}" if echo else ""
-    row(name, rate(w), rate(o), ratio(w, o), lim)
-for label, frac in [("lat50", "50%"), ("lat90", "90%")]:
-    r = int(meta["r50" if label == "lat50" else "r90"])
-    w = (med(label, "warden", "p50"), med(label, "warden", "p99"))
-    o = (med(label, "opentracker", "p50"), med(label, "opentracker", "p99"))
-    row(f"UDP p50 / p99 µs at {frac} of opentracker ({rate(r)}/s)", f"{w[0]:.0f} / {w[1]:.0f}",
-        f"{o[0]:.0f} / {o[1]:.0f}", f"{ratio(w[0], o[0])} / {ratio(w[1], o[1])}")
-ov = {}
-for s in ("warden", "opentracker"):
-    ok, peak = med("overload", s), med("udp-announce", s)
-    ov[s] = (ok / peak, med("overload", s, "p99"), med("overload", s, "sent") / peak)
-row("UDP overload: answered/s as share of own peak", f"{ov['warden'][0]:.0%}", f"{ov['opentracker'][0]:.0%}",
-    ratio(ov["warden"][0], ov["opentracker"][0]))
-row("UDP overload: offered, × own peak (2× asked)", f"{ov['warden'][2]:.2f}×", f"{ov['opentracker'][2]:.2f}×", "")
-row("UDP overload: p99 µs of answered requests", f"{ov['warden'][1]:.0f}", f"{ov['opentracker'][1]:.0f}",
-    ratio(ov["warden"][1], ov["opentracker"][1]))
-late = {s: sum(int(r[F["late"]]) for r in rows if r[0] == "overload" and r[1] == s) for s in ("warden", "opentracker")}
-row("UDP overload: replies later than 100 ms (all runs)", f"{late['warden']}", f"{late['opentracker']}", "")
-
-mem = [l.split() for l in open(f"{work}/mem.tsv")]
-def mem_med(s, what):
-    v = []
-    for name, _, before, after, stored in mem:
-        if name != s:
-            continue
-        d = (int(after) - int(before)) * 1024
-        v.append(d / int(stored) if what == "bpp" else d / 2**20 if what == "mib" else int(stored))
-    return st.median(v)
-wb, ob = mem_med("warden", "bpp"), mem_med("opentracker", "bpp")
-row(f"RSS bytes per peer ({mem_t:,} torrents × {mem_p} peers)", f"{wb:.0f}", f"{ob:.0f}", ratio(wb, ob))
-row("RSS growth MiB / peers stored", f"{mem_med('warden', 'mib'):.0f} / {mem_med('warden', 'peers'):,.0f}",
-    f"{mem_med('opentracker', 'mib'):.0f} / {mem_med('opentracker', 'peers'):,.0f}", "")
-
-wa, wo = med("udp-announce", "warden"), med("udp-announce", "warden-open")
-ha, ho = med("http-announce", "warden"), med("http-announce", "warden-open")
-out.append("")
-out.append("| warden, allowlist vs open mode | allowlist | open | cost of allowlist |")
-out.append("|---|---:|---:|---:|")
-out.append(f"| UDP announce responses/s | {rate(wa)} | {rate(wo)} | {1 - wa / wo:+.1%} |")
-out.append(f"| HTTP announce responses/s | {rate(ha)} | {rate(ho)} | {1 - ha / ho:+.1%} |")
-out.append("")
-out.append(f"limits: udpecho {rate(med('udp-announce', 'udpecho'))}/s, httpecho {rate(med('http-announce', 'httpecho'))}/s")
-
-one_shot = sorted({r[1] for r in rows if r[0].startswith("http") and int(r[F["oneshot"]]) > 0})
-if one_shot:
-    out.append("closed keep-alive connections after each reply, so measured with a connection per request: " + ", ".join(one_shot))
-# A run where the load tool used nearly its core while the server did not
-# use all of its own measured the load tool, not the server.
-gen_bound = sorted({f"{r[0]} {r[1]}" for r in rows if r[0] != "overload"
-                    and float(r[F["gen"]]) >= 0.85 and 0 <= float(r[F["srv"]]) < 0.9})
-if gen_bound:
-    out.append("load tool at its CPU limit while the server was not (the server may be faster than measured): " + ", ".join(gen_bound))
-srv = lambda s: st.median(float(r[F["srv"]]) for r in rows if r[1] == s and r[0].endswith(("announce", "scrape")))
-out.append("server CPU in the capacity runs, median cores of its 1: " + ", ".join(
-    f"{s} {srv(s):.2f}" for s in ("warden", "warden-open", "opentracker", "udpecho", "httpecho")))
-others = [float(r[F["other"]]) for r in rows if float(r[F["other"]]) >= 0]
-if others:
-    out.append(f"CPU used by other processes during runs: median {st.median(others):.2f}, max {max(others):.2f} cores of 2")
-bad = sum(int(r[F["bad"]]) for r in rows)
-lost = sum(int(r[F["timeouts"]]) for r in rows if r[0] not in ("overload",))
-out.append(f"malformed replies over all runs: {bad}; lost (timed out) outside the overload runs: {lost}")
-out.append("load average before / after: " + open(f"{work}/load-before.txt").read().split("load average:")[1].strip()
-           + " / " + open(f"{work}/load-after.txt").read().split("load average:")[1].strip())
-out.append(f"total time {took // 60} min {took % 60} s")
-print("\n".join(out))
-PY
+python3 bench/table.py "$work"
