@@ -144,20 +144,21 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("method not allowed\n"))
 		return
 	}
-	if !h.allowed(w, r) {
+	src, srcErr := sourceAddr(r, h.trusted) // the error is reported by the request's parse
+	if srcErr == nil && !h.allowed(w, src) {
 		return
 	}
 	st := h.getState()
 	if announce {
-		h.announce(w, r, st)
+		h.announce(w, r, src, srcErr, st)
 	} else {
-		h.scrape(w, r, st)
+		h.scrape(w, r, src, srcErr, st)
 	}
 	h.putState(st)
 }
 
-func (h *handler) announce(w http.ResponseWriter, r *http.Request, st *reqState) {
-	src, err := sourceAddr(r, h.trusted)
+// announce answers an announce from src (or the error finding it).
+func (h *handler) announce(w http.ResponseWriter, r *http.Request, src netip.Addr, err error, st *reqState) {
 	if err == nil {
 		err = parseAnnounce(r.URL.RawQuery, src, &st.a)
 	}
@@ -174,14 +175,14 @@ func (h *handler) announce(w http.ResponseWriter, r *http.Request, st *reqState)
 	writeBody(w, st.buf)
 }
 
-func (h *handler) scrape(w http.ResponseWriter, r *http.Request, st *reqState) {
+// scrape answers a scrape from src (or the error finding it).
+func (h *handler) scrape(w http.ResponseWriter, r *http.Request, src netip.Addr, srcErr error, st *reqState) {
 	var err error
 	st.hashes, err = parseScrape(r.URL.RawQuery, h.maxScrape, st.hashes)
 	switch {
 	case err != nil:
 	case len(st.hashes) > 0:
-		var src netip.Addr
-		if src, err = sourceAddr(r, h.trusted); err == nil {
+		if err = srcErr; err == nil {
 			st.scrapes, err = h.tr.Scrape(r.Context(), src, st.hashes, st.scrapes)
 		}
 	case !h.fullScrape:
@@ -211,16 +212,12 @@ var (
 	connClose    = []string{"close"}
 )
 
-// allowed charges the request to the guard and, if the source is over its
-// rate or banned, answers with a short failure and returns false. A banned
-// source's connection is closed after the reply.
-func (h *handler) allowed(w http.ResponseWriter, r *http.Request) bool {
+// allowed charges a request from src to the guard and, if the source is
+// over its rate or banned, answers with a short failure and returns false.
+// A banned source's connection is closed after the reply.
+func (h *handler) allowed(w http.ResponseWriter, src netip.Addr) bool {
 	if h.guard == nil {
 		return true
-	}
-	src, err := sourceAddr(r, h.trusted)
-	if err != nil {
-		return true // the request's own parse reports it
 	}
 	switch h.guard.Check(src, time.Now()) {
 	case limit.Allowed:

@@ -429,9 +429,10 @@ func BenchmarkAnnounce(b *testing.B) {
 		})
 		if n == 1_000 {
 			b.Run("fresh_state/peers=1000", func(b *testing.B) {
+				src, err := sourceAddr(r, h.trusted)
 				b.ReportAllocs()
 				for b.Loop() {
-					h.announce(w, r, new(reqState))
+					h.announce(w, r, src, err, new(reqState))
 				}
 			})
 			b.Run("parallel/peers=1000", func(b *testing.B) {
