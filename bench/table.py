@@ -98,11 +98,15 @@ row("RSS growth MiB / peers stored", f"{mem_med('warden', 'mib'):.0f} / {mem_med
     f"{mem_med('opentracker', 'mib'):.0f} / {mem_med('opentracker', 'peers'):,.0f}", "", "")
 
 out.append("")
-row("warden, allowlist vs open mode", "allowlist", "open", "cost of allowlist")
-out.append("|---|---:|---:|---:|")
+row("warden, allowlist vs open mode", "allowlist", "open", "cost of allowlist, per round", "median")
+out.append("|---|---:|---:|---:|---:|")
 for label, name in [("udp-announce", "UDP announce responses/s"), ("http-announce", "HTTP announce responses/s")]:
-    a, o = med(label, "warden"), med(label, "warden-open")
-    row(name, rate(a), rate(o), f"{1 - a / o:+.1%}")
+    # Each round runs the two modes back to back, so compare within rounds.
+    a = {r[F["round"]]: float(r[F["ok"]]) for r in runs(label, "warden")}
+    o = {r[F["round"]]: float(r[F["ok"]]) for r in runs(label, "warden-open")}
+    cost = [1 - a[k] / o[k] for k in sorted(a) if k in o]
+    row(name, rate(med(label, "warden")), rate(med(label, "warden-open")),
+        " ".join(f"{c:+.1%}" for c in cost), f"{st.median(cost):+.1%}")
 out.append("")
 
 out.append(f"limits: udpecho {rate(med('udp-announce', 'udpecho'))}/s, httpecho {rate(med('http-announce', 'httpecho'))}/s")
@@ -130,6 +134,16 @@ out.append("server CPU in the capacity runs, median cores of its 1, UDP / HTTP: 
 others = [float(r[F["other"]]) for r in rows if float(r[F["other"]]) >= 0]
 if others:
     out.append(f"CPU used by anything else during the runs: median {st.median(others):.2f}, max {max(others):.2f} cores of 2")
+def lines(name):
+    try:
+        return [l.split() for l in open(f"{work}/{name}")]
+    except FileNotFoundError:
+        return []
+
+
+repeated, disturbed = lines("repeated.txt"), lines("disturbed.txt")
+out.append(f"runs repeated because something else used the CPU: {len(repeated)}"
+           + (f"; still disturbed after three tries (kept): {', '.join(' '.join(d) for d in disturbed)}" if disturbed else ""))
 bad = sum(int(r[F["bad"]]) for r in rows)
 lost_cap = sum(int(r[F["timeouts"]]) for r in rows if r[F["label"]] in CAPACITY)
 out.append(f"malformed replies over all runs: {bad}; lost in the capacity runs: {lost_cap}")
