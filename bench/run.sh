@@ -15,7 +15,8 @@
 #          BENCH_KEEP=1 keeps the work directory (every run's JSON report,
 #          the servers' logs) in /tmp; bench/table.py DIR prints it again.
 #          BENCH_NOISE (default 0.25): a run during which other processes
-#          used more CPU than this (in cores) is repeated, twice at most.
+#          used more CPU than this (in cores) is repeated, twice at most,
+#          BENCH_RETRIES (default 12) times in all.
 # Needs:   Linux, 2+ CPUs, taskset, curl, python3, go, opentracker
 #          (apt-get install opentracker).
 # All traffic goes to 127.0.0.1; every run stops by itself.
@@ -174,8 +175,10 @@ target() { # NAME PROTO: the load tool's target flags for a server
 # run LABEL SERVER ROUND PID LOAD_ARGS...: one load run on core 1, its
 # result appended to rows.tsv (see extract below). A run during which
 # something else used more than $noise cores (another job on this shared
-# machine) is repeated after a pause, twice at most; the footer counts them.
-noise=${BENCH_NOISE:-0.25}
+# machine) is repeated after a pause, twice at most and $retries times
+# over the whole suite, so that a busy machine cannot stretch it for long;
+# the footer counts them.
+noise=${BENCH_NOISE:-0.25} retries=${BENCH_RETRIES:-12}
 run() {
 	local label=$1 server=$2 round=$3 pid=$4
 	shift 4
@@ -191,9 +194,11 @@ run() {
 		line=$(python3 "$work/extract.py" "$work/out.json" "$label" "$server" "$round")
 		awk -F'\t' '{printf "    %-13s %-11s ok/s %7d  p50 %5dµs  p99 %6dµs  sent/s %7d  cores: load %s server %s other %s\n", $1, $2, $4, $5, $6, $7, $10, $11, $12}' <<<"$line" >&2
 		awk -F'\t' -v n="$noise" '$12 > n {exit 1}' <<<"$line" && break
-		if [ $try = 3 ]; then
+		if [ $try = 3 ] || [ "$retries" -le 0 ]; then
 			echo "$label $server $round" >>"$work/disturbed.txt"
+			break
 		else
+			retries=$((retries - 1))
 			echo "$label $server $round" >>"$work/repeated.txt"
 			log "    something else used more than $noise cores: again in 5 s"
 			sleep 5

@@ -143,7 +143,7 @@ def lines(name):
 
 repeated, disturbed = lines("repeated.txt"), lines("disturbed.txt")
 out.append(f"runs repeated because something else used the CPU: {len(repeated)}"
-           + (f"; still disturbed after three tries (kept): {', '.join(' '.join(d) for d in disturbed)}" if disturbed else ""))
+           + (f"; kept although disturbed ({len(disturbed)}): {', '.join(' '.join(d) for d in disturbed)}" if disturbed else ""))
 bad = sum(int(r[F["bad"]]) for r in rows)
 lost_cap = sum(int(r[F["timeouts"]]) for r in rows if r[F["label"]] in CAPACITY)
 out.append(f"malformed replies over all runs: {bad}; lost in the capacity runs: {lost_cap}")
