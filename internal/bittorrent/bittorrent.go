@@ -96,11 +96,75 @@ func (e Event) String() string {
 	return fmt.Sprintf("event(%d)", uint8(e))
 }
 
-// Peer is a peer as handed out to others: its contact address (source IP and
-// announced port) and the ID it announced.
-type Peer struct {
-	ID   PeerID
-	Addr netip.AddrPort
+// CompactPeers is a list of peer contact addresses of one family, in the
+// wire form both frontends send: 6 bytes each (IPv4 address, big-endian
+// port; BEP 23) or 18 bytes each (IPv6; BEP 7). The store appends to it
+// and the frontends copy it out as it is, so handing out peers converts
+// nothing. Peer IDs are not kept: compact replies do not carry them.
+type CompactPeers struct {
+	Bytes []byte
+	V6    bool
+}
+
+// Compact entry sizes.
+const (
+	CompactLen4 = 6
+	CompactLen6 = 18
+)
+
+// Reset empties the list, keeping its storage, for peers of the given family.
+func (p *CompactPeers) Reset(v6 bool) {
+	p.Bytes = p.Bytes[:0]
+	p.V6 = v6
+}
+
+// EntryLen is the size of one entry: 6 or 18 bytes.
+func (p *CompactPeers) EntryLen() int {
+	if p.V6 {
+		return CompactLen6
+	}
+	return CompactLen4
+}
+
+// Len is the number of peers.
+func (p *CompactPeers) Len() int { return len(p.Bytes) / p.EntryLen() }
+
+// At decodes the i-th peer.
+func (p *CompactPeers) At(i int) netip.AddrPort {
+	n := p.EntryLen()
+	e := p.Bytes[i*n : (i+1)*n]
+	port := uint16(e[n-2])<<8 | uint16(e[n-1])
+	if p.V6 {
+		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(e[:16])), port)
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte(e[:4])), port)
+}
+
+// Append adds ap if it is of the list's family (an IPv4-mapped address
+// counts as IPv4) and reports whether it did.
+func (p *CompactPeers) Append(ap netip.AddrPort) bool {
+	ip := ap.Addr().Unmap()
+	switch {
+	case ip.Is4() && !p.V6:
+		b := ip.As4()
+		p.Bytes = append(p.Bytes, b[:]...)
+	case ip.Is6() && p.V6:
+		b := ip.As16()
+		p.Bytes = append(p.Bytes, b[:]...)
+	default:
+		return false
+	}
+	p.Bytes = append(p.Bytes, byte(ap.Port()>>8), byte(ap.Port()))
+	return true
+}
+
+// All returns the peers in order, decoded.
+func (p *CompactPeers) All() []netip.AddrPort {
+	out := make([]netip.AddrPort, p.Len())
+	for i := range out {
+		out[i] = p.At(i)
+	}
+	return out
 }
 
 // AnnounceRequest is a parsed announce from either frontend.
@@ -129,7 +193,8 @@ type AnnounceResponse struct {
 	MinInterval time.Duration
 	Complete    uint32 // seeders
 	Incomplete  uint32 // leechers
-	Peers       []Peer // same address family as the requester
+	// Peers are of the requester's address family only.
+	Peers CompactPeers
 }
 
 // Scrape is the swarm summary for one torrent.

@@ -61,14 +61,11 @@ func FuzzParseAnnounce(f *testing.F) {
 			t.Fatalf("round trip of %q through %q: %+v, %v; want %+v", query, canon, again, err, a)
 		}
 
-		resp := bittorrent.AnnounceResponse{
-			Interval: 30 * time.Minute, Complete: 3, Incomplete: 4,
-			Peers: []bittorrent.Peer{
-				{ID: a.req.PeerID, Addr: netip.MustParseAddrPort("192.0.2.1:1")},
-				{ID: a.req.PeerID, Addr: netip.MustParseAddrPort("[2001:db8::2]:65535")},
-			},
-		}
-		body, _ := appendAnnounce(nil, nil, &a, &resp)
+		resp := bittorrent.AnnounceResponse{Interval: 30 * time.Minute, Complete: 3, Incomplete: 4}
+		resp.Peers.Reset(a.req.Addr.Addr().Unmap().Is6())
+		resp.Peers.Append(netip.MustParseAddrPort("192.0.2.1:1"))
+		resp.Peers.Append(netip.MustParseAddrPort("[2001:db8::2]:65535"))
+		body := appendAnnounce(nil, &a, &resp)
 		var m map[string]any
 		if err := bencode.Unmarshal(body, &m); err != nil {
 			t.Fatalf("reply %q: %v", body, err)

@@ -171,7 +171,7 @@ func (h *handler) announce(w http.ResponseWriter, r *http.Request, src netip.Add
 		return
 	}
 	h.stats.announcesOK.n.Add(1)
-	st.buf, st.scratch = appendAnnounce(st.buf[:0], st.scratch, &st.a, &st.resp)
+	st.buf = appendAnnounce(st.buf[:0], &st.a, &st.resp)
 	writeBody(w, st.buf)
 }
 

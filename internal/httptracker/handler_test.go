@@ -79,13 +79,15 @@ func decode(t *testing.T, w *httptest.ResponseRecorder) map[string]any {
 }
 
 func compact4(s string) string {
-	ap := netip.MustParseAddrPort(s)
-	return string(appendCompact4(nil, ap))
+	p := bittorrent.CompactPeers{}
+	p.Append(netip.MustParseAddrPort(s))
+	return string(p.Bytes)
 }
 
 func compact6(s string) string {
-	ap := netip.MustParseAddrPort(s)
-	return string(appendCompact6(nil, ap))
+	p := bittorrent.CompactPeers{V6: true}
+	p.Append(netip.MustParseAddrPort(s))
+	return string(p.Bytes)
 }
 
 func TestAnnounceCompactV4(t *testing.T) {
@@ -130,22 +132,22 @@ func TestAnnounceCompactV6(t *testing.T) {
 	}
 }
 
+// TestAnnounceDictForm: peer IDs are not stored, so the dictionary form has
+// ip and port only, asked for with no_peer_id or not.
 func TestAnnounceDictForm(t *testing.T) {
-	pid1 := testPeerID
-	pid1[19] = 1
 	tests := []struct {
 		name   string
 		remote string // of the peer listed
 		extra  string
 		want   map[string]any
 	}{
-		{name: "with peer id", remote: "198.51.100.1:50000", extra: "&compact=0",
-			want: map[string]any{"ip": "198.51.100.1", "peer id": string(pid1[:]), "port": int64(6881)}},
+		{name: "compact=0", remote: "198.51.100.1:50000", extra: "&compact=0",
+			want: map[string]any{"ip": "198.51.100.1", "port": int64(6881)}},
 		{name: "no_peer_id", remote: "198.51.100.1:50000", extra: "&compact=0&no_peer_id=1",
 			want: map[string]any{"ip": "198.51.100.1", "port": int64(6881)}},
 		{name: "no_peer_id alone keeps compact", remote: "198.51.100.1:50000", extra: "&no_peer_id=1"},
 		{name: "IPv6", remote: "[2001:db8::1]:50000", extra: "&compact=0",
-			want: map[string]any{"ip": "2001:db8::1", "peer id": string(pid1[:]), "port": int64(6881)}},
+			want: map[string]any{"ip": "2001:db8::1", "port": int64(6881)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,9 +186,10 @@ func TestAnnounceStopped(t *testing.T) {
 func TestAnnounceLargeReplyHasContentLength(t *testing.T) {
 	h := newTestHandler(t, DefaultConfig(), nil)
 	for i := range 60 {
-		decode(t, get(h, fmt.Sprintf("198.51.100.%d:50000", i+1), announceURL(byte(i), 6881, 100, "")))
+		// Long IPv6 addresses make a long dictionary-form reply.
+		decode(t, get(h, fmt.Sprintf("[2001:db8:1234:5678:9abc:def0:1234:%x]:50000", i+0x1000), announceURL(byte(i), 6881, 100, "")))
 	}
-	w := get(h, "203.0.113.1:50000", announceURL(200, 6881, 0, "&compact=0"))
+	w := get(h, "[2001:db8::1]:50000", announceURL(200, 6881, 0, "&compact=0"))
 	m := decode(t, w)
 	if n := len(m["peers"].([]any)); n != 50 {
 		t.Errorf("%d peers, want the default 50", n)

@@ -48,7 +48,7 @@ const (
 type announce struct {
 	req      bittorrent.AnnounceRequest
 	compact  bool // BEP 23 compact peer strings (the default)
-	noPeerID bool // with compact=0: leave out "peer id"
+	noPeerID bool // accepted; replies never carry peer IDs (none are stored)
 }
 
 // The announce keys parseAnnounce interprets; each may appear at most once.

@@ -12,20 +12,18 @@ import (
 
 // The reply builders append one bencoded dictionary to dst and return the
 // extended slice. They write keys in increasing byte order, as BEP 3
-// requires, and do not allocate once dst (and scratch) have room.
+// requires, and do not allocate once dst has room.
 
 // appendAnnounce appends the reply to an announce:
 //
 //	complete, incomplete, interval, min interval, peers[, peers6]
 //
-// In compact form (BEP 23, BEP 7) IPv4 peers are 6-byte entries of the
-// "peers" string and IPv6 peers 18-byte entries of "peers6"; "peers" is
-// always present (clients expect it), "peers6" when the requester is on
-// IPv6 or an IPv6 peer is listed. In the dictionary form (compact=0) every
-// peer is a dictionary {ip, peer id, port} in the "peers" list, "peer id"
-// left out if noPeerID. scratch is working space for the compact strings;
-// the grown scratch is returned for reuse.
-func appendAnnounce(dst, scratch []byte, a *announce, resp *bittorrent.AnnounceResponse) (out, scratchOut []byte) {
+// The store hands out peers of the requester's family only, already in
+// compact form (BEP 23, BEP 7): 6-byte entries in the "peers" string for an
+// IPv4 requester, 18-byte entries in "peers6" for an IPv6 one, with an
+// empty "peers" beside it (clients expect the key). In the dictionary form
+// (compact=0) every peer is a dictionary {ip, port} in the "peers" list.
+func appendAnnounce(dst []byte, a *announce, resp *bittorrent.AnnounceResponse) []byte {
 	dst = append(dst, 'd')
 	dst = bencode.AppendString(dst, "complete")
 	dst = bencode.AppendInt(dst, int64(resp.Complete))
@@ -36,66 +34,36 @@ func appendAnnounce(dst, scratch []byte, a *announce, resp *bittorrent.AnnounceR
 	dst = bencode.AppendString(dst, "min interval")
 	dst = bencode.AppendInt(dst, int64(resp.MinInterval/time.Second))
 	dst = bencode.AppendString(dst, "peers")
+	peers := &resp.Peers
 	if !a.compact {
 		dst = append(dst, 'l')
-		for i := range resp.Peers {
-			dst = appendPeerDict(dst, &resp.Peers[i], a.noPeerID)
+		for i := range peers.Len() {
+			dst = appendPeerDict(dst, peers.At(i))
 		}
 		dst = append(dst, 'e')
-		return append(dst, 'e'), scratch
+		return append(dst, 'e')
 	}
-	scratch = scratch[:0]
-	any6 := false
-	for _, p := range resp.Peers {
-		ip := p.Addr.Addr()
-		if ip.Is4() || ip.Is4In6() {
-			scratch = appendCompact4(scratch, p.Addr)
-		} else {
-			any6 = true
-		}
+	if !peers.V6 {
+		dst = bencode.AppendBytes(dst, peers.Bytes)
+		return append(dst, 'e')
 	}
-	dst = bencode.AppendBytes(dst, scratch)
-	if any6 || a.req.Addr.Addr().Is6() {
-		scratch = scratch[:0]
-		for _, p := range resp.Peers {
-			ip := p.Addr.Addr()
-			if !ip.Is4() && !ip.Is4In6() {
-				scratch = appendCompact6(scratch, p.Addr)
-			}
-		}
-		dst = bencode.AppendString(dst, "peers6")
-		dst = bencode.AppendBytes(dst, scratch)
-	}
-	return append(dst, 'e'), scratch
+	dst = bencode.AppendString(dst, "")
+	dst = bencode.AppendString(dst, "peers6")
+	dst = bencode.AppendBytes(dst, peers.Bytes)
+	return append(dst, 'e')
 }
 
-func appendCompact4(dst []byte, ap netip.AddrPort) []byte {
-	ip := ap.Addr().Unmap().As4()
-	port := ap.Port()
-	return append(dst, ip[0], ip[1], ip[2], ip[3], byte(port>>8), byte(port))
-}
-
-func appendCompact6(dst []byte, ap netip.AddrPort) []byte {
-	ip := ap.Addr().As16()
-	port := ap.Port()
-	dst = append(dst, ip[:]...)
-	return append(dst, byte(port>>8), byte(port))
-}
-
-// appendPeerDict appends {ip, peer id, port}; ip is the textual address,
-// IPv4-mapped addresses in their IPv4 form.
-func appendPeerDict(dst []byte, p *bittorrent.Peer, noPeerID bool) []byte {
-	var ipBuf [64]byte // longest IPv6 text is 45 bytes; zones are dropped
-	ip := p.Addr.Addr().Unmap().WithZone("").AppendTo(ipBuf[:0])
+// appendPeerDict appends {ip, port}; ip is the textual address. Peer IDs
+// are not stored (see bittorrent.CompactPeers), so the dictionary is the
+// one BEP 3 allows when a client sends no_peer_id.
+func appendPeerDict(dst []byte, ap netip.AddrPort) []byte {
+	var ipBuf [64]byte // longest IPv6 text is 45 bytes
+	ip := ap.Addr().AppendTo(ipBuf[:0])
 	dst = append(dst, 'd')
 	dst = bencode.AppendString(dst, "ip")
 	dst = bencode.AppendBytes(dst, ip)
-	if !noPeerID {
-		dst = bencode.AppendString(dst, "peer id")
-		dst = bencode.AppendBytes(dst, p.ID[:])
-	}
 	dst = bencode.AppendString(dst, "port")
-	dst = bencode.AppendInt(dst, int64(p.Addr.Port()))
+	dst = bencode.AppendInt(dst, int64(ap.Port()))
 	return append(dst, 'e')
 }
 

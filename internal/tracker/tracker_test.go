@@ -48,8 +48,8 @@ func TestAnnounceNumWant(t *testing.T) {
 			if err := tr.Announce(context.Background(), req, &resp); err != nil {
 				t.Fatalf("Announce: %v", err)
 			}
-			if len(resp.Peers) != tt.want {
-				t.Fatalf("numwant %d event %v: got %d peers, want %d", tt.numWant, tt.event, len(resp.Peers), tt.want)
+			if resp.Peers.Len() != tt.want {
+				t.Fatalf("numwant %d event %v: got %d peers, want %d", tt.numWant, tt.event, resp.Peers.Len(), tt.want)
 			}
 			if resp.Interval != tr.cfg.AnnounceInterval || resp.MinInterval != tr.cfg.MinAnnounceInterval {
 				t.Fatalf("intervals = %v/%v, want %v/%v", resp.Interval, resp.MinInterval, tr.cfg.AnnounceInterval, tr.cfg.MinAnnounceInterval)

@@ -94,7 +94,7 @@ func newCodec(ctx context.Context, tr *tracker.Tracker, jar *cookieJar, stats *c
 		stats:    stats,
 		errLog:   errLog,
 		maxPeers: maxPeers,
-		resp:     bittorrent.AnnounceResponse{Peers: make([]bittorrent.Peer, 0, maxPeers)},
+		resp:     bittorrent.AnnounceResponse{Peers: bittorrent.CompactPeers{Bytes: make([]byte, 0, maxPeers*peer6Len)}},
 		hashes:   make([]bittorrent.InfoHash, 0, maxScrapeHashes),
 		scrapes:  make([]bittorrent.Scrape, 0, maxScrapeHashes),
 	}
@@ -230,33 +230,17 @@ func (c *codec) announce(ip netip.Addr, pkt, out []byte) []byte {
 }
 
 // appendAnnounce encodes resp: 6-byte peers for an IPv4 requester, 18-byte
-// peers for an IPv6 one (the IPv6 note of BEP 15). Peers of the other
-// family, and any beyond maxPeers, are left out.
+// peers for an IPv6 one (the IPv6 note of BEP 15), as the store wrote
+// them. Peers of the other family (which the store never returns) are left
+// out, and so is any peer beyond maxPeers.
 func appendAnnounce(out, tid []byte, resp *bittorrent.AnnounceResponse, v4 bool, maxPeers int) []byte {
 	out = binary.BigEndian.AppendUint32(out, actionAnnounce)
 	out = append(out, tid...)
 	out = binary.BigEndian.AppendUint32(out, seconds(resp.Interval))
 	out = binary.BigEndian.AppendUint32(out, resp.Incomplete) // leechers
 	out = binary.BigEndian.AppendUint32(out, resp.Complete)   // seeders
-	n := 0
-	for i := range resp.Peers {
-		if n == maxPeers {
-			break
-		}
-		p := &resp.Peers[i]
-		a := p.Addr.Addr().Unmap()
-		switch {
-		case v4 && a.Is4():
-			b := a.As4()
-			out = append(out, b[:]...)
-		case !v4 && a.Is6():
-			b := a.As16()
-			out = append(out, b[:]...)
-		default:
-			continue
-		}
-		out = binary.BigEndian.AppendUint16(out, p.Addr.Port())
-		n++
+	if p := &resp.Peers; p.V6 != v4 {
+		out = append(out, p.Bytes[:min(len(p.Bytes), maxPeers*p.EntryLen())]...)
 	}
 	return out
 }

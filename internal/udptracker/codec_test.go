@@ -514,28 +514,36 @@ func TestHandleAllocs(t *testing.T) {
 // TestAppendAnnounce checks the encoder alone, with peers the store would
 // not return (the other family, more than maxPeers).
 func TestAppendAnnounce(t *testing.T) {
-	mixed := []bittorrent.Peer{
-		{Addr: netip.MustParseAddrPort("192.0.2.1:1")},
-		{Addr: netip.MustParseAddrPort("[2001:db8::1]:2")},
-		{Addr: netip.MustParseAddrPort("[::ffff:192.0.2.3]:3")},
-		{Addr: netip.MustParseAddrPort("[2001:db8::4]:4")},
+	list := func(v6 bool, addrs ...string) bittorrent.CompactPeers {
+		p := bittorrent.CompactPeers{V6: v6}
+		for _, a := range addrs {
+			if !p.Append(netip.MustParseAddrPort(a)) {
+				t.Fatalf("%s is not of the list's family", a)
+			}
+		}
+		return p
 	}
+	four := list(false, "192.0.2.1:1", "[::ffff:192.0.2.3]:3")
+	six := list(true, "[2001:db8::1]:2", "[2001:db8::4]:4")
 	tests := []struct {
 		name     string
+		peers    bittorrent.CompactPeers
 		v4       bool
 		maxPeers int
 		want     []netip.AddrPort
 	}{
-		{"v4 keeps v4 and unmapped", true, 10, []netip.AddrPort{
+		{"v4, mapped unmapped", four, true, 10, []netip.AddrPort{
 			netip.MustParseAddrPort("192.0.2.1:1"), netip.MustParseAddrPort("192.0.2.3:3")}},
-		{"v6 keeps v6", false, 10, []netip.AddrPort{
+		{"v6", six, false, 10, []netip.AddrPort{
 			netip.MustParseAddrPort("[2001:db8::1]:2"), netip.MustParseAddrPort("[2001:db8::4]:4")}},
-		{"maxPeers", false, 1, []netip.AddrPort{netip.MustParseAddrPort("[2001:db8::1]:2")}},
-		{"maxPeers 0", true, 0, nil},
+		{"v6 peers to a v4 requester", six, true, 10, nil},
+		{"v4 peers to a v6 requester", four, false, 10, nil},
+		{"maxPeers", six, false, 1, []netip.AddrPort{netip.MustParseAddrPort("[2001:db8::1]:2")}},
+		{"maxPeers 0", four, true, 0, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp := bittorrent.AnnounceResponse{Interval: 90 * time.Second, Complete: 7, Incomplete: 9, Peers: mixed}
+			resp := bittorrent.AnnounceResponse{Interval: 90 * time.Second, Complete: 7, Incomplete: 9, Peers: tt.peers}
 			r := appendAnnounce(nil, []byte{0, 0, 0, 1}, &resp, tt.v4, tt.maxPeers)
 			ar := decodeAnnounce(t, r, !tt.v4)
 			if ar.interval != 90 || ar.seeders != 7 || ar.leechers != 9 {

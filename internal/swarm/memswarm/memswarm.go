@@ -39,12 +39,31 @@ type shard struct {
 	_        cpu.CacheLinePad
 }
 
+// torrent is one swarm: 80 bytes, plus its peers' arrays.
 type torrent struct {
 	v4         peerList[addr4]
-	v6         peerList[addr6]
+	v6         *peerList[addr6] // nil until the first IPv6 peer: most swarms have none
 	downloaded uint32
 	lastSeen   uint32 // seconds since epoch of the store
 }
+
+func (t *torrent) seeders() int {
+	n := int(t.v4.seeders)
+	if t.v6 != nil {
+		n += int(t.v6.seeders)
+	}
+	return n
+}
+
+func (t *torrent) leechers() int {
+	n := t.v4.leechers()
+	if t.v6 != nil {
+		n += t.v6.leechers()
+	}
+	return n
+}
+
+func (t *torrent) empty() bool { return t.v4.len() == 0 && (t.v6 == nil || t.v6.len() == 0) }
 
 var _ swarm.Store = (*Store)(nil)
 
@@ -90,7 +109,8 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, numWant int, resp *bit
 	now := s.clock()
 	sh := s.shardFor(req.InfoHash)
 	ip := req.Addr.Addr().Unmap()
-	resp.Peers = resp.Peers[:0]
+	resp.Peers.Reset(!ip.Is4())
+	seeder := req.Seeder()
 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -104,19 +124,20 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, numWant int, resp *bit
 		sh.torrents[req.InfoHash] = t
 	}
 	t.lastSeen = now
-	var ds, dl int
+	var pos, ds, dl int
 	var completed, tooSoon bool
 	if ip.Is4() {
-		k := key4(ip, req.Addr.Port())
-		ds, dl, completed, tooSoon = t.v4.update(k, req, now, s.throttle)
+		pos, ds, dl, completed, tooSoon = t.v4.update(key4(ip, req.Addr.Port()), seeder, req.Event, now, s.throttle)
 		if !tooSoon {
-			resp.Peers = t.v4.pick(k, req.Seeder(), numWant, nextRand(&sh.rng), resp.Peers)
+			resp.Peers.Bytes = t.v4.pick(pos, seeder, numWant, nextRand(&sh.rng), resp.Peers.Bytes)
 		}
 	} else {
-		k := key6(ip, req.Addr.Port())
-		ds, dl, completed, tooSoon = t.v6.update(k, req, now, s.throttle)
+		if t.v6 == nil {
+			t.v6 = &peerList[addr6]{}
+		}
+		pos, ds, dl, completed, tooSoon = t.v6.update(key6(ip, req.Addr.Port()), seeder, req.Event, now, s.throttle)
 		if !tooSoon {
-			resp.Peers = t.v6.pick(k, req.Seeder(), numWant, nextRand(&sh.rng), resp.Peers)
+			resp.Peers.Bytes = t.v6.pick(pos, seeder, numWant, nextRand(&sh.rng), resp.Peers.Bytes)
 		}
 	}
 	sh.seeders += ds
@@ -124,8 +145,8 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, numWant int, resp *bit
 	if completed {
 		t.downloaded++
 	}
-	resp.Complete = uint32(t.v4.seeders + t.v6.seeders)
-	resp.Incomplete = uint32(t.v4.leechers() + t.v6.leechers())
+	resp.Complete = uint32(t.seeders())
+	resp.Incomplete = uint32(t.leechers())
 }
 
 // Scrape implements swarm.Store.
@@ -139,8 +160,8 @@ func (s *Store) Scrape(ih bittorrent.InfoHash) bittorrent.Scrape {
 func scrapeLocked(ih bittorrent.InfoHash, t *torrent) bittorrent.Scrape {
 	sc := bittorrent.Scrape{InfoHash: ih}
 	if t != nil {
-		sc.Complete = uint32(t.v4.seeders + t.v6.seeders)
-		sc.Incomplete = uint32(t.v4.leechers() + t.v6.leechers())
+		sc.Complete = uint32(t.seeders())
+		sc.Incomplete = uint32(t.leechers())
 		sc.Downloaded = t.downloaded
 	}
 	return sc
@@ -194,11 +215,18 @@ func (s *Store) Sweep() {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		for ih, t := range sh.torrents {
-			ds4, dl4 := t.v4.expire(cutoff)
-			ds6, dl6 := t.v6.expire(cutoff)
-			sh.seeders -= ds4 + ds6
-			sh.leechers -= dl4 + dl6
-			if len(t.v4.peers) == 0 && len(t.v6.peers) == 0 && t.lastSeen < cutoff {
+			ds, dl := t.v4.expire(cutoff)
+			sh.seeders -= ds
+			sh.leechers -= dl
+			if t.v6 != nil {
+				ds, dl = t.v6.expire(cutoff)
+				sh.seeders -= ds
+				sh.leechers -= dl
+				if t.v6.len() == 0 {
+					t.v6 = nil
+				}
+			}
+			if t.empty() && t.lastSeen < cutoff {
 				delete(sh.torrents, ih)
 			}
 		}
@@ -243,12 +271,4 @@ func key6(ip netip.Addr, port uint16) addr6 {
 	copy(k[:16], b[:])
 	binary.BigEndian.PutUint16(k[16:], port)
 	return k
-}
-
-func (k addr4) addrPort() netip.AddrPort {
-	return netip.AddrPortFrom(netip.AddrFrom4([4]byte(k[:4])), binary.BigEndian.Uint16(k[4:]))
-}
-
-func (k addr6) addrPort() netip.AddrPort {
-	return netip.AddrPortFrom(netip.AddrFrom16([16]byte(k[:16])), binary.BigEndian.Uint16(k[16:]))
 }

@@ -51,12 +51,12 @@ func TestExpiry(t *testing.T) {
 		t.Fatalf("Scrape after expiry = %+v, want 5 seeders 5 leechers", sc)
 	}
 	s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(100), 1, bittorrent.EventStarted), 50, &resp)
-	if len(resp.Peers) != 10 {
-		t.Fatalf("after expiry a leecher got %d peers, want the 10 live ones", len(resp.Peers))
+	if resp.Peers.Len() != 10 {
+		t.Fatalf("after expiry a leecher got %d peers, want the 10 live ones", resp.Peers.Len())
 	}
-	for _, p := range resp.Peers {
-		if b := p.Addr.Addr().As4(); b[3] >= 10 {
-			t.Fatalf("expired peer %v handed out", p.Addr)
+	for _, p := range resp.Peers.All() {
+		if b := p.Addr().As4(); b[3] >= 10 {
+			t.Fatalf("expired peer %v handed out", p)
 		}
 	}
 }
@@ -84,14 +84,14 @@ func TestThrottle(t *testing.T) {
 	}
 	me := swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(9), 5, bittorrent.EventStarted)
 	s.Announce(me, 50, &resp)
-	if len(resp.Peers) != 5 {
-		t.Fatalf("first announce got %d peers, want 5", len(resp.Peers))
+	if resp.Peers.Len() != 5 {
+		t.Fatalf("first announce got %d peers, want 5", resp.Peers.Len())
 	}
 	me.Event = bittorrent.EventNone
 	clk.t = clk.t.Add(10 * time.Second)
 	s.Announce(me, 50, &resp)
-	if len(resp.Peers) != 0 || resp.Complete != 5 || resp.Incomplete != 1 {
-		t.Fatalf("re-announce after 10s: %d peers, %d/%d; want no peers and the counts", len(resp.Peers), resp.Complete, resp.Incomplete)
+	if resp.Peers.Len() != 0 || resp.Complete != 5 || resp.Incomplete != 1 {
+		t.Fatalf("re-announce after 10s: %d peers, %d/%d; want no peers and the counts", resp.Peers.Len(), resp.Complete, resp.Incomplete)
 	}
 	me.Event = bittorrent.EventCompleted // events are never throttled
 	me.Left = 0
@@ -102,7 +102,7 @@ func TestThrottle(t *testing.T) {
 	me.Event, me.Left = bittorrent.EventNone, 5
 	clk.t = clk.t.Add(31 * time.Second)
 	s.Announce(me, 50, &resp)
-	if len(resp.Peers) != 5 {
-		t.Fatalf("re-announce after 31s got %d peers, want 5", len(resp.Peers))
+	if resp.Peers.Len() != 5 {
+		t.Fatalf("re-announce after 31s got %d peers, want 5", resp.Peers.Len())
 	}
 }

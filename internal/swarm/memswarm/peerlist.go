@@ -1,38 +1,36 @@
 package memswarm
 
 import (
-	"net/netip"
+	"unsafe"
 
 	"warden/internal/bittorrent"
 )
 
-// addrKey is the compact address of one family.
+// addrKey is a peer's contact address in the compact wire form of one
+// family (addr4 or addr6): comparable, small, and copied into replies as it
+// is.
 type addrKey interface {
 	addr4 | addr6
-	addrPort() netip.AddrPort
-}
-
-// peer is one stored peer: 32 bytes for IPv4, 44 for IPv6.
-type peer[K addrKey] struct {
-	key  K
-	id   bittorrent.PeerID
-	seen uint32 // seconds since the store's epoch
 }
 
 // indexMin is the swarm size from which a peer list keeps a map from
 // address to position; below it a linear scan is faster and smaller.
 const indexMin = 32
 
-// peerList holds one address family's peers of one torrent, partitioned:
-// peers[:seeders] are seeders, peers[seeders:] leechers. The shard's lock
-// guards it.
+// peerList holds one address family's peers of one torrent as two parallel
+// arrays, partitioned: keys[:seeders] are seeders, keys[seeders:] leechers.
+// A stored IPv4 peer costs 10 bytes (address and port, last-seen second)
+// and nothing else below indexMin peers: no peer ID, no per-peer
+// allocation. The shard's lock guards it.
 type peerList[K addrKey] struct {
-	peers   []peer[K]
-	seeders int
-	index   map[K]int32 // nil while len(peers) < indexMin
+	keys    []K
+	seen    []uint32 // seconds since the store's epoch, parallel to keys
+	seeders int32
+	index   map[K]int32 // nil while len(keys) < indexMin
 }
 
-func (l *peerList[K]) leechers() int { return len(l.peers) - l.seeders }
+func (l *peerList[K]) len() int      { return len(l.keys) }
+func (l *peerList[K]) leechers() int { return len(l.keys) - int(l.seeders) }
 
 func (l *peerList[K]) find(k K) int {
 	if l.index != nil {
@@ -41,8 +39,8 @@ func (l *peerList[K]) find(k K) int {
 		}
 		return -1
 	}
-	for i := range l.peers {
-		if l.peers[i].key == k {
+	for i := range l.keys {
+		if l.keys[i] == k {
 			return i
 		}
 	}
@@ -53,99 +51,103 @@ func (l *peerList[K]) swap(i, j int) {
 	if i == j {
 		return
 	}
-	l.peers[i], l.peers[j] = l.peers[j], l.peers[i]
+	l.keys[i], l.keys[j] = l.keys[j], l.keys[i]
+	l.seen[i], l.seen[j] = l.seen[j], l.seen[i]
 	if l.index != nil {
-		l.index[l.peers[i].key] = int32(i)
-		l.index[l.peers[j].key] = int32(j)
+		l.index[l.keys[i]] = int32(i)
+		l.index[l.keys[j]] = int32(j)
 	}
 }
 
-// update applies an announce from the peer at k. It returns the change in
-// seeders and leechers, whether this announce completes a download (a
-// completed event from a peer not already known as a seeder), and whether
-// the peer, already known, announced with no event within throttle seconds
-// of its last announce.
-func (l *peerList[K]) update(k K, req *bittorrent.AnnounceRequest, now, throttle uint32) (dSeeders, dLeechers int, completed, tooSoon bool) {
+// update applies an announce from the peer at k. It returns the peer's
+// position afterwards (-1 once stopped), the change in seeders and
+// leechers, whether this announce completes a download (a completed event
+// from a peer not already known as a seeder), and whether the peer, already
+// known, announced with no event within throttle seconds of its last
+// announce.
+func (l *peerList[K]) update(k K, seeder bool, ev bittorrent.Event, now, throttle uint32) (pos, dSeeders, dLeechers int, completed, tooSoon bool) {
 	i := l.find(k)
-	if req.Event == bittorrent.EventStopped {
+	if ev == bittorrent.EventStopped {
 		if i < 0 {
-			return 0, 0, false, false
+			return -1, 0, 0, false, false
 		}
-		if i < l.seeders {
+		if i < int(l.seeders) {
 			dSeeders = -1
 		} else {
 			dLeechers = -1
 		}
 		l.remove(i)
-		return dSeeders, dLeechers, false, false
+		return -1, dSeeders, dLeechers, false, false
 	}
-	seeder := req.Seeder()
 	if i < 0 {
-		l.append(peer[K]{key: k, id: req.PeerID, seen: now})
-		i = len(l.peers) - 1
+		l.append(k, now)
+		i = len(l.keys) - 1
 		if seeder {
-			l.swap(i, l.seeders)
+			l.swap(i, int(l.seeders))
 			l.seeders++
-			return 1, 0, req.Event == bittorrent.EventCompleted, false
+			return int(l.seeders) - 1, 1, 0, ev == bittorrent.EventCompleted, false
 		}
-		return 0, 1, false, false
+		return i, 0, 1, false, false
 	}
-	p := &l.peers[i]
-	tooSoon = req.Event == bittorrent.EventNone && now-p.seen < throttle
-	p.id = req.PeerID
-	p.seen = now
-	wasSeeder := i < l.seeders
+	tooSoon = ev == bittorrent.EventNone && now-l.seen[i] < throttle
+	l.seen[i] = now
+	wasSeeder := i < int(l.seeders)
 	switch {
 	case seeder && !wasSeeder:
-		l.swap(i, l.seeders)
+		l.swap(i, int(l.seeders))
 		l.seeders++
-		return 1, -1, req.Event == bittorrent.EventCompleted, false
+		return int(l.seeders) - 1, 1, -1, ev == bittorrent.EventCompleted, false
 	case !seeder && wasSeeder:
 		l.seeders--
-		l.swap(i, l.seeders)
-		return -1, 1, false, false
+		l.swap(i, int(l.seeders))
+		return int(l.seeders), -1, 1, false, false
 	}
-	return 0, 0, false, tooSoon
+	return i, 0, 0, false, tooSoon
 }
 
 // append grows the list by about a quarter at a time, not double: most
-// swarms are small and their slices are most of the store's memory.
-func (l *peerList[K]) append(p peer[K]) {
-	if len(l.peers) == cap(l.peers) {
-		grown := make([]peer[K], len(l.peers), cap(l.peers)+cap(l.peers)/4+2)
-		copy(grown, l.peers)
-		l.peers = grown
+// swarms are small and their arrays are most of the store's memory.
+func (l *peerList[K]) append(k K, now uint32) {
+	if len(l.keys) == cap(l.keys) {
+		n := cap(l.keys) + cap(l.keys)/4 + 2
+		keys := make([]K, len(l.keys), n)
+		copy(keys, l.keys)
+		seen := make([]uint32, len(l.seen), n)
+		copy(seen, l.seen)
+		l.keys, l.seen = keys, seen
 	}
-	l.peers = append(l.peers, p)
+	l.keys = append(l.keys, k)
+	l.seen = append(l.seen, now)
 	if l.index != nil {
-		l.index[p.key] = int32(len(l.peers) - 1)
-	} else if len(l.peers) >= indexMin {
-		l.index = make(map[K]int32, len(l.peers))
-		for i := range l.peers {
-			l.index[l.peers[i].key] = int32(i)
+		l.index[k] = int32(len(l.keys) - 1)
+	} else if len(l.keys) >= indexMin {
+		l.index = make(map[K]int32, len(l.keys))
+		for i, k := range l.keys {
+			l.index[k] = int32(i)
 		}
 	}
 }
 
 // remove deletes the peer at i, keeping the partition.
 func (l *peerList[K]) remove(i int) {
-	if i < l.seeders {
+	if i < int(l.seeders) {
 		l.seeders--
-		l.swap(i, l.seeders)
-		i = l.seeders
+		l.swap(i, int(l.seeders))
+		i = int(l.seeders)
 	}
-	last := len(l.peers) - 1
+	last := len(l.keys) - 1
 	l.swap(i, last)
 	if l.index != nil {
-		delete(l.index, l.peers[last].key)
+		delete(l.index, l.keys[last])
 	}
-	l.peers[last] = peer[K]{}
-	l.peers = l.peers[:last]
-	if l.index != nil && len(l.peers) < indexMin/2 {
+	l.keys = l.keys[:last]
+	l.seen = l.seen[:last]
+	if l.index != nil && len(l.keys) < indexMin/2 {
 		l.index = nil
 	}
-	if cap(l.peers) > 16 && len(l.peers) < cap(l.peers)/4 {
-		l.peers = append([]peer[K](nil), l.peers...)
+	if cap(l.keys) > 16 && len(l.keys) < cap(l.keys)/4 {
+		l.keys = append([]K(nil), l.keys...)
+		l.seen = append([]uint32(nil), l.seen...)
 	}
 }
 
@@ -153,11 +155,11 @@ func (l *peerList[K]) remove(i int) {
 // seeders and leechers went.
 func (l *peerList[K]) expire(cutoff uint32) (seeders, leechers int) {
 	// Walking down keeps remove's swaps on positions already visited.
-	for i := len(l.peers) - 1; i >= 0; i-- {
-		if i >= len(l.peers) || l.peers[i].seen >= cutoff {
+	for i := len(l.keys) - 1; i >= 0; i-- {
+		if i >= len(l.keys) || l.seen[i] >= cutoff {
 			continue
 		}
-		if i < l.seeders {
+		if i < int(l.seeders) {
 			seeders++
 		} else {
 			leechers++
@@ -167,29 +169,53 @@ func (l *peerList[K]) expire(cutoff uint32) (seeders, leechers int) {
 	return seeders, leechers
 }
 
-// pick appends up to n peers other than self to out, starting at a random
-// place. A seeder is offered only leechers.
-func (l *peerList[K]) pick(self K, seeder bool, n int, r uint64, out []bittorrent.Peer) []bittorrent.Peer {
+// pick appends up to n peers other than the one at position self (-1 for
+// none) to out, in compact form, taking consecutive peers from a random
+// place and wrapping around. A seeder is offered only leechers.
+func (l *peerList[K]) pick(self int, seeder bool, n int, r uint64, out []byte) []byte {
 	lo := 0
 	if seeder {
-		lo = l.seeders
+		lo = int(l.seeders)
 	}
-	m := len(l.peers) - lo
+	m := len(l.keys) - lo
 	if m <= 0 || n <= 0 {
 		return out
 	}
-	start := randN(r, m)
-	want := len(out) + n
-	for c := 0; c < m && len(out) < want; c++ {
-		j := start + c
-		if j >= m {
-			j -= m
-		}
-		p := &l.peers[lo+j]
-		if p.key == self {
+	if self >= lo {
+		n = min(n, m-1) // self is in the window and is skipped
+	} else {
+		n = min(n, m)
+	}
+	start := lo + randN(r, m)
+	// At most two runs, [start, end) then from lo, each copied whole
+	// except for self.
+	for n > 0 {
+		end := min(start+n, lo+m)
+		if self >= start && self < end {
+			out = appendKeys(out, l.keys[start:self])
+			n -= self - start
+			start = self + 1
+			if start == lo+m {
+				start = lo
+			}
 			continue
 		}
-		out = append(out, bittorrent.Peer{ID: p.id, Addr: p.key.addrPort()})
+		out = appendKeys(out, l.keys[start:end])
+		n -= end - start
+		start = end
+		if start == lo+m {
+			start = lo
+		}
 	}
 	return out
+}
+
+// appendKeys appends keys as their bytes: an array of compact addresses is
+// already a compact peer string.
+func appendKeys[K addrKey](out []byte, keys []K) []byte {
+	if len(keys) == 0 {
+		return out
+	}
+	var k K
+	return append(out, unsafe.Slice((*byte)(unsafe.Pointer(&keys[0])), len(keys)*int(unsafe.Sizeof(k)))...)
 }

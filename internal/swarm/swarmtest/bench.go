@@ -48,8 +48,8 @@ func Bench(b *testing.B, newStore func() swarm.Store) {
 			}
 		})
 	})
-	b.Run("memory/torrents=10000xpeers=10", func(b *testing.B) {
-		const torrents, peers = 10_000, 10
+	b.Run("memory/torrents=100000xpeers=10", func(b *testing.B) {
+		const torrents, peers = 100_000, 10
 		for b.Loop() {
 			runtime.GC()
 			var before, after runtime.MemStats

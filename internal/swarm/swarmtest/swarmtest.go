@@ -84,8 +84,8 @@ func counts(t *testing.T, resp *bittorrent.AnnounceResponse, seeders, leechers u
 
 func testFirstAnnounce(t *testing.T, s swarm.Store) {
 	resp := announce(s, Req(Hash(1), Addr4(1), 100, bittorrent.EventStarted), 50)
-	if len(resp.Peers) != 0 {
-		t.Fatalf("got %d peers, want 0", len(resp.Peers))
+	if resp.Peers.Len() != 0 {
+		t.Fatalf("got %d peers, want 0", resp.Peers.Len())
 	}
 	counts(t, resp, 0, 1)
 }
@@ -96,12 +96,12 @@ func testNoSelf(t *testing.T, s swarm.Store) {
 	}
 	for range 20 {
 		resp := announce(s, Req(Hash(1), Addr4(2), 100, bittorrent.EventNone), 50)
-		if len(resp.Peers) != 4 {
-			t.Fatalf("got %d peers, want 4", len(resp.Peers))
+		if resp.Peers.Len() != 4 {
+			t.Fatalf("got %d peers, want 4", resp.Peers.Len())
 		}
-		for _, p := range resp.Peers {
-			if p.Addr == Addr4(2) {
-				t.Fatalf("reply includes the requester %v", p.Addr)
+		for _, p := range resp.Peers.All() {
+			if p == Addr4(2) {
+				t.Fatalf("reply includes the requester %v", p)
 			}
 		}
 	}
@@ -116,12 +116,12 @@ func testSeedersGetLeechers(t *testing.T, s swarm.Store) {
 	}
 	resp := announce(s, Req(Hash(1), Addr4(0), 0, bittorrent.EventNone), 50)
 	counts(t, resp, 10, 3)
-	if len(resp.Peers) != 3 {
-		t.Fatalf("seeder got %d peers, want the 3 leechers", len(resp.Peers))
+	if resp.Peers.Len() != 3 {
+		t.Fatalf("seeder got %d peers, want the 3 leechers", resp.Peers.Len())
 	}
-	for _, p := range resp.Peers {
-		if n := p.Addr.Addr().As4()[3]; n < 10 {
-			t.Fatalf("seeder was given seeder %v", p.Addr)
+	for _, p := range resp.Peers.All() {
+		if n := p.Addr().As4()[3]; n < 10 {
+			t.Fatalf("seeder was given seeder %v", p)
 		}
 	}
 }
@@ -134,15 +134,15 @@ func testLeechersGetAll(t *testing.T, s swarm.Store) {
 		announce(s, Req(Hash(1), Addr4(i), 5, bittorrent.EventStarted), 50)
 	}
 	resp := announce(s, Req(Hash(1), Addr4(5), 5, bittorrent.EventNone), 50)
-	if len(resp.Peers) != 5 {
-		t.Fatalf("leecher got %d peers, want 5", len(resp.Peers))
+	if resp.Peers.Len() != 5 {
+		t.Fatalf("leecher got %d peers, want 5", resp.Peers.Len())
 	}
 	seen := map[netip.AddrPort]bool{}
-	for _, p := range resp.Peers {
-		if seen[p.Addr] {
-			t.Fatalf("peer %v returned twice", p.Addr)
+	for _, p := range resp.Peers.All() {
+		if seen[p] {
+			t.Fatalf("peer %v returned twice", p)
 		}
-		seen[p.Addr] = true
+		seen[p] = true
 	}
 }
 
@@ -152,15 +152,15 @@ func testNumWant(t *testing.T, s swarm.Store) {
 	}
 	for _, n := range []int{0, 1, 7, 99, 500} {
 		resp := announce(s, Req(Hash(1), Addr4(1000), 5, bittorrent.EventNone), n)
-		if want := min(n, 100); len(resp.Peers) != want {
-			t.Fatalf("numWant %d: got %d peers, want %d", n, len(resp.Peers), want)
+		if want := min(n, 100); resp.Peers.Len() != want {
+			t.Fatalf("numWant %d: got %d peers, want %d", n, resp.Peers.Len(), want)
 		}
 	}
 	// Random start: over many announces, every peer gets handed out.
 	seen := map[netip.AddrPort]bool{}
 	for range 200 {
-		for _, p := range announce(s, Req(Hash(1), Addr4(1000), 5, bittorrent.EventNone), 5).Peers {
-			seen[p.Addr] = true
+		for _, p := range announce(s, Req(Hash(1), Addr4(1000), 5, bittorrent.EventNone), 5).Peers.All() {
+			seen[p] = true
 		}
 	}
 	if len(seen) < 90 {
@@ -174,8 +174,8 @@ func testStopped(t *testing.T, s swarm.Store) {
 	resp := announce(s, Req(Hash(1), Addr4(1), 0, bittorrent.EventStopped), 50)
 	counts(t, resp, 0, 1)
 	resp = announce(s, Req(Hash(1), Addr4(3), 5, bittorrent.EventStarted), 50)
-	if len(resp.Peers) != 1 || resp.Peers[0].Addr != Addr4(2) {
-		t.Fatalf("after stop, peers = %v, want only %v", resp.Peers, Addr4(2))
+	if resp.Peers.Len() != 1 || resp.Peers.At(0) != Addr4(2) {
+		t.Fatalf("after stop, peers = %v, want only %v", resp.Peers.All(), Addr4(2))
 	}
 }
 
@@ -216,8 +216,8 @@ func testKeyedByAddr(t *testing.T, s swarm.Store) {
 	forged.PeerID = victim.PeerID
 	announce(s, forged, 50)
 	resp := announce(s, Req(Hash(1), Addr4(3), 5, bittorrent.EventStarted), 50)
-	if len(resp.Peers) != 1 || resp.Peers[0].Addr != Addr4(1) {
-		t.Fatalf("victim gone after a forged stop: peers = %v", resp.Peers)
+	if resp.Peers.Len() != 1 || resp.Peers.At(0) != Addr4(1) {
+		t.Fatalf("victim gone after a forged stop: peers = %v", resp.Peers.All())
 	}
 	// The same address on another port is another peer.
 	other := Req(Hash(1), netip.AddrPortFrom(Addr4(1).Addr(), 7000), 5, bittorrent.EventStarted)
@@ -229,11 +229,11 @@ func testFamilies(t *testing.T, s swarm.Store) {
 	announce(s, Req(Hash(1), Addr6(1), 0, bittorrent.EventStarted), 50)
 	r4 := announce(s, Req(Hash(1), Addr4(2), 5, bittorrent.EventStarted), 50)
 	r6 := announce(s, Req(Hash(1), Addr6(2), 5, bittorrent.EventStarted), 50)
-	if len(r4.Peers) != 1 || !r4.Peers[0].Addr.Addr().Is4() {
-		t.Fatalf("ipv4 requester got %v, want the one ipv4 seeder", r4.Peers)
+	if r4.Peers.Len() != 1 || !r4.Peers.At(0).Addr().Is4() {
+		t.Fatalf("ipv4 requester got %v, want the one ipv4 seeder", r4.Peers.All())
 	}
-	if len(r6.Peers) != 1 || r6.Peers[0].Addr != Addr6(1) {
-		t.Fatalf("ipv6 requester got %v, want the one ipv6 seeder", r6.Peers)
+	if r6.Peers.Len() != 1 || r6.Peers.At(0) != Addr6(1) {
+		t.Fatalf("ipv6 requester got %v, want the one ipv6 seeder", r6.Peers.All())
 	}
 	counts(t, r6, 2, 2) // counts cover both families
 }
@@ -242,8 +242,8 @@ func testMapped(t *testing.T, s swarm.Store) {
 	mapped := netip.AddrPortFrom(netip.AddrFrom16(Addr4(1).Addr().As16()), 6881)
 	announce(s, Req(Hash(1), mapped, 0, bittorrent.EventStarted), 50)
 	resp := announce(s, Req(Hash(1), Addr4(2), 5, bittorrent.EventStarted), 50)
-	if len(resp.Peers) != 1 || resp.Peers[0].Addr != Addr4(1) {
-		t.Fatalf("peers = %v, want the mapped peer as plain ipv4 %v", resp.Peers, Addr4(1))
+	if resp.Peers.Len() != 1 || resp.Peers.At(0) != Addr4(1) {
+		t.Fatalf("peers = %v, want the mapped peer as plain ipv4 %v", resp.Peers.All(), Addr4(1))
 	}
 }
 
@@ -300,8 +300,8 @@ func testLargeSwarm(t *testing.T, s swarm.Store) {
 		t.Fatalf("Scrape = %+v, want %d seeders %d leechers", sc, seeders, leechers)
 	}
 	resp := announce(s, Req(Hash(1), Addr4(1), 0, bittorrent.EventNone), 1000)
-	if uint32(len(resp.Peers)) != leechers {
-		t.Fatalf("seeder got %d peers, want all %d leechers", len(resp.Peers), leechers)
+	if uint32(resp.Peers.Len()) != leechers {
+		t.Fatalf("seeder got %d peers, want all %d leechers", resp.Peers.Len(), leechers)
 	}
 }
 
