@@ -299,12 +299,13 @@ for round in $(seq $rounds); do
 done
 
 # --- phase 2: latency at a fixed rate, and overload ---------------------------
-# The rates come from phase 1's medians: 50% and 90% of opentracker's UDP
-# capacity for both servers (and udpecho, to show what the kernel, Go's
-# scheduler and the load tool's own wake-ups cost), and twice each
-# server's own UDP capacity.
+# The paced rates come from phase 1's medians: 50% and 90% of opentracker's
+# UDP capacity for both servers (and udpecho, to show what the kernel, Go's
+# scheduler and the load tool's own wake-ups cost). The overload is twice
+# the server's capacity measured just before it, by the same process: this
+# machine's speed drifts by tens of percent over minutes, so a peak from
+# phase 1 could be another machine's.
 ot_cap=$(median udp-announce opentracker)
-declare -A peak=([warden]=$(median udp-announce warden) [opentracker]=$ot_cap)
 r50=$((ot_cap / 2)) r90=$((ot_cap * 9 / 10))
 printf 'ot_cap %s\nr50 %s\nr90 %s\n' $ot_cap $r50 $r90 >"$work/meta.txt"
 udp_rate=(--workers 4 --window 256)
@@ -321,7 +322,9 @@ for round in $(seq $rounds); do
 		run lat50 $s $round $server_pid $(target $s udp) "${udp_rate[@]}" --rate $r50
 		run lat90 $s $round $server_pid $(target $s udp) "${udp_rate[@]}" --rate $r90
 		if [ $s != udpecho ]; then
-			run overload $s $round $server_pid $(target $s udp) "${udp_over[@]}" --rate $((2 * peak[$s]))
+			run peak $s $round $server_pid $(target $s udp) "${udp_max[@]}"
+			peak=$(tail -1 "$work/rows.tsv" | cut -f4)
+			run overload $s $round $server_pid $(target $s udp) "${udp_over[@]}" --rate $((2 * peak))
 		fi
 		stop_server
 	done
