@@ -146,7 +146,7 @@ func (e *echo) doRecv(fd uintptr) bool {
 	for i := range e.rhs {
 		e.rhs[i].Hdr.Namelen = unix.SizeofSockaddrAny
 	}
-	r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&e.rhs[0])), uintptr(len(e.rhs)), 0, 0, 0)
+	r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&e.rhs[0])), uintptr(len(e.rhs)), 0, 0, 0)
 	if errno == unix.EAGAIN {
 		return false // wait until readable
 	}
@@ -155,7 +155,7 @@ func (e *echo) doRecv(fd uintptr) bool {
 }
 
 func (e *echo) doSend(fd uintptr) bool {
-	r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&e.shs[e.sOff])), uintptr(e.sn-e.sOff), 0, 0, 0)
+	r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&e.shs[e.sOff])), uintptr(e.sn-e.sOff), 0, 0, 0)
 	if errno == unix.EAGAIN {
 		return false // wait until writable
 	}

@@ -22,6 +22,16 @@ func newBatchConn(pc *net.UDPConn, v6 bool, batch int) (batchConn, error) {
 
 // mmsgConn is the Linux batchConn: recvmmsg and sendmmsg issued directly
 // on the socket, with every header, address and buffer allocated once.
+//
+// Both are issued as raw system calls, without telling the Go scheduler.
+// The socket is non-blocking (an empty queue is EAGAIN, and the RawConn
+// parks the goroutine in the netpoller), so neither call can block. A
+// sendmmsg of a full batch runs for a few hundred µs on loopback; as an
+// ordinary syscall, the runtime's monitor would hand the worker's P to
+// another thread meanwhile, which then competes for the same core and has
+// to give the P back. Measured with the server pinned to one core: 174k
+// announces/s with ordinary syscalls, 229k/s raw (median of 4 alternating
+// runs each); the echo server did not change (it is load-tool bound).
 // Unlike x/net's ReadBatch it reads each source address from the raw
 // sockaddr into a netip.AddrPort, and copies it raw into the reply's
 // header, so a datagram costs no allocation at all.
@@ -108,7 +118,7 @@ func (c *mmsgConn) read() (int, error) {
 // readable and call again".
 func (c *mmsgConn) recvmmsg(fd uintptr) bool {
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd,
+		n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd,
 			uintptr(unsafe.Pointer(&c.inHdrs[0])), uintptr(len(c.inHdrs)), 0, 0, 0)
 		switch e {
 		case 0:
@@ -179,7 +189,7 @@ func (c *mmsgConn) flush() (sent, refused int, err error) {
 
 func (c *mmsgConn) sendmmsg(fd uintptr) bool {
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd,
+		n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd,
 			uintptr(unsafe.Pointer(&c.outHdrs[c.off])), uintptr(c.end-c.off), 0, 0, 0)
 		switch e {
 		case 0:
