@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"warden/internal/swarm"
 )
 
 const example = "../../warden.example.toml"
@@ -96,6 +98,7 @@ func TestValidate(t *testing.T) {
 		{"public admin", func(c *Config) { c.Admin.Listen = "0.0.0.0:7070" }, "admin: listen"},
 		{"bad tracker", func(c *Config) { c.Tracker.MaxNumWant = -1 }, "max_numwant"},
 		{"bad swarm", func(c *Config) { c.Swarm.PeerTTL = 0 }, "peer_ttl"},
+		{"peer_ttl past the stamps", func(c *Config) { c.Swarm.PeerTTL = swarm.MaxPeerTTL + 1 }, "peer_ttl"},
 		{"bad udp", func(c *Config) { c.UDP.BatchSize = 0 }, "batch_size"},
 	}
 	for _, tt := range tests {

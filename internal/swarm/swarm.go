@@ -59,10 +59,15 @@ func DefaultConfig() Config {
 	return Config{PeerTTL: 62 * time.Minute, SweepInterval: time.Minute, ThrottleInterval: 30 * time.Second}
 }
 
+// MaxPeerTTL is the longest peer_ttl; sweep_interval is at most as long.
+const MaxPeerTTL = 8 * time.Hour
+
 // Validate rejects settings that cannot work.
 func (c Config) Validate() error {
-	if c.PeerTTL < time.Second {
-		return errField("peer_ttl", "must be at least 1s")
+	// The store keeps last-seen times modulo 2^16 seconds (about 18 h) to
+	// save memory, so a peer must be swept out well before that.
+	if c.PeerTTL < time.Second || c.PeerTTL > MaxPeerTTL {
+		return errField("peer_ttl", "must be between 1s and "+MaxPeerTTL.String())
 	}
 	if c.SweepInterval < time.Second || c.SweepInterval > c.PeerTTL {
 		return errField("sweep_interval", "must be between 1s and peer_ttl")

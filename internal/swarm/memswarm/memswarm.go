@@ -215,11 +215,11 @@ func (s *Store) Sweep() {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		for ih, t := range sh.torrents {
-			ds, dl := t.v4.expire(cutoff)
+			ds, dl := t.v4.expire(now, ttl)
 			sh.seeders -= ds
 			sh.leechers -= dl
 			if t.v6 != nil {
-				ds, dl = t.v6.expire(cutoff)
+				ds, dl = t.v6.expire(now, ttl)
 				sh.seeders -= ds
 				sh.leechers -= dl
 				if t.v6.len() == 0 {

@@ -106,3 +106,39 @@ func TestThrottle(t *testing.T) {
 		t.Fatalf("re-announce after 31s got %d peers, want 5", resp.Peers.Len())
 	}
 }
+
+// TestStampWraps runs the store for several days of its clock, past the
+// 2^16-second wrap of the last-seen stamps, with a sweep every minute as Run
+// does: peers that keep announcing stay, peers that stop go after the TTL,
+// and the throttle reads the ages right across the wrap.
+func TestStampWraps(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	cfg := swarm.Config{PeerTTL: swarm.MaxPeerTTL, SweepInterval: swarm.MaxPeerTTL, ThrottleInterval: 30 * time.Second}
+	s := newWithClock(cfg, clk.now)
+	var resp bittorrent.AnnounceResponse
+	stay := swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(1), 1, bittorrent.EventStarted)
+	s.Announce(stay, 50, &resp)
+	stay.Event = bittorrent.EventNone
+	for day := range 3 {
+		// One peer that announces once and goes quiet.
+		s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(100+day), 0, bittorrent.EventStarted), 50, &resp)
+		for step := time.Duration(0); step < 24*time.Hour; step += 20 * time.Minute {
+			clk.t = clk.t.Add(20 * time.Minute)
+			s.Announce(stay, 50, &resp)
+			if resp.Peers.Len() > 1 {
+				t.Fatalf("day %d +%v: %d peers handed out, want at most the one quiet peer", day, step, resp.Peers.Len())
+			}
+			if step%swarm.MaxPeerTTL == 0 {
+				s.Sweep() // as often as the longest allowed sweep_interval
+			}
+			clk.t = clk.t.Add(10 * time.Second)
+			s.Announce(stay, 50, &resp)
+			if resp.Peers.Len() != 0 {
+				t.Fatalf("day %d +%v: a re-announce after 10 s was not throttled", day, step)
+			}
+		}
+		if st := s.Stats(); st.Seeders+st.Leechers != 1 {
+			t.Fatalf("day %d: %+v, want only the peer that keeps announcing", day, st)
+		}
+	}
+}

@@ -13,18 +13,26 @@ type addrKey interface {
 	addr4 | addr6
 }
 
+// stamp is a time in seconds since the store's epoch, modulo 2^16: ages
+// computed from it are right up to about 18 hours, and a peer is never
+// kept that long (swarm.Config caps peer_ttl and sweep_interval so that
+// the sweep removes it first).
+type stamp uint16
+
+func age(now uint32, seen stamp) uint32 { return uint32(stamp(now) - seen) }
+
 // indexMin is the swarm size from which a peer list keeps a map from
 // address to position; below it a linear scan is faster and smaller.
 const indexMin = 32
 
 // peerList holds one address family's peers of one torrent as two parallel
 // arrays, partitioned: keys[:seeders] are seeders, keys[seeders:] leechers.
-// A stored IPv4 peer costs 10 bytes (address and port, last-seen second)
+// A stored IPv4 peer costs 8 bytes (address and port, last-seen stamp)
 // and nothing else below indexMin peers: no peer ID, no per-peer
 // allocation. The shard's lock guards it.
 type peerList[K addrKey] struct {
 	keys    []K
-	seen    []uint32 // seconds since the store's epoch, parallel to keys
+	seen    []stamp // parallel to keys
 	seeders int32
 	index   map[K]int32 // nil while len(keys) < indexMin
 }
@@ -89,8 +97,8 @@ func (l *peerList[K]) update(k K, seeder bool, ev bittorrent.Event, now, throttl
 		}
 		return i, 0, 1, false, false
 	}
-	tooSoon = ev == bittorrent.EventNone && now-l.seen[i] < throttle
-	l.seen[i] = now
+	tooSoon = ev == bittorrent.EventNone && age(now, l.seen[i]) < throttle
+	l.seen[i] = stamp(now)
 	wasSeeder := i < int(l.seeders)
 	switch {
 	case seeder && !wasSeeder:
@@ -112,12 +120,12 @@ func (l *peerList[K]) append(k K, now uint32) {
 		n := cap(l.keys) + cap(l.keys)/4 + 2
 		keys := make([]K, len(l.keys), n)
 		copy(keys, l.keys)
-		seen := make([]uint32, len(l.seen), n)
+		seen := make([]stamp, len(l.seen), n)
 		copy(seen, l.seen)
 		l.keys, l.seen = keys, seen
 	}
 	l.keys = append(l.keys, k)
-	l.seen = append(l.seen, now)
+	l.seen = append(l.seen, stamp(now))
 	if l.index != nil {
 		l.index[k] = int32(len(l.keys) - 1)
 	} else if len(l.keys) >= indexMin {
@@ -147,16 +155,16 @@ func (l *peerList[K]) remove(i int) {
 	}
 	if cap(l.keys) > 16 && len(l.keys) < cap(l.keys)/4 {
 		l.keys = append([]K(nil), l.keys...)
-		l.seen = append([]uint32(nil), l.seen...)
+		l.seen = append([]stamp(nil), l.seen...)
 	}
 }
 
-// expire removes peers last seen before cutoff and returns how many
-// seeders and leechers went.
-func (l *peerList[K]) expire(cutoff uint32) (seeders, leechers int) {
+// expire removes peers last seen more than ttl seconds before now and
+// returns how many seeders and leechers went.
+func (l *peerList[K]) expire(now, ttl uint32) (seeders, leechers int) {
 	// Walking down keeps remove's swaps on positions already visited.
 	for i := len(l.keys) - 1; i >= 0; i-- {
-		if i >= len(l.keys) || l.seen[i] >= cutoff {
+		if i >= len(l.keys) || age(now, l.seen[i]) <= ttl {
 			continue
 		}
 		if i < int(l.seeders) {
