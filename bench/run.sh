@@ -74,8 +74,6 @@ go build -o "$work/warden" ./cmd/warden
 go build -o "$work/udpecho" ./bench/udpecho
 go build -o "$work/httpecho" ./bench/httpecho
 W=$work/warden
-pidflag=() # --server-pid, where this warden's load tool has it
-"$W" help load 2>&1 | grep -q -- '-server-pid' && pidflag=(--server-pid)
 
 "$W" load --torrents $mem_torrents --print-hashes >"$work/hashes.txt"
 cp "$work/hashes.txt" "$work/wl.txt"
@@ -182,11 +180,10 @@ noise=${BENCH_NOISE:-0.25} retries=${BENCH_RETRIES:-12}
 run() {
 	local label=$1 server=$2 round=$3 pid=$4
 	shift 4
-	local extra=() try line
-	[ ${#pidflag[@]} = 1 ] && extra=(--server-pid "$pid")
+	local try line
 	for try in 1 2 3; do
 		taskset -c 1 "$W" load --hashes "$work/hashes.txt" --torrents $load_torrents \
-			--warmup ${warm}s --duration ${secs}s "${extra[@]}" --json "$@" >"$work/out.json" 2>>"$work/load.log" || {
+			--warmup ${warm}s --duration ${secs}s --server-pid "$pid" --json "$@" >"$work/out.json" 2>>"$work/load.log" || {
 			echo "run.sh: load failed: $label $server: $*" >&2
 			tail -5 "$work/load.log" >&2
 			exit 1

@@ -66,3 +66,31 @@ func TestRun(t *testing.T) {
 		})
 	}
 }
+
+func TestAdminURL(t *testing.T) {
+	tests := []struct {
+		in, want string // want "" for a usage error
+	}{
+		{"http://127.0.0.1:7070", "http://127.0.0.1:7070"},
+		{"http://127.0.0.1:7070/", "http://127.0.0.1:7070"},
+		{"127.0.0.1:7070", "http://127.0.0.1:7070"}, // as serve --admin takes it
+		{"[::1]:7070", "http://[::1]:7070"},
+		{"https://admin.example:8443", "https://admin.example:8443"},
+		{"ftp://127.0.0.1:7070", ""},
+		{"http://", ""},
+		{"127.0.0.1:7070 x", ""},
+	}
+	for _, tt := range tests {
+		got, err := adminURL(tt.in)
+		if tt.want == "" {
+			var ue usageError
+			if !errors.As(err, &ue) {
+				t.Errorf("adminURL(%q) = %q, %v; want a usage error", tt.in, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("adminURL(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -37,7 +38,7 @@ commands:
   rejected [-n N]         refused announces: totals, top hashes and sources
 
 common flags (before or after the arguments):
-  --admin URL   admin API (default http://127.0.0.1:7070)
+  --admin URL   admin API, a URL or host:port (default http://127.0.0.1:7070)
   --data DIR    where to find admin.token (default ./warden-data);
                 $WARDEN_TOKEN overrides the file
   --json        print JSON instead of a table
@@ -54,6 +55,19 @@ func (f *registryFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.json, "json", false, "print JSON")
 }
 
+// adminURL takes the admin API's address as a URL or, as `serve --admin`
+// takes it, as host:port.
+func adminURL(s string) (string, error) {
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", usageError{fmt.Errorf("--admin %q: want host:port or an http(s) URL", s)}
+	}
+	return strings.TrimRight(s, "/"), nil
+}
+
 // adminClient is the admin API client the CLI commands share.
 type adminClient = admin.Client
 
@@ -65,7 +79,11 @@ func (f *registryFlags) client() (*admin.Client, error) {
 			return nil, fmt.Errorf("%w (give --data DIR of the server, or set %s)", err, admin.TokenEnv)
 		}
 	}
-	return &admin.Client{BaseURL: strings.TrimRight(f.admin, "/"), Token: tok, Actor: actorName()}, nil
+	base, err := adminURL(f.admin)
+	if err != nil {
+		return nil, err
+	}
+	return &admin.Client{BaseURL: base, Token: tok, Actor: actorName()}, nil
 }
 
 // actorName is who the audit log records: user@host.
