@@ -758,6 +758,7 @@ func TestNotARegistry(t *testing.T) {
 // (registry may not import tracker) so a change to either side is noticed.
 type trackerRegistry interface {
 	Status(ih bittorrent.InfoHash) (registered, revoked bool, reason string)
+	Generation() uint64
 }
 
 var _ trackerRegistry = (*Registry)(nil)

@@ -9,3 +9,8 @@ func (r *Registry) Status(ih bittorrent.InfoHash) (registered, revoked bool, rea
 	state, reason, ok := r.Lookup(ih)
 	return ok, state == Revoked, reason
 }
+
+// Generation is the database's change counter as of the snapshot Status
+// reads: every committed change, from this process or another, moves it
+// before Status can answer differently.
+func (r *Registry) Generation() uint64 { return uint64(r.snap.Load().gen) }

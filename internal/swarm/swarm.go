@@ -14,12 +14,22 @@ import (
 type Store interface {
 	// Announce records the request's peer, keyed by req.Addr (never by peer
 	// ID), or removes it at once for EventStopped. It then fills resp's
-	// Complete and Incomplete counts and appends to resp.Peers[:0] up to
+	// Complete and Incomplete counts and appends to resp.Peers up to
 	// numWant other peers of the requester's address family, chosen at
 	// random, never including the requester. A seeder is given only
 	// leechers. Announce does not block on I/O and, once resp.Peers has
 	// grown, allocates only when a torrent or peer is first seen.
-	Announce(req *bittorrent.AnnounceRequest, numWant int, resp *bittorrent.AnnounceResponse)
+	//
+	// Before it records anything for a torrent, the store asks admit,
+	// unless it already admitted that torrent under the same ticket. The
+	// caller moves the ticket on whenever an earlier answer may no longer
+	// hold (the registry's generation), so a torrent in steady use costs
+	// one admission check per registry change rather than one per
+	// announce, and the check reads nothing the store has not already
+	// loaded. If admit refuses, Announce records nothing, leaves resp as it
+	// was and returns false. admit runs under the store's lock: it must be
+	// quick and must not call the store. A nil admit admits everything.
+	Announce(req *bittorrent.AnnounceRequest, numWant int, resp *bittorrent.AnnounceResponse, ticket uint32, admit func(bittorrent.InfoHash) bool) bool
 
 	// Scrape returns the counts for one torrent; a torrent the store has
 	// never seen has all counts zero.

@@ -54,6 +54,10 @@ type Registry interface {
 	// revoked and why. It must not block or allocate: it is on the path of
 	// every announce.
 	Status(ih bittorrent.InfoHash) (registered, revoked bool, reason string)
+	// Generation changes whenever a Status answer may have changed. The
+	// swarm store remembers the generation under which it last admitted
+	// each torrent, so announces for a torrent in steady use skip Status.
+	Generation() uint64
 }
 
 // Rejected summarizes refused requests, for the operator.

@@ -171,3 +171,69 @@ func BenchmarkAnnounceModes(b *testing.B) {
 		})
 	}
 }
+
+// countingRegistry counts Status calls.
+type countingRegistry struct {
+	*registry.Registry
+	calls int
+}
+
+func (c *countingRegistry) Status(ih bittorrent.InfoHash) (bool, bool, string) {
+	c.calls++
+	return c.Registry.Status(ih)
+}
+
+// TestRegistryChangesApplyAtOnce: a torrent in steady use costs one
+// registry check, not one per announce, and a revocation, a restore or a
+// registration still applies to the very next announce.
+func TestRegistryChangesApplyAtOnce(t *testing.T) {
+	for _, mode := range []Mode{ModeAllowlist, ModeDenylist} {
+		t.Run(mode.String(), func(t *testing.T) {
+			reg := &countingRegistry{Registry: newPolicyTracker(t, mode, 1).reg.(*registry.Registry)}
+			cfg := DefaultConfig()
+			cfg.Mode = mode
+			tr := New(memswarm.New(swarmtest.Config()), reg, cfg, slog.New(slog.DiscardHandler))
+			ctx := context.Background()
+			announce := func(ih bittorrent.InfoHash, peer int) error {
+				var resp bittorrent.AnnounceResponse
+				return tr.Announce(ctx, swarmtest.Req(ih, swarmtest.Addr4(peer), 1, bittorrent.EventNone), &resp)
+			}
+			wantRefusal := func(err error, prefix string) {
+				t.Helper()
+				if ref, ok := err.(*bittorrent.Refusal); !ok || !strings.HasPrefix(ref.Reason, prefix) {
+					t.Fatalf("got %v, want a refusal starting %q", err, prefix)
+				}
+			}
+			ih := swarmtest.Hash(0)
+			for i := range 100 {
+				if err := announce(ih, i); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if reg.calls != 1 {
+				t.Fatalf("100 announces of a registered torrent asked the registry %d times, want 1", reg.calls)
+			}
+			if _, err := reg.Revoke(ctx, ih, "withdrawn", "test"); err != nil {
+				t.Fatal(err)
+			}
+			wantRefusal(announce(ih, 1), "revoked: withdrawn")
+			wantRefusal(announce(ih, 2), "revoked: withdrawn")
+			if _, err := reg.Restore(ctx, ih, "test"); err != nil {
+				t.Fatal(err)
+			}
+			if err := announce(ih, 1); err != nil {
+				t.Fatalf("after restore: %v", err)
+			}
+			if mode == ModeAllowlist {
+				late := swarmtest.Hash(50)
+				wantRefusal(announce(late, 1), "torrent not registered")
+				if _, err := reg.Add(ctx, registry.Entry{V1: late}, "test"); err != nil {
+					t.Fatal(err)
+				}
+				if err := announce(late, 1); err != nil {
+					t.Fatalf("after registration: %v", err)
+				}
+			}
+		})
+	}
+}

@@ -81,6 +81,7 @@ type Tracker struct {
 	log      *slog.Logger
 	now      func() time.Time
 	refusals *refusals
+	admitFn  func(bittorrent.InfoHash) bool // t.admit, bound once; nil in open mode
 }
 
 // New returns a tracker over store. reg may be nil only in open mode.
@@ -88,7 +89,7 @@ func New(store swarm.Store, reg Registry, cfg Config, log *slog.Logger) *Tracker
 	if reg == nil && cfg.Mode != ModeOpen {
 		panic("tracker: a registry is required in " + cfg.Mode.String() + " mode")
 	}
-	return &Tracker{
+	t := &Tracker{
 		cfg:      cfg,
 		reg:      reg,
 		store:    store,
@@ -96,6 +97,10 @@ func New(store swarm.Store, reg Registry, cfg Config, log *slog.Logger) *Tracker
 		now:      time.Now,
 		refusals: newRefusals(cfg.AbuseContact, cfg.RefusalInterval),
 	}
+	if cfg.Mode != ModeOpen {
+		t.admitFn = t.admit
+	}
+	return t
 }
 
 // Config returns the policy the tracker runs with.
@@ -111,11 +116,16 @@ var ErrInvalidPort = bittorrent.ClientError("invalid port")
 // frontend that keeps one response per worker makes announces allocation
 // free. The error, if any, is a *bittorrent.Refusal for a torrent this
 // tracker does not track, or a bittorrent.ClientError.
+//
+// Whether the mode allows the torrent is decided by the store's admission
+// check (see swarm.Store), which asks the registry once per torrent and
+// registry generation; only a refused announce goes through check for the
+// refusal to send.
 func (t *Tracker) Announce(ctx context.Context, req *bittorrent.AnnounceRequest, resp *bittorrent.AnnounceResponse) error {
-	if refusal := t.check(req.InfoHash, req.Addr.Addr()); refusal != nil {
-		return refusal
-	}
 	if req.Addr.Port() == 0 {
+		if refusal := t.check(req.InfoHash, req.Addr.Addr()); refusal != nil {
+			return refusal
+		}
 		return ErrInvalidPort
 	}
 	numWant := t.cfg.DefaultNumWant
@@ -125,7 +135,17 @@ func (t *Tracker) Announce(ctx context.Context, req *bittorrent.AnnounceRequest,
 	if req.Event == bittorrent.EventStopped {
 		numWant = 0
 	}
-	t.store.Announce(req, numWant, resp)
+	var ticket uint32
+	if t.admitFn != nil {
+		ticket = uint32(t.reg.Generation())
+	}
+	if !t.store.Announce(req, numWant, resp, ticket, t.admitFn) {
+		if refusal := t.check(req.InfoHash, req.Addr.Addr()); refusal != nil {
+			return refusal
+		}
+		// Allowed on the second look: the registry changed in between.
+		t.store.Announce(req, numWant, resp, ticket, nil)
+	}
 	resp.Interval = t.cfg.AnnounceInterval
 	resp.MinInterval = t.cfg.MinAnnounceInterval
 	return nil
@@ -162,6 +182,16 @@ func (t *Tracker) Scrape(ctx context.Context, src netip.Addr, hashes []bittorren
 		return out[:0], first
 	}
 	return out, nil
+}
+
+// admit reports whether the mode allows the torrent: the store's admission
+// check. It does not count or log anything; check does that for refusals.
+func (t *Tracker) admit(ih bittorrent.InfoHash) bool {
+	registered, revoked, _ := t.reg.Status(ih)
+	if t.cfg.Mode == ModeDenylist {
+		return !revoked
+	}
+	return registered && !revoked
 }
 
 // check returns the refusal for a torrent the mode does not allow, or nil.

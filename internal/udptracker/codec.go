@@ -128,6 +128,12 @@ func (c *codec) maxReply() int {
 //
 // Every outcome is counted in c.stats; none is logged per datagram.
 func (c *codec) handle(src netip.AddrPort, pkt, out []byte) []byte {
+	return c.handleAt(src, pkt, out, c.jar.now())
+}
+
+// handleAt is handle at the time now: a worker reads the clock once per
+// batch, not twice per datagram.
+func (c *codec) handleAt(src netip.AddrPort, pkt, out []byte, now time.Time) []byte {
 	c.stats.inc(cReceived)
 	if len(pkt) < headerLen || len(pkt) > maxPacket || !src.IsValid() || src.Port() == 0 {
 		c.stats.inc(cDroppedBadPacket)
@@ -151,22 +157,22 @@ func (c *codec) handle(src netip.AddrPort, pkt, out []byte) []byte {
 		c.stats.inc(cConnects)
 		out = binary.BigEndian.AppendUint32(out, actionConnect)
 		out = append(out, pkt[12:16]...)
-		return binary.BigEndian.AppendUint64(out, c.jar.issue(ip))
+		return binary.BigEndian.AppendUint64(out, c.jar.issue(ip, now))
 	case actionAnnounce:
-		if !c.jar.valid(ip, binary.BigEndian.Uint64(pkt)) {
+		if !c.jar.valid(ip, binary.BigEndian.Uint64(pkt), now) {
 			c.stats.inc(cDroppedBadCookie)
 			return nil
 		}
-		if !c.allowed(ip) {
+		if !c.allowed(ip, now) {
 			return nil
 		}
 		return c.announce(ip, pkt, out)
 	case actionScrape:
-		if !c.jar.valid(ip, binary.BigEndian.Uint64(pkt)) {
+		if !c.jar.valid(ip, binary.BigEndian.Uint64(pkt), now) {
 			c.stats.inc(cDroppedBadCookie)
 			return nil
 		}
-		if !c.allowed(ip) {
+		if !c.allowed(ip, now) {
 			return nil
 		}
 		return c.scrape(ip, pkt, out)
@@ -177,8 +183,8 @@ func (c *codec) handle(src netip.AddrPort, pkt, out []byte) []byte {
 
 // allowed charges a request from the verified address ip to the guard,
 // counting a drop if it is over its rate or banned.
-func (c *codec) allowed(ip netip.Addr) bool {
-	switch c.guard.Check(ip, c.jar.now()) {
+func (c *codec) allowed(ip netip.Addr, now time.Time) bool {
+	switch c.guard.Check(ip, now) {
 	case limit.Allowed:
 		return true
 	case limit.Limited:

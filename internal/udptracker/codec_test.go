@@ -41,7 +41,7 @@ func TestHandleConnect(t *testing.T) {
 			if got := binary.BigEndian.Uint32(r[4:]); got != 7 {
 				t.Errorf("transaction_id = %d, want 7", got)
 			}
-			if id := binary.BigEndian.Uint64(r[8:]); !c.jar.valid(tt.src.Addr(), id) {
+			if id := binary.BigEndian.Uint64(r[8:]); !c.jar.valid(tt.src.Addr(), id, c.jar.now()) {
 				t.Errorf("connection ID %x not valid for %v", id, tt.src)
 			}
 			if got := c.stat(cConnects); got != 1 {

@@ -114,19 +114,17 @@ func (k sipKey) mac(ip netip.Addr, w int64) uint64 {
 	return siphash.Hash(k.k0, k.k1, msg[:])
 }
 
-// issue returns a connection ID for ip, valid from now for one to two
+// issue returns a connection ID for ip, valid from t for one to two
 // cookie windows.
-func (j *cookieJar) issue(ip netip.Addr) uint64 {
-	t := j.now()
+func (j *cookieJar) issue(ip netip.Addr, t time.Time) uint64 {
 	ks := j.keysAt(t)
 	w := window(t)
 	return ks.cur.mac(ip, w)&^3 | uint64(ks.gen&1)<<1 | uint64(w&1)
 }
 
 // valid reports whether id was issued to ip in the current or previous
-// window, under the current or previous key.
-func (j *cookieJar) valid(ip netip.Addr, id uint64) bool {
-	t := j.now()
+// window, under the current or previous key, at time t.
+func (j *cookieJar) valid(ip netip.Addr, id uint64, t time.Time) bool {
 	ks := j.keysAt(t)
 	w := window(t)
 	if uint64(w&1) != id&1 {

@@ -34,9 +34,9 @@ func TestCookieLifetime(t *testing.T) {
 			clk := newFakeClock()
 			jar := newCookieJar(time.Hour, clk.now, seededRandom(1))
 			start := clk.now()
-			id := jar.issue(src4.Addr())
+			id := jar.issue(src4.Addr(), jar.now())
 			clk.set(start.Add(tt.after))
-			if got := jar.valid(tt.from, id); got != tt.want {
+			if got := jar.valid(tt.from, id, jar.now()); got != tt.want {
 				t.Errorf("issued to %v, checked from %v after %v: valid = %v, want %v", src4.Addr(), tt.from, tt.after, got, tt.want)
 			}
 		})
@@ -51,15 +51,15 @@ func TestCookieEveryOffset(t *testing.T) {
 	base := clk.now().Truncate(cookieWindow)
 	for off := time.Duration(0); off < cookieWindow; off += 7 * time.Second {
 		clk.set(base.Add(off))
-		id := jar.issue(src6.Addr())
+		id := jar.issue(src6.Addr(), jar.now())
 		for _, after := range []time.Duration{0, cookieWindow - 1, 2*cookieWindow - off - 1} {
 			clk.set(base.Add(off + after))
-			if !jar.valid(src6.Addr(), id) {
+			if !jar.valid(src6.Addr(), id, jar.now()) {
 				t.Errorf("issued at +%v: invalid after %v", off, after)
 			}
 		}
 		clk.set(base.Add(2 * cookieWindow))
-		if jar.valid(src6.Addr(), id) {
+		if jar.valid(src6.Addr(), id, jar.now()) {
 			t.Errorf("issued at +%v: still valid two windows on", off)
 		}
 	}
@@ -82,15 +82,15 @@ func TestCookieRotation(t *testing.T) {
 			clk := newFakeClock()
 			jar := newCookieJar(rotation, clk.now, seededRandom(1))
 			start := clk.now()
-			id := jar.issue(src4.Addr())
+			id := jar.issue(src4.Addr(), jar.now())
 			// Visit later periods so the keys rotate, then come back
 			// within the ID's lifetime: only the key decides.
 			for i := 1; i <= tt.rotations; i++ {
 				clk.set(start.Add(time.Duration(i) * rotation))
-				jar.valid(src4.Addr(), 0)
+				jar.valid(src4.Addr(), 0, jar.now())
 			}
 			clk.set(start.Add(10 * time.Second))
-			if got := jar.valid(src4.Addr(), id); got != tt.want {
+			if got := jar.valid(src4.Addr(), id, jar.now()); got != tt.want {
 				t.Errorf("after %d rotations: valid = %v, want %v", tt.rotations, got, tt.want)
 			}
 		})
@@ -103,12 +103,12 @@ func TestCookieAcrossRotationBoundary(t *testing.T) {
 	jar := newCookieJar(rotation, clk.now, seededRandom(1))
 	boundary := clk.now().Truncate(rotation).Add(rotation)
 	clk.set(boundary.Add(-time.Second))
-	id := jar.issue(src4.Addr())
+	id := jar.issue(src4.Addr(), jar.now())
 	clk.set(boundary.Add(30 * time.Second))
-	if !jar.valid(src4.Addr(), id) {
+	if !jar.valid(src4.Addr(), id, jar.now()) {
 		t.Errorf("ID issued 1s before a rotation is invalid 30s after it")
 	}
-	if fresh := jar.issue(src4.Addr()); fresh == id {
+	if fresh := jar.issue(src4.Addr(), jar.now()); fresh == id {
 		t.Errorf("a new period issues the same ID %x", id)
 	}
 }
@@ -117,7 +117,7 @@ func TestCookieKeysDiffer(t *testing.T) {
 	clk := newFakeClock()
 	a := newCookieJar(time.Hour, clk.now, nil)
 	b := newCookieJar(time.Hour, clk.now, nil)
-	if b.valid(src4.Addr(), a.issue(src4.Addr())) {
+	if b.valid(src4.Addr(), a.issue(src4.Addr(), a.now()), b.now()) {
 		t.Errorf("a jar with another random key accepts the ID")
 	}
 }
@@ -138,11 +138,11 @@ func TestCookieAllocs(t *testing.T) {
 	}
 	clk := newFakeClock()
 	jar := newCookieJar(time.Hour, clk.now, nil)
-	id := jar.issue(src6.Addr())
-	if n := testing.AllocsPerRun(100, func() { jar.issue(src6.Addr()) }); n != 0 {
+	id := jar.issue(src6.Addr(), jar.now())
+	if n := testing.AllocsPerRun(100, func() { jar.issue(src6.Addr(), jar.now()) }); n != 0 {
 		t.Errorf("issue allocates %v times, want 0", n)
 	}
-	if n := testing.AllocsPerRun(100, func() { jar.valid(src6.Addr(), id) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { jar.valid(src6.Addr(), id, jar.now()) }); n != 0 {
 		t.Errorf("valid allocates %v times, want 0", n)
 	}
 }

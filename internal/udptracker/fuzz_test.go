@@ -24,7 +24,7 @@ func FuzzHandle(f *testing.F) {
 	jar := newCookieJar(time.Hour, clk.now, seededRandom(7))
 	tr := newTestTracker(f)
 	c := newCodec(context.Background(), tr, jar, new(counters), newRateLog(discardLog(), slog.LevelError, "tracker error", time.Second))
-	cid4, cid6 := jar.issue(src4.Addr()), jar.issue(src6.Addr())
+	cid4, cid6 := jar.issue(src4.Addr(), jar.now()), jar.issue(src6.Addr(), jar.now())
 
 	f.Add(connectPkt(1), false)                    // connect
 	f.Add(connectPkt(1), true)                     // connect over IPv6
@@ -71,7 +71,7 @@ func FuzzHandle(f *testing.F) {
 		if r == nil {
 			return
 		}
-		verified := len(pkt) >= headerLen && jar.valid(src.Addr(), binary.BigEndian.Uint64(pkt)) &&
+		verified := len(pkt) >= headerLen && jar.valid(src.Addr(), binary.BigEndian.Uint64(pkt), jar.now()) &&
 			(binary.BigEndian.Uint32(pkt[8:]) == actionAnnounce || binary.BigEndian.Uint32(pkt[8:]) == actionScrape)
 		if !verified && len(r) > len(pkt) {
 			t.Fatalf("unverified %d-byte request got a %d-byte reply %x", len(pkt), len(r), r)

@@ -90,6 +90,7 @@ func TestShedRefusalsWhenBehind(t *testing.T) {
 type emptyRegistry struct{}
 
 func (emptyRegistry) Status(bittorrent.InfoHash) (bool, bool, string) { return false, false, "" }
+func (emptyRegistry) Generation() uint64                              { return 0 }
 
 func TestGuardAllocs(t *testing.T) {
 	c := newTestCodec(t, newTestTracker(t))

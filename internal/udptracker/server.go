@@ -321,10 +321,11 @@ func (w *worker) serveBatch() error {
 	// is behind, so refusals are shed (dropped unanswered) to keep the
 	// capacity for tracked torrents.
 	w.codec.shed = n == w.batchSize
+	now := w.codec.jar.now()
 	q := 0
 	for i := range n {
 		src, pkt := w.conn.packet(i)
-		reply := w.codec.handle(src, pkt, w.out[q][:0])
+		reply := w.codec.handleAt(src, pkt, w.out[q][:0], now)
 		if reply == nil {
 			continue
 		}

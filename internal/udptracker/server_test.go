@@ -290,7 +290,7 @@ func TestServeBatchAllocs(t *testing.T) {
 		}
 	}
 	step(connectPkt(1))
-	cid := s.jarForTest().issue(netip.MustParseAddr("127.0.0.1"))
+	cid := s.jarForTest().issue(netip.MustParseAddr("127.0.0.1"), s.jarForTest().now())
 	for _, tt := range []struct {
 		name string
 		pkt  []byte
@@ -331,7 +331,7 @@ func TestDualStackSourceIsMapped(t *testing.T) {
 		if !src.Addr().Is4In6() || src.Addr().Unmap() != netip.MustParseAddr("127.0.0.1") || len(pkt) != 16 {
 			t.Errorf("portable=%v: packet(0) = %v, %d bytes; want ::ffff:127.0.0.1, 16 bytes", portable, src, len(pkt))
 		}
-		if id := s.jarForTest().issue(netip.MustParseAddr("127.0.0.1")); !s.jarForTest().valid(src.Addr(), id) {
+		if id := s.jarForTest().issue(netip.MustParseAddr("127.0.0.1"), s.jarForTest().now()); !s.jarForTest().valid(src.Addr(), id, s.jarForTest().now()) {
 			t.Errorf("portable=%v: an ID issued to 127.0.0.1 is not valid for %v", portable, src.Addr())
 		}
 	}

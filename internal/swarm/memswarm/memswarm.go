@@ -39,12 +39,14 @@ type shard struct {
 	_        cpu.CacheLinePad
 }
 
-// torrent is one swarm: 80 bytes, plus its peers' arrays.
+// torrent is one swarm: 84 bytes (a 96-byte allocation), plus its peers'
+// arrays.
 type torrent struct {
 	v4         peerList[addr4]
 	v6         *peerList[addr6] // nil until the first IPv6 peer: most swarms have none
 	downloaded uint32
 	lastSeen   uint32 // seconds since epoch of the store
+	ticket     uint32 // the admission ticket this torrent was last admitted under
 }
 
 func (t *torrent) seeders() int {
@@ -105,22 +107,30 @@ func (s *Store) shardFor(ih bittorrent.InfoHash) *shard {
 }
 
 // Announce implements swarm.Store.
-func (s *Store) Announce(req *bittorrent.AnnounceRequest, numWant int, resp *bittorrent.AnnounceResponse) {
+func (s *Store) Announce(req *bittorrent.AnnounceRequest, numWant int, resp *bittorrent.AnnounceResponse, ticket uint32, admit func(bittorrent.InfoHash) bool) bool {
 	now := s.clock()
 	sh := s.shardFor(req.InfoHash)
 	ip := req.Addr.Addr().Unmap()
-	resp.Peers.Reset(!ip.Is4())
 	seeder := req.Seeder()
 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	t := sh.torrents[req.InfoHash]
+	if admit != nil && (t == nil || t.ticket != ticket) {
+		if !admit(req.InfoHash) {
+			return false
+		}
+		if t != nil {
+			t.ticket = ticket
+		}
+	}
+	resp.Peers.Reset(!ip.Is4())
 	if t == nil {
 		if req.Event == bittorrent.EventStopped {
 			resp.Complete, resp.Incomplete = 0, 0
-			return
+			return true
 		}
-		t = &torrent{}
+		t = &torrent{ticket: ticket}
 		sh.torrents[req.InfoHash] = t
 	}
 	t.lastSeen = now
@@ -147,6 +157,7 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, numWant int, resp *bit
 	}
 	resp.Complete = uint32(t.seeders())
 	resp.Incomplete = uint32(t.leechers())
+	return true
 }
 
 // Scrape implements swarm.Store.

@@ -27,13 +27,13 @@ func TestExpiry(t *testing.T) {
 	s := newWithClock(cfg, clk.now)
 	var resp bittorrent.AnnounceResponse
 	for i := range 40 { // past indexMin, so the index is exercised too
-		s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(i), uint64(i%2), bittorrent.EventStarted), 0, &resp)
+		s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(i), uint64(i%2), bittorrent.EventStarted), 0, &resp, 0, nil)
 	}
-	s.Announce(swarmtest.Req(swarmtest.Hash(2), swarmtest.Addr6(1), 0, bittorrent.EventStarted), 0, &resp)
+	s.Announce(swarmtest.Req(swarmtest.Hash(2), swarmtest.Addr6(1), 0, bittorrent.EventStarted), 0, &resp, 0, nil)
 
 	clk.t = clk.t.Add(6 * time.Minute)
 	for i := range 10 { // these ten announce again and must survive
-		s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(i), uint64(i%2), bittorrent.EventNone), 0, &resp)
+		s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(i), uint64(i%2), bittorrent.EventNone), 0, &resp, 0, nil)
 	}
 	s.Sweep()
 	if st := s.Stats(); st.Seeders+st.Leechers != 41 {
@@ -50,7 +50,7 @@ func TestExpiry(t *testing.T) {
 	if sc.Complete != 5 || sc.Incomplete != 5 {
 		t.Fatalf("Scrape after expiry = %+v, want 5 seeders 5 leechers", sc)
 	}
-	s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(100), 1, bittorrent.EventStarted), 50, &resp)
+	s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(100), 1, bittorrent.EventStarted), 50, &resp, 0, nil)
 	if resp.Peers.Len() != 10 {
 		t.Fatalf("after expiry a leecher got %d peers, want the 10 live ones", resp.Peers.Len())
 	}
@@ -65,10 +65,10 @@ func TestAnnounceAllocs(t *testing.T) {
 	s := New(swarmtest.Config())
 	var resp bittorrent.AnnounceResponse
 	for i := range 100 {
-		s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(i), uint64(i%2), bittorrent.EventStarted), 50, &resp)
+		s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(i), uint64(i%2), bittorrent.EventStarted), 50, &resp, 0, nil)
 	}
 	req := swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(7), 1, bittorrent.EventNone)
-	if n := testing.AllocsPerRun(100, func() { s.Announce(req, 50, &resp) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { s.Announce(req, 50, &resp, 0, nil) }); n != 0 {
 		t.Fatalf("announce of a known peer allocates %v times, want 0", n)
 	}
 }
@@ -80,28 +80,28 @@ func TestThrottle(t *testing.T) {
 	s := newWithClock(cfg, clk.now)
 	var resp bittorrent.AnnounceResponse
 	for i := range 5 {
-		s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(i), 0, bittorrent.EventStarted), 50, &resp)
+		s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(i), 0, bittorrent.EventStarted), 50, &resp, 0, nil)
 	}
 	me := swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(9), 5, bittorrent.EventStarted)
-	s.Announce(me, 50, &resp)
+	s.Announce(me, 50, &resp, 0, nil)
 	if resp.Peers.Len() != 5 {
 		t.Fatalf("first announce got %d peers, want 5", resp.Peers.Len())
 	}
 	me.Event = bittorrent.EventNone
 	clk.t = clk.t.Add(10 * time.Second)
-	s.Announce(me, 50, &resp)
+	s.Announce(me, 50, &resp, 0, nil)
 	if resp.Peers.Len() != 0 || resp.Complete != 5 || resp.Incomplete != 1 {
 		t.Fatalf("re-announce after 10s: %d peers, %d/%d; want no peers and the counts", resp.Peers.Len(), resp.Complete, resp.Incomplete)
 	}
 	me.Event = bittorrent.EventCompleted // events are never throttled
 	me.Left = 0
-	s.Announce(me, 50, &resp)
+	s.Announce(me, 50, &resp, 0, nil)
 	if resp.Complete != 6 {
 		t.Fatalf("completed event not applied: %d seeders", resp.Complete)
 	}
 	me.Event, me.Left = bittorrent.EventNone, 5
 	clk.t = clk.t.Add(31 * time.Second)
-	s.Announce(me, 50, &resp)
+	s.Announce(me, 50, &resp, 0, nil)
 	if resp.Peers.Len() != 5 {
 		t.Fatalf("re-announce after 31s got %d peers, want 5", resp.Peers.Len())
 	}
@@ -117,14 +117,14 @@ func TestStampWraps(t *testing.T) {
 	s := newWithClock(cfg, clk.now)
 	var resp bittorrent.AnnounceResponse
 	stay := swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(1), 1, bittorrent.EventStarted)
-	s.Announce(stay, 50, &resp)
+	s.Announce(stay, 50, &resp, 0, nil)
 	stay.Event = bittorrent.EventNone
 	for day := range 3 {
 		// One peer that announces once and goes quiet.
-		s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(100+day), 0, bittorrent.EventStarted), 50, &resp)
+		s.Announce(swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(100+day), 0, bittorrent.EventStarted), 50, &resp, 0, nil)
 		for step := time.Duration(0); step < 24*time.Hour; step += 20 * time.Minute {
 			clk.t = clk.t.Add(20 * time.Minute)
-			s.Announce(stay, 50, &resp)
+			s.Announce(stay, 50, &resp, 0, nil)
 			if resp.Peers.Len() > 1 {
 				t.Fatalf("day %d +%v: %d peers handed out, want at most the one quiet peer", day, step, resp.Peers.Len())
 			}
@@ -132,7 +132,7 @@ func TestStampWraps(t *testing.T) {
 				s.Sweep() // as often as the longest allowed sweep_interval
 			}
 			clk.t = clk.t.Add(10 * time.Second)
-			s.Announce(stay, 50, &resp)
+			s.Announce(stay, 50, &resp, 0, nil)
 			if resp.Peers.Len() != 0 {
 				t.Fatalf("day %d +%v: a re-announce after 10 s was not throttled", day, step)
 			}

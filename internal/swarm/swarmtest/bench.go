@@ -23,7 +23,7 @@ func Bench(b *testing.B, newStore func() swarm.Store) {
 			req := Req(Hash(1), Addr4(n/2), 1, bittorrent.EventNone)
 			b.ReportAllocs()
 			for b.Loop() {
-				s.Announce(req, 50, &sinkResp)
+				s.Announce(req, 50, &sinkResp, 0, nil)
 			}
 		})
 	}
@@ -44,7 +44,7 @@ func Bench(b *testing.B, newStore func() swarm.Store) {
 			i := 0
 			for pb.Next() {
 				i++
-				s.Announce(reqs[i%len(reqs)], 50, &resp)
+				s.Announce(reqs[i%len(reqs)], 50, &resp, 0, nil)
 			}
 		})
 	})

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func() swarm.Store) {
 		{"scrape all and stats agree", testScrapeAll},
 		{"large swarm stays consistent", testLargeSwarm},
 		{"concurrent announces", testConcurrent},
+		{"admission is asked once per ticket", testAdmission},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore()) })
@@ -71,7 +72,7 @@ func Req(ih bittorrent.InfoHash, addr netip.AddrPort, left uint64, ev bittorrent
 
 func announce(s swarm.Store, req *bittorrent.AnnounceRequest, numWant int) *bittorrent.AnnounceResponse {
 	var resp bittorrent.AnnounceResponse
-	s.Announce(req, numWant, &resp)
+	s.Announce(req, numWant, &resp, 0, nil)
 	return &resp
 }
 
@@ -312,10 +313,10 @@ func testConcurrent(t *testing.T, s swarm.Store) {
 			var resp bittorrent.AnnounceResponse
 			for i := range 500 {
 				req := Req(Hash(i%20), Addr4(w*1000+i), uint64(i%2), bittorrent.EventStarted)
-				s.Announce(req, 20, &resp)
+				s.Announce(req, 20, &resp, 0, nil)
 				if i%5 == 0 {
 					req.Event = bittorrent.EventStopped
-					s.Announce(req, 0, &resp)
+					s.Announce(req, 0, &resp, 0, nil)
 				}
 				s.Scrape(Hash(i % 20))
 			}
@@ -334,4 +335,46 @@ func Config() swarm.Config {
 	c := swarm.DefaultConfig()
 	c.ThrottleInterval = 0
 	return c
+}
+
+func testAdmission(t *testing.T, s swarm.Store) {
+	asked, verdict := 0, false
+	admit := func(ih bittorrent.InfoHash) bool {
+		if ih != Hash(1) {
+			t.Errorf("admit asked about %v, want %v", ih, Hash(1))
+		}
+		asked++
+		return verdict
+	}
+	try := func(n int, ticket uint32, wantOK bool, wantAsked int) *bittorrent.AnnounceResponse {
+		t.Helper()
+		resp := &bittorrent.AnnounceResponse{Complete: 99}
+		asked = 0
+		ok := s.Announce(Req(Hash(1), Addr4(n), 5, bittorrent.EventStarted), 50, resp, ticket, admit)
+		if ok != wantOK || asked != wantAsked {
+			t.Fatalf("peer %d, ticket %d: ok %v after %d admission checks; want %v after %d", n, ticket, ok, asked, wantOK, wantAsked)
+		}
+		if !ok && resp.Complete != 99 {
+			t.Fatalf("a refused announce changed the response: %+v", resp)
+		}
+		return resp
+	}
+
+	try(1, 1, false, 1) // refused: nothing recorded
+	if st := s.Stats(); st != (swarm.Stats{}) {
+		t.Fatalf("a refused torrent is stored: %+v", st)
+	}
+	verdict = true
+	try(1, 1, true, 1)
+	try(2, 1, true, 0) // same ticket: not asked again
+	counts(t, try(3, 1, true, 0), 0, 3)
+	verdict = false
+	try(4, 2, false, 1) // new ticket: asked, and refused
+	try(4, 2, false, 1) // still refused, so asked each time
+	verdict = true
+	counts(t, try(4, 2, true, 1), 0, 4)
+	try(5, 2, true, 0)
+	if !s.Announce(Req(Hash(1), Addr4(6), 5, bittorrent.EventStarted), 50, &bittorrent.AnnounceResponse{}, 3, nil) {
+		t.Fatal("a nil admit refused")
+	}
 }
