@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,24 +53,30 @@ func BenchmarkAnnounce(b *testing.B) {
 
 // BenchmarkAnnounceParallel runs one codec per goroutine over one
 // tracker, as the workers do.
+// BenchmarkAnnounceParallel is the codec, tracker and store on every core
+// at once (-cpu 1,2,...), one codec per goroutine as one per worker, each
+// goroutine a different source: how the in-process path scales.
 func BenchmarkAnnounceParallel(b *testing.B) {
 	tr := newTestTracker(b)
 	c0 := newTestCodec(b, tr)
 	for i := range 1000 {
 		populate(b, c0, testHash(i), 20, false)
 	}
+	var next atomic.Uint32
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		c := newTestCodec(b, tr)
 		out := make([]byte, 0, c.maxReply())
-		cid := c.connect(b, src4)
+		n := next.Add(1)
+		src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(n >> 8), byte(n)}), 6881)
+		cid := c.connect(b, src)
 		pkts := make([][]byte, 1000)
 		for i := range pkts {
 			pkts[i] = announce{cid: cid, ih: testHash(i), left: 1}.pkt()
 		}
-		i := 0
+		i := int(n) * 389 // apart from the other goroutines, as real clients are
 		for pb.Next() {
-			sinkReply = c.handle(src4, pkts[i%len(pkts)], out)
+			sinkReply = c.handle(src, pkts[i%len(pkts)], out)
 			i++
 		}
 	})

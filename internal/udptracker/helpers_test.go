@@ -170,7 +170,9 @@ func scrapePkt(cid uint64, tid uint32, hashes ...bittorrent.InfoHash) []byte {
 
 func testHash(n int) bittorrent.InfoHash {
 	var h bittorrent.InfoHash
-	binary.BigEndian.PutUint32(h[:], uint32(n))
+	// Spread like real (SHA) hashes: the store shards by the first bytes.
+	binary.BigEndian.PutUint64(h[:], uint64(n+1)*0x9E3779B97F4A7C15)
+	binary.BigEndian.PutUint32(h[8:], uint32(n))
 	h[19] = 0x5a
 	return h
 }
