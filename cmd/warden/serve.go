@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -130,6 +131,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer reg.Close()
+	// Loading a large registry leaves several times the snapshot's size in
+	// garbage (rows, entries); give those pages back to the OS now rather
+	// than carry them as RSS until the runtime gets round to it.
+	debug.FreeOSMemory()
 	store := memswarm.New(cfg.Swarm)
 	tr := tracker.New(store, reg, cfg.Tracker, log)
 	guard, err := limit.NewGuard(cfg.Limit, log)
