@@ -124,13 +124,13 @@ func New(cfg Config) *Limiter {
 	}
 	lay := layoutFor(cfg)
 	l := &Limiter{
-		sets:    make([]set, lay.sets),
 		nsets:   uint64(lay.sets),
 		bans:    newBanTable(cfg),
 		stripes: make([]stripe, stripeCount),
 		mem:     lay.total,
 		inherit: true,
 	}
+	l.sets = newSets(lay.sets, l)
 	l.lv[v4Addr] = newLevel(cfg.RatePerSec, cfg.Burst, 32, 32)
 	l.lv[v4Prefix] = newLevel(cfg.PrefixRatePerSec, cfg.PrefixBurst, cfg.IPv4PrefixLen, 32)
 	l.lv[v6Addr] = newLevel(cfg.RatePerSec, cfg.Burst, cfg.IPv6AddressLen, 128)
