@@ -299,9 +299,11 @@ done
 # The paced rates come from phase 1's medians: 50% and 90% of opentracker's
 # UDP capacity for both servers (and udpecho, to show what the kernel, Go's
 # scheduler and the load tool's own wake-ups cost). The overload is twice
-# the server's capacity measured just before it, by the same process: this
-# machine's speed drifts by tens of percent over minutes, so a peak from
-# phase 1 could be another machine's.
+# the server's capacity measured just before it, by the same process, and
+# is compared with the mean of that capacity and one measured just after:
+# this machine's speed drifts by tens of percent over minutes, so a peak
+# from phase 1 could be another machine's, and even a peak just before is
+# a few seconds off.
 ot_cap=$(median udp-announce opentracker)
 r50=$((ot_cap / 2)) r90=$((ot_cap * 9 / 10))
 printf 'ot_cap %s\nr50 %s\nr90 %s\n' $ot_cap $r50 $r90 >"$work/meta.txt"
@@ -322,6 +324,7 @@ for round in $(seq $rounds); do
 			run peak $s $round $server_pid $(target $s udp) "${udp_max[@]}"
 			peak=$(tail -1 "$work/rows.tsv" | cut -f4)
 			run overload $s $round $server_pid $(target $s udp) "${udp_over[@]}" --rate $((2 * peak))
+			run peak-after $s $round $server_pid $(target $s udp) "${udp_max[@]}"
 		fi
 		stop_server
 	done
