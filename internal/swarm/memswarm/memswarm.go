@@ -6,6 +6,7 @@ package memswarm
 
 import (
 	"context"
+	"hash/maphash"
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
@@ -27,6 +28,7 @@ type Store struct {
 	throttle uint32 // cfg.ThrottleInterval in seconds
 	now      func() time.Time
 	epoch    time.Time
+	seed     maphash.Seed // picks the shard, so hashes cannot be chosen to crowd one
 	shards   []shard
 }
 
@@ -75,7 +77,7 @@ func New(cfg swarm.Config) *Store {
 }
 
 func newWithClock(cfg swarm.Config, now func() time.Time) *Store {
-	s := &Store{cfg: cfg, throttle: uint32(cfg.ThrottleInterval / time.Second), now: now, epoch: now(), shards: make([]shard, shardCount)}
+	s := &Store{cfg: cfg, throttle: uint32(cfg.ThrottleInterval / time.Second), now: now, epoch: now(), seed: maphash.MakeSeed(), shards: make([]shard, shardCount)}
 	for i := range s.shards {
 		s.shards[i].torrents = make(map[bittorrent.InfoHash]*torrent)
 		s.shards[i].rng = uint64(i)*0x9E3779B97F4A7C15 + uint64(s.epoch.UnixNano())
@@ -102,8 +104,12 @@ func (s *Store) clock() uint32 {
 	return uint32(s.now().Sub(s.epoch) / time.Second)
 }
 
+// shardFor hashes the info hash with the store's secret seed: real info
+// hashes are uniform anyway, but made-up ones (open mode, or refused
+// floods, whose admission check takes the shard's lock) could otherwise
+// be chosen to land in one shard.
 func (s *Store) shardFor(ih bittorrent.InfoHash) *shard {
-	return &s.shards[binary.LittleEndian.Uint32(ih[:4])&(shardCount-1)]
+	return &s.shards[maphash.Comparable(s.seed, ih)&(shardCount-1)]
 }
 
 // Announce implements swarm.Store.

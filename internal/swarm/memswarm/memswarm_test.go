@@ -142,3 +142,20 @@ func TestStampWraps(t *testing.T) {
 		}
 	}
 }
+
+// TestShardsCannotBeAimed: info hashes made to agree in every byte but the
+// last, as an attacker aiming at one shard would make them, still spread
+// over the shards.
+func TestShardsCannotBeAimed(t *testing.T) {
+	s := New(swarmtest.Config())
+	used := map[*shard]bool{}
+	var ih bittorrent.InfoHash
+	for i := range 1000 {
+		ih[19] = byte(i)
+		ih[18] = byte(i >> 8)
+		used[s.shardFor(ih)] = true
+	}
+	if len(used) < 500 {
+		t.Fatalf("1000 near-identical hashes landed in %d shards, want them spread", len(used))
+	}
+}
