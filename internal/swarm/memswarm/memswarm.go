@@ -6,8 +6,8 @@ package memswarm
 
 import (
 	"context"
-	"hash/maphash"
 	"encoding/binary"
+	"hash/maphash"
 	"math/bits"
 	"net/netip"
 	"sync"
