@@ -261,7 +261,7 @@ start_server warden noprobe
 stop_server
 
 # --- phase 1: capacity (as fast as replies allow) ----------------------------
-udp_max=(--workers 2 --window 64)  # as compare.sh: two sockets, 64 in flight each
+udp_max=(--workers 2 --window 64)  # two sockets, 64 in flight each
 http_max=(--workers 32)            # 32 keep-alive connections, one request each in flight
 for round in $(seq $rounds); do
 	for s in $(order $round warden warden-open opentracker udpecho httpecho); do
