@@ -1,10 +1,9 @@
-//go:build linux
-
 // Command udpecho is the UDP ceiling of the benchmark suite (bench/run.sh):
 // the fastest a tracker could answer on this machine if tracking cost
-// nothing. It reads datagrams in batches (recvmmsg), answers each with a
-// fixed BEP 15 reply that only copies the request's transaction ID, and
-// sends the replies in batches (sendmmsg), on one goroutine and one socket.
+// nothing. It reads datagrams in batches (recvmmsg on Linux), answers each
+// with a fixed BEP 15 reply that only copies the request's transaction ID,
+// and sends the replies in batches (sendmmsg), on one goroutine and one
+// socket, with the batch I/O and wire format the tracker uses.
 //
 //	connect (16 bytes, action 0)     -> 16-byte connect reply, a fixed connection ID
 //	announce (>= 98 bytes, action 1) -> 20 + 6*N bytes: interval, counts, N fixed peers,
@@ -19,27 +18,21 @@ package main
 
 import (
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"net"
 	"os"
-	"syscall"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"warden/internal/bep15"
+	"warden/internal/bittorrent"
+	"warden/internal/udpbatch"
 )
 
 const (
-	protocolID     = 0x41727101980
-	actionConnect  = 0
-	actionAnnounce = 1
-	actionScrape   = 2
-
-	announceLen   = 98
-	numWantOffset = 92 // int32 in an announce request
-	maxScrape     = 74 // info hashes per scrape that fit a 1500-byte reply
-	bufSize       = 2048
+	maxScrape = 74 // info hashes per scrape that fit a 1500-byte reply
+	bufSize   = 2048
 )
 
 func main() {
@@ -77,176 +70,96 @@ func main() {
 	}
 }
 
-// echo holds the batch buffers. The send headers point at the receive
-// headers' address buffers, so a reply goes back to its source without a
-// copy of the address.
+// echo is the server: its batch I/O, a reply buffer per batch slot, and
+// the parts of the replies that never change.
 type echo struct {
-	rc syscall.RawConn
-
-	rhs   []unix.Mmsghdr
-	riov  []unix.Iovec
-	names []unix.RawSockaddrAny
-	in    [][]byte
-
-	shs  []unix.Mmsghdr
-	siov []unix.Iovec
-	out  [][]byte
-
-	announce []byte // the reply with every peer; shortened for a lower numwant
-
-	// The system call in flight and its result.
-	sn, sOff int
-	n        int
-	errno    syscall.Errno
-	recvFn   func(fd uintptr) bool
-	sendFn   func(fd uintptr) bool
+	conn    *udpbatch.Conn
+	out     [][]byte
+	peers   []byte              // of an announce reply; cut for a lower numwant
+	scrapes []bittorrent.Scrape // the entries of the longest scrape reply
+	ann     bep15.Announce      // scratch
 }
 
-func newEcho(conn *net.UDPConn, batch, peers int) (*echo, error) {
-	rc, err := conn.SyscallConn()
-	if err != nil {
+func newEcho(pc *net.UDPConn, batch, peers int) (*echo, error) {
+	in := make([][]byte, batch)
+	e := &echo{out: make([][]byte, batch), scrapes: make([]bittorrent.Scrape, maxScrape)}
+	for i := range batch {
+		in[i] = make([]byte, bufSize)
+		e.out[i] = make([]byte, 0, bufSize)
+	}
+	var err error
+	if e.conn, err = udpbatch.New(pc, in, batch); err != nil {
 		return nil, err
 	}
-	e := &echo{
-		rc:    rc,
-		rhs:   make([]unix.Mmsghdr, batch),
-		riov:  make([]unix.Iovec, batch),
-		names: make([]unix.RawSockaddrAny, batch),
-		in:    make([][]byte, batch),
-		shs:   make([]unix.Mmsghdr, batch),
-		siov:  make([]unix.Iovec, batch),
-		out:   make([][]byte, batch),
-	}
-	for i := range batch {
-		e.in[i] = make([]byte, bufSize)
-		e.out[i] = make([]byte, bufSize)
-		e.riov[i].Base = &e.in[i][0]
-		e.riov[i].SetLen(bufSize)
-		e.rhs[i].Hdr.Iov = &e.riov[i]
-		e.rhs[i].Hdr.SetIovlen(1)
-		e.rhs[i].Hdr.Name = (*byte)(unsafe.Pointer(&e.names[i]))
-		e.shs[i].Hdr.Iov = &e.siov[i]
-		e.shs[i].Hdr.SetIovlen(1)
-	}
-	e.announce = make([]byte, 20+6*peers)
-	binary.BigEndian.PutUint32(e.announce[0:], actionAnnounce)
-	binary.BigEndian.PutUint32(e.announce[8:], 1800)           // interval
-	binary.BigEndian.PutUint32(e.announce[12:], uint32(peers)) // leechers
 	for i := range peers {
-		p := e.announce[20+6*i:]
-		copy(p, []byte{127, 3, byte(i >> 8), byte(i)})
-		binary.BigEndian.PutUint16(p[4:], uint16(6881+i))
+		e.peers = append(e.peers, 127, 3, byte(i>>8), byte(i))
+		e.peers = binary.BigEndian.AppendUint16(e.peers, uint16(6881+i))
 	}
-	e.recvFn = e.doRecv
-	e.sendFn = e.doSend
+	for i := range e.scrapes {
+		e.scrapes[i] = bittorrent.Scrape{Complete: 10, Downloaded: 5, Incomplete: 40}
+	}
 	return e, nil
-}
-
-func (e *echo) doRecv(fd uintptr) bool {
-	for i := range e.rhs {
-		e.rhs[i].Hdr.Namelen = unix.SizeofSockaddrAny
-	}
-	r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&e.rhs[0])), uintptr(len(e.rhs)), 0, 0, 0)
-	if errno == unix.EAGAIN {
-		return false // wait until readable
-	}
-	e.n, e.errno = int(r), errno
-	return true
-}
-
-func (e *echo) doSend(fd uintptr) bool {
-	r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&e.shs[e.sOff])), uintptr(e.sn-e.sOff), 0, 0, 0)
-	if errno == unix.EAGAIN {
-		return false // wait until writable
-	}
-	e.n, e.errno = int(r), errno
-	return true
 }
 
 // run answers datagrams until the socket fails.
 func (e *echo) run() error {
 	for {
-		e.n, e.errno = 0, 0
-		if err := e.rc.Read(e.recvFn); err != nil {
+		n, err := e.conn.Read()
+		if err != nil {
 			return err
-		}
-		if e.errno != 0 {
-			if e.errno == unix.EINTR {
-				continue
-			}
-			return os.NewSyscallError("recvmmsg", e.errno)
 		}
 		k := 0
-		for i := range e.n {
-			m := e.reply(e.out[k], e.in[i][:e.rhs[i].Len])
-			if m == 0 {
+		for i := range n {
+			r := e.reply(e.out[k][:0], e.conn.Packet(i))
+			if r == nil {
 				continue
 			}
-			e.siov[k].Base = &e.out[k][0]
-			e.siov[k].SetLen(m)
-			e.shs[k].Hdr.Name = e.rhs[i].Hdr.Name
-			e.shs[k].Hdr.Namelen = e.rhs[i].Hdr.Namelen
+			e.conn.Reply(i, r)
 			k++
 		}
-		if err := e.send(k); err != nil {
-			return err
+		// A refused reply (ECONNREFUSED, EPERM) is skipped rather than
+		// stop answering everyone else.
+		for {
+			_, err := e.conn.Flush()
+			if err == nil {
+				break
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
 		}
 	}
 }
 
-// send sends the first k replies, in as many calls as it takes.
-func (e *echo) send(k int) error {
-	for e.sOff, e.sn = 0, k; e.sOff < e.sn; {
-		e.n, e.errno = 0, 0
-		if err := e.rc.Write(e.sendFn); err != nil {
-			return err
+// reply appends to out the answer to the request in, or returns nil for
+// no answer.
+func (e *echo) reply(out, in []byte) []byte {
+	h, ok := bep15.ParseHeader(in)
+	if !ok {
+		return nil
+	}
+	switch h.Action {
+	case bep15.ActionConnect:
+		if h.ConnID != bep15.ProtocolID {
+			return nil
 		}
-		switch {
-		case e.errno == unix.EINTR:
-		case e.errno != 0:
-			// The first datagram was refused (e.g. ECONNREFUSED or EPERM):
-			// skip it rather than stop answering everyone else.
-			e.sOff++
-		default:
-			e.sOff += e.n
+		return bep15.AppendConnectReply(out, h.TxID, 0x57415244454e2121) // any connection ID
+	case bep15.ActionAnnounce:
+		if _, ok := bep15.ParseAnnounce(in, &e.ann); !ok {
+			return nil
 		}
+		peers := e.peers
+		if nw := int(e.ann.NumWant); nw >= 0 && bittorrent.CompactLen4*nw < len(peers) {
+			peers = peers[:bittorrent.CompactLen4*nw]
+		}
+		fixed := bep15.AnnounceReply{Interval: 1800, Leechers: uint32(len(e.peers) / bittorrent.CompactLen4)}
+		return bep15.AppendAnnounceReply(out, h.TxID, fixed, peers)
+	case bep15.ActionScrape:
+		n := min((len(in)-bep15.HeaderLen)/bep15.HashLen, maxScrape)
+		if n == 0 {
+			return nil
+		}
+		return bep15.AppendScrapeReply(out, h.TxID, e.scrapes[:n])
 	}
 	return nil
-}
-
-// reply writes into out the answer to the request in and returns its
-// length, or 0 for no answer.
-func (e *echo) reply(out, in []byte) int {
-	if len(in) < 16 {
-		return 0
-	}
-	action := binary.BigEndian.Uint32(in[8:])
-	txid := in[12:16]
-	switch {
-	case action == actionConnect && binary.BigEndian.Uint64(in) == protocolID:
-		binary.BigEndian.PutUint32(out[0:], actionConnect)
-		copy(out[4:8], txid)
-		binary.BigEndian.PutUint64(out[8:], 0x57415244454e2121) // any connection ID
-		return 16
-	case action == actionAnnounce && len(in) >= announceLen:
-		r := e.announce
-		if nw := int32(binary.BigEndian.Uint32(in[numWantOffset:])); nw >= 0 && 20+6*int(nw) < len(r) {
-			r = r[:20+6*int(nw)]
-		}
-		copy(out, r)
-		copy(out[4:8], txid)
-		return len(r)
-	case action == actionScrape && len(in) >= 16+20:
-		n := min((len(in)-16)/20, maxScrape)
-		binary.BigEndian.PutUint32(out[0:], actionScrape)
-		copy(out[4:8], txid)
-		for i := range n {
-			p := out[8+12*i:]
-			binary.BigEndian.PutUint32(p[0:], 10) // seeders
-			binary.BigEndian.PutUint32(p[4:], 5)  // completed
-			binary.BigEndian.PutUint32(p[8:], 40) // leechers
-		}
-		return 8 + 12*n
-	}
-	return 0
 }

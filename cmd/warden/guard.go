@@ -2,110 +2,127 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"strings"
+	"slices"
 	"text/tabwriter"
 	"time"
+
+	"warden/internal/limit"
 )
 
-const guardUsage = `usage: warden guard <command> [flags]
+var guardCommand = &command{
+	name:    "guard",
+	summary: "list and lift bans; export them for nftables or ipset",
+	help: `
+Shows and manages the sources the guard (warden's per-source limits, the
+[limit] section of the config) has banned for flooding, through the admin
+API of a running warden serve. Every command takes --admin ADDR and
+--data DIR as the registry commands do.`,
+	sub: []*command{
+		{name: "bans", summary: "list the bans in force, the guard's counters and the top offenders", setup: setupGuardBans},
+		{name: "ban", args: "ADDR|CIDR [--for DURATION]", summary: "ban an address or prefix by hand", setup: setupGuardBan},
+		{name: "unban", args: "ADDR|CIDR", summary: "lift a ban", setup: setupGuardUnban},
+		{name: "export", args: "[--format nft|ipset]", summary: "print the bans as a kernel script: warden guard export | nft -f - (see docs/deploy.md)", setup: setupGuardExport},
+	},
+}
 
-Shows and manages the sources warden has banned for flooding it, through
-the admin API of a running warden serve.
-
-commands:
-  bans                       list the bans in force and the limiter's counters
-  unban ADDR|CIDR            lift a ban
-  export [--format nft|ipset] print the bans as a kernel script, so the kernel
-                             drops them before they reach warden:
-                             warden guard export | nft -f -   (see docs/deploy.md)
-
-common flags (before or after the arguments):
-  --admin URL   admin API (default http://127.0.0.1:7070)
-  --data DIR    where to find admin.token (default ./warden-data);
-                $WARDEN_TOKEN overrides the file
-  --json        print JSON instead of a table (bans)
-`
-
-func runGuard(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-		fmt.Fprint(stdout, guardUsage)
-		return nil
-	}
-	fs := flag.NewFlagSet("guard", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, guardUsage) }
-	var common registryFlags
-	common.register(fs)
-	format := fs.String("format", "nft", "export `format`: nft or ipset")
-	cmd, pos, err := parseCommand(fs, args, guardUsage, stderr)
-	if err != nil {
-		return err
-	}
-	var run func(c *adminClient) error
-	switch cmd {
-	case "bans":
-		if len(pos) != 0 {
-			return usageError{errors.New("guard bans: takes no arguments")}
-		}
-		run = func(c *adminClient) error {
-			resp, err := c.Bans(ctx)
-			if err != nil {
-				return err
-			}
-			if common.json {
-				return writeJSONTo(stdout, resp)
-			}
-			st := resp.Stats
-			fmt.Fprintf(stdout, "allowed %d, limited %d, banned %d requests; %d bans imposed, %d refused (ban table full)\n",
-				st.Allowed, st.Limited, st.Banned, st.BansImposed, st.BansRefused)
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PREFIX\tSINCE\tUNTIL\tSTRIKES\tDROPPED")
-			for _, b := range resp.Bans {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", b.Prefix, b.Since.Format(time.DateTime), b.Until.Format(time.DateTime), b.Strikes, b.Dropped)
-			}
-			fmt.Fprintln(tw, "\nTOP OFFENDERS\tREFUSED (≈)\tFIRST SEEN\tLAST SEEN")
-			for _, e := range resp.TopOffenders {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", e.Key, e.Count*64, e.FirstSeen.Format(time.DateTime), e.LastSeen.Format(time.DateTime))
-			}
-			return tw.Flush()
-		}
-	case "unban":
-		if len(pos) != 1 {
-			return usageError{errors.New("guard unban: want one ADDR or CIDR")}
-		}
-		run = func(c *adminClient) error {
-			if err := c.Unban(ctx, pos[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "unbanned %s\n", pos[0])
-			return nil
-		}
-	case "export":
-		if len(pos) != 0 {
-			return usageError{errors.New("guard export: takes no arguments")}
-		}
-		if *format != "nft" && *format != "ipset" {
-			return usageError{fmt.Errorf("guard export: --format %q: want nft or ipset", *format)}
-		}
-		run = func(c *adminClient) error {
-			text, err := c.Export(ctx, *format)
-			if err != nil {
-				return err
-			}
-			_, err = io.WriteString(stdout, text)
+func setupGuardBans(fs *flag.FlagSet) runFunc {
+	var a adminFlags
+	a.register(fs)
+	return func(ctx context.Context, out streams, args []string) error {
+		if err := wantArgs("guard bans", args, 0, "no arguments"); err != nil {
 			return err
 		}
-	default:
-		fmt.Fprint(stderr, guardUsage)
-		return usageError{fmt.Errorf("guard: unknown command %q", strings.TrimSpace(cmd))}
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		resp, err := c.Bans(ctx)
+		if err != nil {
+			return err
+		}
+		if a.json {
+			return writeJSONTo(out.stdout, resp)
+		}
+		st := resp.Stats
+		fmt.Fprintf(out.stdout, "allowed %d, limited %d, banned %d requests; %d bans imposed, %d refused (ban table full)\n",
+			st.Allowed, st.Limited, st.Banned, st.BansImposed, st.BansRefused)
+		writeSampleNote(out.stdout, resp.Offenders.SampleRate)
+		tw := tabwriter.NewWriter(out.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PREFIX\tSINCE\tUNTIL\tSTRIKES\tDROPPED")
+		for _, b := range resp.Bans {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", b.Prefix, b.Since.Format(time.DateTime), b.Until.Format(time.DateTime), b.Strikes, b.Dropped)
+		}
+		writeKnocks(tw, "TOP OFFENDERS", resp.Offenders.Top)
+		return tw.Flush()
 	}
-	c, err := common.client()
-	if err != nil {
+}
+
+func setupGuardBan(fs *flag.FlagSet) runFunc {
+	var a adminFlags
+	a.register(fs)
+	d := fs.Duration("for", time.Hour, "how long the ban lasts")
+	return func(ctx context.Context, out streams, args []string) error {
+		if err := wantArgs("guard ban", args, 1, "one ADDR or CIDR"); err != nil {
+			return err
+		}
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		b, err := c.Ban(ctx, args[0], *d)
+		if err != nil {
+			return err
+		}
+		if a.json {
+			return writeJSONTo(out.stdout, b)
+		}
+		fmt.Fprintf(out.stdout, "banned %s until %s\n", b.Prefix, b.Until.Format(time.DateTime))
+		return nil
+	}
+}
+
+func setupGuardUnban(fs *flag.FlagSet) runFunc {
+	var a adminFlags
+	a.register(fs)
+	return func(ctx context.Context, out streams, args []string) error {
+		if err := wantArgs("guard unban", args, 1, "one ADDR or CIDR"); err != nil {
+			return err
+		}
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		if err := c.Unban(ctx, args[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(out.stdout, "unbanned %s\n", args[0])
+		return nil
+	}
+}
+
+func setupGuardExport(fs *flag.FlagSet) runFunc {
+	var a adminFlags
+	a.register(fs)
+	format := fs.String("format", "nft", "export `format`: nft or ipset")
+	return func(ctx context.Context, out streams, args []string) error {
+		if err := wantArgs("guard export", args, 0, "no arguments"); err != nil {
+			return err
+		}
+		if !slices.Contains(limit.ExportFormats, *format) {
+			return usageError{fmt.Errorf("guard export: --format %q: want nft or ipset", *format)}
+		}
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		text, err := c.Export(ctx, *format)
+		if err != nil {
+			return err
+		}
+		_, err = io.WriteString(out.stdout, text)
 		return err
 	}
-	return run(c)
 }

@@ -5,17 +5,25 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"net/url"
 	"strings"
 
+	"warden/internal/confkey"
+	"warden/internal/limit"
 	"warden/internal/loadgen"
 )
 
-const loadUsage = `usage: warden load (--udp ADDR | --http URL) [flags]
+var loadCommand = &command{
+	name:    "load",
+	args:    "(--udp ADDR | --http URL) [flags]",
+	summary: "load-test a tracker you operate (loopback only by default)",
+	help:    loadHelp,
+	setup:   setupLoad,
+}
 
+const loadHelp = `
 Plays many BitTorrent clients against a tracker and reports, per kind of
 request, how many were answered, refused (failure replies), lost (timeouts) or
 malformed (bad), replies per second, and latency quantiles. Every reply is
@@ -69,25 +77,15 @@ Examples:
   warden load --http http://127.0.0.1:6969/announce --workers 64 --scenario mixed
   warden load --udp 127.0.0.1:6969 --rate 50000 --unknown-fraction 0.1 --json
   warden load --scenario flood --udp 127.0.0.1:6969 --hashes whitelist --server-pid 1234
-  warden load --scenario flood --udp 127.0.0.1:6969 --flood-rate 8000 --flood-sources 127.1.0.1/32
+  warden load --scenario flood --udp 127.0.0.1:6969 --flood-rate 8000 --flood-sources 127.1.0.1/32`
 
-Flags:
-`
-
-// runLoad runs "warden load": it parses args, runs the load and writes the
-// report to stdout (a table, or JSON with --json). Usage goes to stderr.
-// It returns flag.ErrHelp for -h, a usageError naming the bad flag for a
-// mistake on the command line, or an error from loadgen.Run; failures of
-// the target are in the report, not the error. It blocks until the run
-// ends (at most --warmup + --duration + --timeout) or ctx is done.
-func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// setupLoad declares the flags of "warden load". The run writes the
+// report to stdout (a table, or JSON with --json) and returns a usageError
+// naming a bad flag, or an error from loadgen.Run; failures of the target
+// are in the report, not the error. It blocks until the run ends (at most
+// --warmup + --duration + --timeout) or ctx is done.
+func setupLoad(fs *flag.FlagSet) runFunc {
 	def := loadgen.DefaultConfig()
-	fs := flag.NewFlagSet("load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), loadUsage)
-		fs.PrintDefaults()
-	}
 	var (
 		udpAddr     = fs.String("udp", "", "`ADDR` of the UDP tracker, host:port (BEP 15)")
 		httpURL     = fs.String("http", "", "HTTP announce `URL`; scrapes go to its BEP 48 scrape URL")
@@ -120,91 +118,83 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		floodMode   = fs.String("flood-mode", string(def.FloodMode), "flood scenario: valid (cookie-valid announces), garbage (random bytes, UDP) or bad-cookie (forged connection IDs, UDP)")
 		floodWork   = fs.Int("flood-workers", def.FloodWorkers, fmt.Sprintf("flood scenario: goroutines sending the UDP flood, 1-%d; one core's worth each", loadgen.MaxFloodWorkers))
 	)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	return func(ctx context.Context, out streams, args []string) error {
+		if len(args) > 0 {
+			return usageError{fmt.Errorf("load: unexpected argument %q", args[0])}
+		}
+		if *printHashes {
+			for _, h := range loadgen.GenerateHashes(*torrents) {
+				fmt.Fprintln(out.stdout, h)
+			}
+			return nil
+		}
+
+		cfg := def
+		cfg.UDP, cfg.HTTP = *udpAddr, *httpURL
+		switch {
+		case *protocol != "":
+			cfg.Protocol = loadgen.Protocol(*protocol)
+		case *udpAddr != "" && *httpURL != "":
+			return usageError{errors.New("load: both --udp and --http given: choose one with --protocol")}
+		case *httpURL != "":
+			cfg.Protocol = loadgen.HTTP
+		case *udpAddr != "":
+			cfg.Protocol = loadgen.UDP
+		default:
+			return usageError{errors.New("load: give a target with --udp ADDR or --http URL")}
+		}
+		cfg.Scenario = loadgen.Scenario(*scenario)
+		cfg.ScrapeFraction, cfg.ScrapeHashes = *scrapeFrac, *scrapeN
+		cfg.Torrents, cfg.PeersPerTorrent, cfg.HashesFile = *torrents, *peers, *hashesFile
+		cfg.UnknownFraction, cfg.NumWant = *unknownFrac, *numWant
+		cfg.Workers, cfg.Window, cfg.Rate = *workers, *window, *rate
+		cfg.Duration, cfg.Warmup, cfg.MaxRequests, cfg.Timeout = *duration, *warmup, *maxRequests, *timeout
+		cfg.AllowRemote, cfg.NoGSO = *allowRemote, !*gso
+		if *hashesFile != "" && !flagSet(fs, "torrents") {
+			cfg.Torrents = 0 // all of the file
+		}
+		cfg.ServerPID = *serverPID
+		cfg.LegitRate, cfg.FloodRate = *legitRate, *floodRate
+		cfg.FloodMode, cfg.FloodWorkers = loadgen.FloodMode(*floodMode), *floodWork
+		var err error
+		if cfg.LegitSources, err = parsePrefix("legit-sources", *legitSrc); err != nil {
 			return err
 		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("load: unexpected argument %q", fs.Arg(0))}
-	}
-	if *printHashes {
-		for _, h := range loadgen.GenerateHashes(*torrents) {
-			fmt.Fprintln(stdout, h)
-		}
-		return nil
-	}
-
-	cfg := def
-	cfg.UDP, cfg.HTTP = *udpAddr, *httpURL
-	switch {
-	case *protocol != "":
-		cfg.Protocol = loadgen.Protocol(*protocol)
-	case *udpAddr != "" && *httpURL != "":
-		return usageError{errors.New("load: both --udp and --http given: choose one with --protocol")}
-	case *httpURL != "":
-		cfg.Protocol = loadgen.HTTP
-	case *udpAddr != "":
-		cfg.Protocol = loadgen.UDP
-	default:
-		fs.Usage()
-		return usageError{errors.New("load: give a target with --udp ADDR or --http URL")}
-	}
-	cfg.Scenario = loadgen.Scenario(*scenario)
-	cfg.ScrapeFraction, cfg.ScrapeHashes = *scrapeFrac, *scrapeN
-	cfg.Torrents, cfg.PeersPerTorrent, cfg.HashesFile = *torrents, *peers, *hashesFile
-	cfg.UnknownFraction, cfg.NumWant = *unknownFrac, *numWant
-	cfg.Workers, cfg.Window, cfg.Rate = *workers, *window, *rate
-	cfg.Duration, cfg.Warmup, cfg.MaxRequests, cfg.Timeout = *duration, *warmup, *maxRequests, *timeout
-	cfg.AllowRemote, cfg.NoGSO = *allowRemote, !*gso
-	if *hashesFile != "" && !flagSet(fs, "torrents") {
-		cfg.Torrents = 0 // all of the file
-	}
-	cfg.ServerPID = *serverPID
-	cfg.LegitRate, cfg.FloodRate = *legitRate, *floodRate
-	cfg.FloodMode, cfg.FloodWorkers = loadgen.FloodMode(*floodMode), *floodWork
-	var err error
-	if cfg.LegitSources, err = parsePrefix("legit-sources", *legitSrc); err != nil {
-		return err
-	}
-	if cfg.FloodSources, err = parsePrefix("flood-sources", *floodSrc); err != nil {
-		return err
-	}
-	switch *sources {
-	case "auto":
-		if cfg.Scenario != loadgen.ScenarioFlood {
-			cfg.Sources = autoSources(cfg)
-		}
-	case "none", "":
-	default:
-		if cfg.Sources, err = parsePrefix("sources", *sources); err != nil {
+		if cfg.FloodSources, err = parsePrefix("flood-sources", *floodSrc); err != nil {
 			return err
 		}
-	}
-	if err := cfg.Validate(); err != nil {
-		return usageError{fmt.Errorf("load: %w", err)}
-	}
+		switch *sources {
+		case "auto":
+			if cfg.Scenario != loadgen.ScenarioFlood {
+				cfg.Sources = autoSources(cfg)
+			}
+		case "none", "":
+		default:
+			if cfg.Sources, err = parsePrefix("sources", *sources); err != nil {
+				return err
+			}
+		}
+		if err := cfg.Validate(); err != nil {
+			return usageError{fmt.Errorf("load: %w", err)}
+		}
 
-	rep, err := loadgen.Run(ctx, cfg)
-	if err != nil {
-		return err
+		rep, err := loadgen.Run(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return rep.WriteJSON(out.stdout)
+		}
+		return rep.WriteText(out.stdout)
 	}
-	if *asJSON {
-		return rep.WriteJSON(stdout)
-	}
-	return rep.WriteText(stdout)
 }
 
-// parsePrefix parses a CIDR, or a single address as a prefix of one.
+// parsePrefix parses a CIDR, or a single address as a prefix of one, by
+// the rules of limit.ParsePrefix.
 func parsePrefix(flagName, s string) (netip.Prefix, error) {
-	p, err := netip.ParsePrefix(s)
+	p, err := limit.ParsePrefix(s)
 	if err != nil {
-		a, aerr := netip.ParseAddr(s)
-		if aerr != nil {
-			return netip.Prefix{}, usageError{fmt.Errorf("load: --%s: %w", flagName, err)}
-		}
-		p = netip.PrefixFrom(a, a.BitLen())
+		return netip.Prefix{}, usageError{fmt.Errorf("load: %w", confkey.Errorf("--"+flagName, "%v", err))}
 	}
 	return p, nil
 }

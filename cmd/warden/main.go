@@ -1,11 +1,9 @@
 // Command warden is a BitTorrent tracker and distribution toolkit for
-// publishers who share their own content.
+// publishers who share their own content. `warden help` lists its
+// commands.
 //
-//	warden serve [flags]     run the tracker
-//	warden registry ...      manage the torrents it tracks
-//	warden load [flags]      load-test a tracker
-//	warden version           print the version
-//	warden help [command]    explain a command
+// Every command is one entry of the table in commands.go, defined in a
+// file of its own; the usage text, dispatch and help all read that table.
 package main
 
 import (
@@ -24,19 +22,6 @@ import (
 // the module version or VCS revision from the build info is used.
 var version = ""
 
-const usage = `warden: a BitTorrent tracker for publishers who share their own content.
-
-usage: warden <command> [flags]
-
-commands:
-  serve     run the tracker (HTTP and UDP, plus the admin API)
-  registry  add, revoke, restore and list the torrents warden tracks
-  guard     list and lift bans; export them for nftables or ipset
-  load      load-test a tracker you operate (loopback only by default)
-  version   print the version
-  help      print help for a command: warden help serve
-`
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
@@ -53,48 +38,14 @@ func main() {
 // usageError marks a mistake on the command line (exit status 2).
 type usageError struct{ error }
 
+func (e usageError) Unwrap() error { return e.error }
+
 func exitCode(err error) int {
 	var ue usageError
 	if errors.As(err, &ue) {
 		return 2
 	}
 	return 1
-}
-
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return usageError{errors.New("no command given")}
-	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "serve":
-		return runServe(ctx, rest, stdout, stderr)
-	case "load":
-		return runLoad(ctx, rest, stdout, stderr)
-	case "registry":
-		return runRegistry(ctx, rest, stdout, stderr)
-	case "guard":
-		return runGuard(ctx, rest, stdout, stderr)
-	case "version", "--version", "-version":
-		fmt.Fprintln(stdout, "warden", versionString())
-		return nil
-	case "help", "-h", "--help", "-help":
-		if len(rest) == 0 {
-			fmt.Fprint(stdout, usage)
-			return nil
-		}
-		switch rest[0] {
-		case "serve", "load", "registry", "guard":
-			return run(ctx, []string{rest[0], "-h"}, stdout, stdout)
-		case "version", "help":
-			fmt.Fprint(stdout, usage)
-			return nil
-		}
-		return usageError{fmt.Errorf("help: unknown command %q", rest[0])}
-	}
-	fmt.Fprint(stderr, usage)
-	return usageError{fmt.Errorf("unknown command %q", cmd)}
 }
 
 func versionString() string {
@@ -124,3 +75,21 @@ func versionString() string {
 	}
 	return "devel-" + rev[:min(12, len(rev))] + dirty
 }
+
+var versionCommand = &command{
+	name:    "version",
+	summary: "print the version",
+	setup: func(fs *flag.FlagSet) runFunc {
+		return func(ctx context.Context, out streams, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unexpected argument %q", args[0])}
+			}
+			fmt.Fprintln(out.stdout, "warden", versionString())
+			return nil
+		}
+	},
+}
+
+// streams are where a command writes: its output, and messages for the
+// person at the terminal.
+type streams struct{ stdout, stderr io.Writer }

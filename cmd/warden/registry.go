@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -15,42 +14,43 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"warden/internal/admin"
+	"warden/internal/evidence"
 	"warden/internal/metainfo"
 	"warden/internal/registry"
 )
 
-const registryUsage = `usage: warden registry <command> [flags] [args]
-
+var registryCommand = &command{
+	name:    "registry",
+	summary: "add, revoke, restore and list the torrents warden tracks",
+	help: `
 Manages the torrents warden tracks, through the admin API of a running
 warden serve. Only registered, active torrents are tracked in allowlist mode
 (the default); revoked ones are refused in allowlist and denylist modes.
+Every command takes --admin ADDR (default 127.0.0.1:7070) and --data DIR
+(where admin.token is; $WARDEN_TOKEN overrides it).`,
+	sub: []*command{
+		{name: "add", args: "ARG... [--name NAME] [--from FILE]", summary: "register torrents: .torrent files, magnet links or 40/64-hex info hashes", setup: setupRegistryAdd},
+		{name: "revoke", args: "HASH --reason TEXT", summary: "stop tracking a torrent; its clients are told TEXT", setup: setupRegistryRevoke},
+		{name: "restore", args: "HASH", summary: "track a revoked torrent again", setup: setupRegistryRestore},
+		{name: "list", args: "[--state active|revoked]", summary: "list the registered torrents", setup: setupRegistryList},
+		{name: "show", args: "HASH", summary: "show one torrent", setup: setupRegistryShow},
+		{name: "history", args: "HASH", summary: "show the audit log of one torrent: who added, revoked or restored it, and when", setup: setupRegistryHistory},
+		{name: "changes", args: "[--after SEQ] [--limit N]", summary: "show the audit log of every change, oldest first", setup: setupRegistryChanges},
+		{name: "refused", args: "[-n N]", summary: "refused announces and scrapes: totals, top hashes and sources", setup: setupRegistryRefused},
+	},
+}
 
-commands:
-  add ARG...              register torrents; ARG is a .torrent file, a magnet
-                          link, or a 40/64-hex info hash (--name NAME to name
-                          a single hash; --from FILE reads one ARG per line)
-  revoke HASH --reason T  stop tracking a torrent; clients are told T
-  restore HASH            track a revoked torrent again
-  list [--state S]        list torrents (S: active or revoked)
-  show HASH               show one torrent
-  rejected [-n N]         refused announces: totals, top hashes and sources
-
-common flags (before or after the arguments):
-  --admin URL   admin API, a URL or host:port (default http://127.0.0.1:7070)
-  --data DIR    where to find admin.token (default ./warden-data);
-                $WARDEN_TOKEN overrides the file
-  --json        print JSON instead of a table
-`
-
-type registryFlags struct {
+// adminFlags are the flags of every command that talks to the admin API.
+type adminFlags struct {
 	admin, data string
 	json        bool
 }
 
-func (f *registryFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.admin, "admin", "http://127.0.0.1:7070", "admin API `URL`")
+func (f *adminFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.admin, "admin", "127.0.0.1:7070", "admin API `address`: host:port, as serve --admin takes it, or a URL")
 	fs.StringVar(&f.data, "data", "./warden-data", "data `directory` holding admin.token")
 	fs.BoolVar(&f.json, "json", false, "print JSON")
 }
@@ -71,7 +71,7 @@ func adminURL(s string) (string, error) {
 // adminClient is the admin API client the CLI commands share.
 type adminClient = admin.Client
 
-func (f *registryFlags) client() (*admin.Client, error) {
+func (f *adminFlags) client() (*admin.Client, error) {
 	tok := admin.Token(os.Getenv(admin.TokenEnv))
 	if tok == "" {
 		var err error
@@ -96,141 +96,186 @@ func actorName() string {
 	return "cli:" + name + "@" + host
 }
 
-// parseCommand parses the flags of a command group such as "registry",
-// wherever they stand, and splits off the command word from the remaining
-// arguments.
-func parseCommand(fs *flag.FlagSet, args []string, usage string, stderr io.Writer) (cmd string, pos []string, err error) {
-	pos, err = parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return "", nil, err
-		}
-		return "", nil, usageError{err}
-	}
-	if len(pos) == 0 {
-		fmt.Fprint(stderr, usage)
-		return "", nil, usageError{errors.New(fs.Name() + ": no command given")}
-	}
-	return pos[0], pos[1:], nil
-}
-
-// parseInterspersed parses flags that may come before or after positional
-// arguments, as in "revoke HASH --reason spam".
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
-func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stdout, registryUsage)
-		if len(args) == 0 {
-			return usageError{errors.New("registry: no command given")}
-		}
-		return nil
-	}
-	fs := flag.NewFlagSet("registry", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, registryUsage) }
-	var common registryFlags
-	common.register(fs)
-	name := fs.String("name", "", "name for a single hash (add)")
-	from := fs.String("from", "", "read ARGs from `file`, one per line (add)")
-	reason := fs.String("reason", "", "why the torrent is revoked; clients see it (revoke)")
-	state := fs.String("state", "", "active or revoked (list)")
-	topN := fs.Int("n", 20, "how many top hashes and sources (rejected)")
-	cmd, pos, err := parseCommand(fs, args, registryUsage, stderr)
-	if err != nil {
-		return err
-	}
-	want := func(n int, what string) error {
-		if len(pos) != n {
-			return usageError{fmt.Errorf("registry %s: want %s, got %d arguments", cmd, what, len(pos))}
-		}
-		return nil
-	}
-	var run func(c *admin.Client) error
-	switch cmd {
-	case "add":
-		ts, err := addArgs(pos, *from, *name)
+func setupRegistryAdd(fs *flag.FlagSet) runFunc {
+	var a adminFlags
+	a.register(fs)
+	name := fs.String("name", "", "`name` for a single hash")
+	from := fs.String("from", "", "read ARGs from `file`, one per line (# comments)")
+	return func(ctx context.Context, out streams, args []string) error {
+		ts, err := addArgs(args, *from, *name)
 		if err != nil {
 			return err
 		}
-		run = func(c *admin.Client) error { return registryAdd(ctx, c, ts, common.json, stdout) }
-	case "revoke":
-		if err := want(1, "one HASH"); err != nil {
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		return registryAdd(ctx, c, ts, a.json, out.stdout)
+	}
+}
+
+func setupRegistryRevoke(fs *flag.FlagSet) runFunc {
+	var a adminFlags
+	a.register(fs)
+	reason := fs.String("reason", "", "why the torrent is revoked; clients are told it (required)")
+	return func(ctx context.Context, out streams, args []string) error {
+		if err := wantArgs("registry revoke", args, 1, "one HASH"); err != nil {
 			return err
 		}
 		if strings.TrimSpace(*reason) == "" {
 			return usageError{errors.New("registry revoke: --reason is required: clients are told it")}
 		}
-		run = func(c *admin.Client) error {
-			e, err := c.Revoke(ctx, pos[0], *reason)
-			if err != nil {
-				return err
-			}
-			return printEntries(stdout, common.json, false, e)
-		}
-	case "restore":
-		if err := want(1, "one HASH"); err != nil {
+		c, err := a.client()
+		if err != nil {
 			return err
 		}
-		run = func(c *admin.Client) error {
-			e, err := c.Restore(ctx, pos[0])
-			if err != nil {
-				return err
-			}
-			return printEntries(stdout, common.json, false, e)
-		}
-	case "show":
-		if err := want(1, "one HASH"); err != nil {
+		e, err := c.Revoke(ctx, args[0], *reason)
+		if err != nil {
 			return err
 		}
-		run = func(c *admin.Client) error {
-			e, err := c.Get(ctx, pos[0])
-			if err != nil {
-				return err
-			}
-			return printEntries(stdout, common.json, false, e)
-		}
-	case "list":
-		if err := want(0, "no arguments"); err != nil {
-			return err
-		}
-		run = func(c *admin.Client) error {
-			es, err := c.List(ctx, *state)
-			if err != nil {
-				return err
-			}
-			return printEntries(stdout, common.json, true, es...)
-		}
-	case "rejected":
-		if err := want(0, "no arguments"); err != nil {
-			return err
-		}
-		run = func(c *admin.Client) error { return registryRejected(ctx, c, *topN, common.json, stdout) }
-	default:
-		fmt.Fprint(stderr, registryUsage)
-		return usageError{fmt.Errorf("registry: unknown command %q", cmd)}
+		return printEntries(out.stdout, a.json, false, e)
 	}
-	c, err := common.client()
-	if err != nil {
-		return err
+}
+
+func setupRegistryRestore(fs *flag.FlagSet) runFunc {
+	var a adminFlags
+	a.register(fs)
+	return func(ctx context.Context, out streams, args []string) error {
+		if err := wantArgs("registry restore", args, 1, "one HASH"); err != nil {
+			return err
+		}
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		e, err := c.Restore(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		return printEntries(out.stdout, a.json, false, e)
 	}
-	return run(c)
+}
+
+func setupRegistryShow(fs *flag.FlagSet) runFunc {
+	var a adminFlags
+	a.register(fs)
+	return func(ctx context.Context, out streams, args []string) error {
+		if err := wantArgs("registry show", args, 1, "one HASH"); err != nil {
+			return err
+		}
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		e, err := c.Get(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		return printEntries(out.stdout, a.json, false, e)
+	}
+}
+
+func setupRegistryList(fs *flag.FlagSet) runFunc {
+	var a adminFlags
+	a.register(fs)
+	state := fs.String("state", "", "only torrents in this `state`: active or revoked")
+	return func(ctx context.Context, out streams, args []string) error {
+		if err := wantArgs("registry list", args, 0, "no arguments"); err != nil {
+			return err
+		}
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		es, err := c.List(ctx, *state)
+		if err != nil {
+			return err
+		}
+		return printEntries(out.stdout, a.json, true, es...)
+	}
+}
+
+func setupRegistryRefused(fs *flag.FlagSet) runFunc {
+	var a adminFlags
+	a.register(fs)
+	topN := fs.Int("n", 20, "how many top hashes and sources")
+	return func(ctx context.Context, out streams, args []string) error {
+		if err := wantArgs("registry refused", args, 0, "no arguments"); err != nil {
+			return err
+		}
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		return registryRefused(ctx, c, *topN, a.json, out.stdout)
+	}
+}
+
+func setupRegistryHistory(fs *flag.FlagSet) runFunc {
+	var a adminFlags
+	a.register(fs)
+	return func(ctx context.Context, out streams, args []string) error {
+		if err := wantArgs("registry history", args, 1, "one HASH"); err != nil {
+			return err
+		}
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		cs, err := c.History(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		return printChanges(out.stdout, a.json, cs)
+	}
+}
+
+func setupRegistryChanges(fs *flag.FlagSet) runFunc {
+	var a adminFlags
+	a.register(fs)
+	after := fs.Int64("after", 0, "show changes after this sequence `number` (the SEQ column), to page on")
+	limit := fs.Int("limit", 0, "at most this many `changes`; 0 = the server's default (100)")
+	return func(ctx context.Context, out streams, args []string) error {
+		if err := wantArgs("registry changes", args, 0, "no arguments"); err != nil {
+			return err
+		}
+		c, err := a.client()
+		if err != nil {
+			return err
+		}
+		cs, err := c.Changes(ctx, *after, *limit)
+		if err != nil {
+			return err
+		}
+		return printChanges(out.stdout, a.json, cs)
+	}
+}
+
+func printChanges(w io.Writer, asJSON bool, cs []registry.Change) error {
+	if asJSON {
+		if cs == nil {
+			cs = []registry.Change{}
+		}
+		return writeJSONTo(w, cs)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tAT\tBY\tACTION\tHASH\tNAME\tREASON")
+	for _, c := range cs {
+		hash := c.V1.String()
+		if c.V1.IsZero() {
+			hash = c.V2.String()
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Seq, c.At.Format(time.DateTime), c.Actor, c.Action, hash, c.Name, c.Reason)
+	}
+	return tw.Flush()
+}
+
+// wantArgs checks the number of positional arguments.
+func wantArgs(cmd string, args []string, n int, what string) error {
+	if len(args) != n {
+		return usageError{fmt.Errorf("%s: want %s, got %d arguments", cmd, what, len(args))}
+	}
+	return nil
 }
 
 // addArgs turns command-line arguments and the lines of --from into
@@ -277,7 +322,7 @@ func addArgs(pos []string, from, name string) ([]admin.AddTorrent, error) {
 			t.V1 = h.V1.String()
 		}
 		if h.V2 != nil {
-			t.V2 = hex.EncodeToString(h.V2[:])
+			t.V2 = h.V2.String()
 		}
 		ts = append(ts, t)
 	}
@@ -305,8 +350,8 @@ func registryAdd(ctx context.Context, c *admin.Client, ts []admin.AddTorrent, as
 	return nil
 }
 
-func registryRejected(ctx context.Context, c *admin.Client, n int, asJSON bool, w io.Writer) error {
-	rj, err := c.Rejected(ctx, n)
+func registryRefused(ctx context.Context, c *admin.Client, n int, asJSON bool, w io.Writer) error {
+	rj, err := c.Refused(ctx, n)
 	if err != nil {
 		return err
 	}
@@ -314,19 +359,30 @@ func registryRejected(ctx context.Context, c *admin.Client, n int, asJSON bool, 
 		return writeJSONTo(w, rj)
 	}
 	fmt.Fprintf(w, "refused announces and scrapes: %d for unregistered torrents, %d for revoked ones\n", rj.Unregistered, rj.Revoked)
-	if rj.SampleRate < 1 {
-		fmt.Fprintf(w, "(heavy traffic: the lists below count a 1/%.0f sample)\n", 1/rj.SampleRate)
-	}
+	writeSampleNote(w, rj.SampleRate)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nTOP INFO HASHES\tCOUNT\tFIRST SEEN\tLAST SEEN")
-	for _, e := range rj.TopHashes {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", e.Key, e.Count, e.FirstSeen.Format("2006-01-02 15:04:05"), e.LastSeen.Format("2006-01-02 15:04:05"))
-	}
-	fmt.Fprintln(tw, "\nTOP SOURCES\tCOUNT\tFIRST SEEN\tLAST SEEN")
-	for _, e := range rj.TopSources {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", e.Key, e.Count, e.FirstSeen.Format("2006-01-02 15:04:05"), e.LastSeen.Format("2006-01-02 15:04:05"))
-	}
+	writeKnocks(tw, "TOP INFO HASHES", rj.TopHashes)
+	writeKnocks(tw, "TOP SOURCES", rj.TopSources)
 	return tw.Flush()
+}
+
+// writeSampleNote says when the "who knocks" counts are estimates.
+func writeSampleNote(w io.Writer, rate float64) {
+	if rate < 1 {
+		fmt.Fprintf(w, "(heavy traffic: counts are estimated from a 1/%.0f sample)\n", 1/rate)
+	}
+}
+
+// writeKnocks prints a "who knocks" list: what each key surely sent, the
+// estimate, and when it was seen. Every command prints these lists so.
+func writeKnocks[K interface {
+	comparable
+	fmt.Stringer
+}](tw *tabwriter.Writer, title string, es []evidence.Entry[K]) {
+	fmt.Fprintf(tw, "\n%s\tAT LEAST\tESTIMATE\tFIRST SEEN\tLAST SEEN\n", title)
+	for _, e := range es {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", e.Key, e.Guaranteed, e.Count, e.FirstSeen.Format(time.DateTime), e.LastSeen.Format(time.DateTime))
+	}
 }
 
 func describeEntry(e registry.Entry) string {
@@ -363,7 +419,7 @@ func printEntries(w io.Writer, asJSON, list bool, es ...registry.Entry) error {
 		if e.HasV2() {
 			v2 = e.V2.String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.State, v1, v2, e.Name, e.ChangedAt.Format("2006-01-02 15:04:05"), e.ChangedBy, e.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.State, v1, v2, e.Name, e.ChangedAt.Format(time.DateTime), e.ChangedBy, e.Reason)
 	}
 	return tw.Flush()
 }

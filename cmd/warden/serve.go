@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -17,33 +15,30 @@ import (
 
 	"warden/internal/admin"
 	"warden/internal/config"
+	"warden/internal/evidence"
 	"warden/internal/httptracker"
 	"warden/internal/limit"
 	"warden/internal/registry"
-	"warden/internal/swarm"
+	"warden/internal/status"
 	"warden/internal/swarm/memswarm"
 	"warden/internal/tracker"
 	"warden/internal/udptracker"
 )
 
-const serveUsage = `usage: warden serve [flags]
-
+var serveCommand = &command{
+	name:    "serve",
+	args:    "[flags]",
+	summary: "run the tracker (HTTP and UDP, plus the admin API)",
+	help: `
 Runs the tracker: HTTP announce and scrape, UDP (BEP 15), and the admin API
 on its own loopback listener. With no flags and no config file it serves
 HTTP and UDP on :6969 and the admin API on 127.0.0.1:7070, keeping state in
 ./warden-data. Flags override the config file. SIGINT or SIGTERM stops it
-after in-flight requests finish.
+after in-flight requests finish.`,
+	setup: setupServe,
+}
 
-flags:
-`
-
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), serveUsage)
-		fs.PrintDefaults()
-	}
+func setupServe(fs *flag.FlagSet) runFunc {
 	def := config.Default()
 	configPath := fs.String("config", "", "TOML config `file` (see warden.example.toml)")
 	httpAddr := fs.String("http", def.HTTP.Listen, "HTTP tracker `address`; empty disables it")
@@ -53,152 +48,206 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	data := fs.String("data", def.Data, "state `directory`")
 	logLevel := fs.String("log-level", def.Log.Level, "log `level`: debug, info, warn, error")
 	logFormat := fs.String("log-format", def.Log.Format, "log `format`: text or json")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	return func(ctx context.Context, out streams, args []string) error {
+		if len(args) > 0 {
+			return usageError{fmt.Errorf("serve: unexpected argument %q", args[0])}
+		}
+		cfg := def
+		if *configPath != "" {
+			var err error
+			if cfg, err = config.Load(*configPath); err != nil {
+				return err
+			}
+		}
+		var flagErr error
+		fs.Visit(func(f *flag.Flag) { // flags given on the command line win over the file
+			switch f.Name {
+			case "http":
+				cfg.HTTP.Listen = *httpAddr
+			case "udp":
+				cfg.UDP.Listen = *udpAddr
+			case "admin":
+				cfg.Admin.Listen = *adminAddr
+			case "mode":
+				flagErr = cfg.Tracker.Mode.UnmarshalText([]byte(*mode))
+			case "data":
+				cfg.Data = *data
+			case "log-level":
+				cfg.Log.Level = *logLevel
+			case "log-format":
+				cfg.Log.Format = *logFormat
+			}
+		})
+		if flagErr != nil {
+			return usageError{fmt.Errorf("serve: --%w", flagErr)}
+		}
+		if err := cfg.Validate(); err != nil {
+			return usageError{fmt.Errorf("serve: %w", err)}
+		}
+		handler, err := cfg.Log.Handler(os.Stderr)
+		if err != nil {
 			return err
 		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))}
-	}
-
-	cfg := def
-	if *configPath != "" {
-		var err error
-		if cfg, err = config.Load(*configPath); err != nil {
+		log := slog.New(handler)
+		s, err := newServer(cfg, log)
+		if err != nil {
 			return err
 		}
+		return s.run(ctx)
 	}
-	var flagErr error
-	fs.Visit(func(f *flag.Flag) { // flags given on the command line win over the file
-		switch f.Name {
-		case "http":
-			cfg.HTTP.Listen = *httpAddr
-		case "udp":
-			cfg.UDP.Listen = *udpAddr
-		case "admin":
-			cfg.Admin.Listen = *adminAddr
-		case "mode":
-			flagErr = cfg.Tracker.Mode.UnmarshalText([]byte(*mode))
-		case "data":
-			cfg.Data = *data
-		case "log-level":
-			cfg.Log.Level = *logLevel
-		case "log-format":
-			cfg.Log.Format = *logFormat
-		}
-	})
-	if flagErr != nil {
-		return usageError{fmt.Errorf("serve: --%w", flagErr)}
-	}
-	if err := cfg.Validate(); err != nil {
-		return usageError{fmt.Errorf("serve: %w", err)}
-	}
-	handler, err := cfg.Log.Handler(os.Stderr)
-	if err != nil {
-		return err
-	}
-	return serve(ctx, cfg, slog.New(handler))
-}
-
-// stats is what GET /stats on the admin API returns.
-type stats struct {
-	Version  string             `json:"version"`
-	Uptime   string             `json:"uptime"`
-	Mode     tracker.Mode       `json:"mode"`
-	Registry int                `json:"registered"`
-	Swarm    swarm.Stats        `json:"swarm"`
-	Rejected tracker.Rejected   `json:"rejected"`
-	Limit    limit.Stats        `json:"limit"`
-	HTTP     *httptracker.Stats `json:"http,omitempty"`
-	UDP      *udptracker.Stats  `json:"udp,omitempty"`
 }
 
 // registryFile is the registry's database in the data directory.
 const registryFile = "registry.db"
 
-// serve builds every part from cfg, runs them until ctx is done, and stops
-// them all if one fails.
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+// server owns the parts of warden serve: it builds them from the config,
+// connects the sinks through which the request path reports who knocks,
+// runs them together and reports their status.
+type server struct {
+	cfg     config.Config
+	log     *slog.Logger
+	started time.Time
+
+	reg     *registry.Registry
+	store   *memswarm.Store
+	tracker *tracker.Tracker
+	guard   *limit.Guard
+	knocks  *evidence.Knocks
+
+	http  *httptracker.Server // nil when disabled, as are udp and admin
+	udp   *udptracker.Server
+	admin *admin.Server
+}
+
+// newServer builds every part and binds every listener, so that a bad
+// setting or an address in use is reported before anything runs. On
+// error, whatever was opened is closed.
+func newServer(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	log.Info("starting", "version", versionString(), "config", cfg)
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
+		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	started := time.Now()
-	reg, err := registry.Open(filepath.Join(cfg.Data, registryFile), log)
-	if err != nil {
-		return err
+	s := &server{cfg: cfg, log: log, started: time.Now(), knocks: evidence.NewKnocks()}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if s.reg, err = registry.Open(filepath.Join(cfg.Data, registryFile), log); err != nil {
+		return nil, err
 	}
-	defer reg.Close()
 	// Loading a large registry leaves several times the snapshot's size in
 	// garbage (rows, entries); give those pages back to the OS now rather
 	// than carry them as RSS until the runtime gets round to it.
 	debug.FreeOSMemory()
-	store := memswarm.New(cfg.Swarm)
-	tr := tracker.New(store, reg, cfg.Tracker, log)
-	guard, err := limit.NewGuard(cfg.Limit, log)
+	s.store = memswarm.New(cfg.Swarm)
+	s.tracker = tracker.New(s.store, s.reg, cfg.Tracker, log)
+	s.tracker.ReportRefusals(s.knocks)
+	if s.guard, err = limit.NewGuard(cfg.Limit, log); err != nil {
+		return nil, err
+	}
+	s.guard.ReportDrops(s.knocks)
+	if cfg.HTTP.Listen != "" {
+		if s.http, err = httptracker.Listen(cfg.HTTP.Listen, s.tracker, s.guard, cfg.HTTP, log); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.UDP.Listen != "" {
+		if s.udp, err = udptracker.Listen(cfg.UDP.Listen, s.tracker, s.guard, cfg.UDP, log); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Admin.Listen != "" {
+		if err := s.listenAdmin(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *server) listenAdmin() error {
+	token, created, err := admin.LoadOrCreateToken(s.cfg.Data)
 	if err != nil {
 		return err
 	}
+	if created {
+		s.log.Info("admin token created", "file", filepath.Join(s.cfg.Data, admin.TokenFile))
+	}
+	s.admin, err = admin.Listen(s.cfg.Admin, admin.Deps{
+		Token:    token,
+		Registry: s.reg,
+		Guard:    s.guard,
+		Knocks:   s.knocks,
+		Status:   s.status,
+	}, s.log)
+	if err != nil {
+		return err
+	}
+	s.log.Info("admin api listening", "addr", s.admin.Addr().String())
+	return nil
+}
 
-	runners := []func(context.Context) error{store.Run, reg.Run, guard.Run}
-	var httpSrv *httptracker.Server
-	var udpSrv *udptracker.Server
-	if cfg.HTTP.Listen != "" {
-		httpSrv, err = httptracker.Listen(cfg.HTTP.Listen, tr, guard, cfg.HTTP, log)
-		if err != nil {
-			return err
-		}
-		runners = append(runners, httpSrv.Run)
+// run serves until ctx is done or a part fails, then stops every part and
+// closes the registry.
+func (s *server) run(ctx context.Context) error {
+	defer s.close()
+	runners := []func(context.Context) error{s.store.Run, s.reg.Run, s.guard.Run}
+	if s.http != nil {
+		runners = append(runners, s.http.Run)
 	}
-	if cfg.UDP.Listen != "" {
-		udpSrv, err = udptracker.Listen(cfg.UDP.Listen, tr, guard, cfg.UDP, log)
-		if err != nil {
-			return err
-		}
-		runners = append(runners, udpSrv.Run)
+	if s.udp != nil {
+		runners = append(runners, s.udp.Run)
 	}
-	if cfg.Admin.Listen != "" {
-		token, created, err := admin.LoadOrCreateToken(cfg.Data)
-		if err != nil {
-			return err
-		}
-		if created {
-			log.Info("admin token created", "file", filepath.Join(cfg.Data, admin.TokenFile))
-		}
-		adminSrv, err := admin.Listen(cfg.Admin, admin.Deps{Token: token, Registry: reg, Tracker: tr, Guard: guard, Stats: func() any {
-			st := stats{
-				Version:  versionString(),
-				Uptime:   time.Since(started).Round(time.Second).String(),
-				Mode:     cfg.Tracker.Mode,
-				Registry: reg.Len(),
-				Swarm:    store.Stats(),
-				Rejected: tr.Rejected(10),
-				Limit:    guard.Limiter().Stats(),
-			}
-			if httpSrv != nil {
-				s := httpSrv.Stats()
-				st.HTTP = &s
-			}
-			if udpSrv != nil {
-				s := udpSrv.Stats()
-				st.UDP = &s
-			}
-			return st
-		}}, log)
-		if err != nil {
-			return err
-		}
-		log.Info("admin api listening", "addr", adminSrv.Addr().String())
-		runners = append(runners, adminSrv.Run)
+	if s.admin != nil {
+		runners = append(runners, s.admin.Run)
 	}
-
 	g, gctx := errgroup.WithContext(ctx)
 	for _, run := range runners {
 		g.Go(func() error { return run(gctx) })
 	}
-	err = g.Wait()
-	log.Info("stopped", "uptime", time.Since(started).Round(time.Second).String())
+	g.Go(func() error { s.knocks.Run(gctx.Done()); return nil })
+	err := g.Wait()
+	s.log.Info("stopped", "uptime", time.Since(s.started).Round(time.Second).String())
 	return err
+}
+
+// close releases what newServer opened. Listeners that never ran are
+// closed here; those that ran closed themselves when run returned.
+func (s *server) close() {
+	if s.http != nil {
+		s.http.Close()
+	}
+	if s.udp != nil {
+		s.udp.Close()
+	}
+	if s.admin != nil {
+		s.admin.Close()
+	}
+	if s.reg != nil {
+		s.reg.Close()
+	}
+}
+
+// status is what GET /stats shows.
+func (s *server) status() status.Snapshot {
+	st := status.Snapshot{
+		Version:   versionString(),
+		Started:   s.started.UTC(),
+		Uptime:    status.Duration(time.Since(s.started).Round(time.Second)),
+		Mode:      s.cfg.Tracker.Mode,
+		Registry:  status.Registry{Entries: s.reg.Len()},
+		Swarm:     s.store.Stats(),
+		Refused:   s.knocks.Refusals(10),
+		Guard:     s.guard.Limiter().Stats(),
+		Offenders: s.knocks.Offenders(10),
+	}
+	if s.http != nil {
+		v := s.http.Stats()
+		st.HTTP = &v
+	}
+	if s.udp != nil {
+		v := s.udp.Stats()
+		st.UDP = &v
+	}
+	return st
 }

@@ -15,9 +15,11 @@ import (
 	"net/netip"
 	"time"
 
+	"warden/internal/confkey"
+	"warden/internal/evidence"
 	"warden/internal/limit"
 	"warden/internal/registry"
-	"warden/internal/tracker"
+	"warden/internal/status"
 )
 
 // Config configures the admin listener.
@@ -32,33 +34,35 @@ type Config struct {
 func DefaultConfig() Config { return Config{Listen: "127.0.0.1:7070"} }
 
 // Validate rejects an address that would expose the API to the internet
-// unless AllowPublic is set.
+// unless AllowPublic is set. Its error is a *confkey.Error naming the key
+// in the [admin] table.
 func (c Config) Validate() error {
 	if c.Listen == "" {
 		return nil
 	}
 	host, _, err := net.SplitHostPort(c.Listen)
 	if err != nil {
-		return fmt.Errorf("admin: listen: %w", err)
+		return confkey.Errorf("listen", "must be host:port, got %q", c.Listen)
 	}
 	if c.AllowPublic {
 		return nil
 	}
+	const advice = "; use a loopback or private address, or set allow_public"
 	if host == "" {
-		return errors.New("admin: listen: " + c.Listen + " listens on every interface; use a loopback or private address, or set allow_public")
+		return confkey.Errorf("listen", "%s listens on every interface"+advice, c.Listen)
 	}
 	if host == "localhost" {
 		return nil
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil {
-		return fmt.Errorf("admin: listen: host %q must be an IP address or localhost", host)
+		return confkey.Errorf("listen", "host %q must be an IP address or localhost", host)
 	}
 	if ip.IsUnspecified() {
-		return errors.New("admin: listen: " + c.Listen + " listens on every interface; use a loopback or private address, or set allow_public")
+		return confkey.Errorf("listen", "%s listens on every interface"+advice, c.Listen)
 	}
 	if !ip.IsLoopback() && !ip.IsPrivate() {
-		return errors.New("admin: listen: " + c.Listen + " is a public address; use a loopback or private address, or set allow_public")
+		return confkey.Errorf("listen", "%s is a public address"+advice, c.Listen)
 	}
 	return nil
 }
@@ -67,10 +71,11 @@ func (c Config) Validate() error {
 type Deps struct {
 	Token    Token
 	Registry *registry.Registry
-	Tracker  *tracker.Tracker
 	Guard    *limit.Guard
-	// Stats is called for each GET /stats; its result is written as JSON.
-	Stats func() any
+	// Knocks holds who was refused and turned away.
+	Knocks *evidence.Knocks
+	// Status is called for each GET /stats.
+	Status func() status.Snapshot
 }
 
 // Server is the admin HTTP server.
@@ -111,12 +116,25 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // Handler returns the API's handler, for tests.
 func (s *Server) Handler() http.Handler { return s.srv.Handler }
 
+// Close closes the listener and every connection at once; Run then
+// returns. It is safe to call whether or not Run was.
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	if cerr := s.ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // Run serves until ctx is done, then shuts down within five seconds.
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(s.ln) }()
 	select {
 	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil // Close was called
+		}
 		return fmt.Errorf("admin: %w", err)
 	case <-ctx.Done():
 	}

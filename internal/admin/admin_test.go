@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,9 +13,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"warden/internal/bittorrent"
+	"warden/internal/evidence"
+	"warden/internal/limit"
 	"warden/internal/registry"
+	"warden/internal/status"
 	"warden/internal/swarm/memswarm"
 	"warden/internal/swarm/swarmtest"
 	"warden/internal/tracker"
@@ -39,7 +44,7 @@ func TestValidate(t *testing.T) {
 		{"203.0.113.5:7070", false, "public address"},
 		{"203.0.113.5:7070", true, ""},
 		{":7070", true, ""},
-		{"nonsense", false, "missing port"},
+		{"nonsense", false, `listen: must be host:port, got "nonsense"`},
 	}
 	for _, tt := range tests {
 		err := Config{Listen: tt.listen, AllowPublic: tt.public}.Validate()
@@ -64,7 +69,14 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { reg.Close() })
 	tr := tracker.New(memswarm.New(swarmtest.Config()), reg, tracker.DefaultConfig(), log)
-	s, err := Listen(Config{Listen: "127.0.0.1:0"}, Deps{Token: testToken, Registry: reg, Tracker: tr, Stats: func() any { return map[string]int{"torrents": 3} }}, log)
+	knocks := evidence.NewKnocks()
+	tr.ReportRefusals(knocks)
+	guard, err := limit.NewGuard(limit.DefaultConfig(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := func() status.Snapshot { return status.Snapshot{Registry: status.Registry{Entries: 3}} }
+	s, err := Listen(Config{Listen: "127.0.0.1:0"}, Deps{Token: testToken, Registry: reg, Guard: guard, Knocks: knocks, Status: snap}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +109,8 @@ func TestAuth(t *testing.T) {
 			{"GET", "/api/torrents", ""},
 			{"POST", "/api/torrents", `{"torrents":[{"v1":"` + hash + `"}]}`},
 			{"POST", "/api/torrents/" + hash + "/revoke", `{"reason":"x"}`},
-			{"GET", "/api/rejected", ""},
+			{"GET", "/api/refused", ""},
+			{"GET", "/api/guard/bans", ""},
 		} {
 			if code, body := f.do(t, req.method, req.path, tok, req.body); code != http.StatusUnauthorized {
 				t.Errorf("%s %s with token %q = %d %s, want 401", req.method, req.path, tok, code, body)
@@ -110,7 +123,7 @@ func TestAuth(t *testing.T) {
 	if code, _ := f.do(t, "GET", "/healthz", "", ""); code != 200 {
 		t.Fatalf("GET /healthz without token = %d, want 200", code)
 	}
-	if code, body := f.do(t, "GET", "/stats", string(testToken), ""); code != 200 || !strings.Contains(body, `"torrents": 3`) {
+	if code, body := f.do(t, "GET", "/stats", string(testToken), ""); code != 200 || !strings.Contains(body, `"entries": 3`) {
 		t.Fatalf("GET /stats = %d %s", code, body)
 	}
 }
@@ -158,9 +171,9 @@ func TestRegistryAPI(t *testing.T) {
 	if e, err = c.Get(ctx, strings.Repeat("02", 32)); err != nil || e.Name != "v2 only" {
 		t.Fatalf("Get(full v2) = %+v, %v", e, err)
 	}
-	rj, err := c.Rejected(ctx, 5)
+	rj, err := c.Refused(ctx, 5)
 	if err != nil || rj.Revoked != 1 || len(rj.TopHashes) != 1 || rj.TopHashes[0].Key != ih {
-		t.Fatalf("Rejected = %+v, %v", rj, err)
+		t.Fatalf("Refused = %+v, %v", rj, err)
 	}
 }
 
@@ -183,7 +196,7 @@ func TestRegistryAPIErrors(t *testing.T) {
 		{"POST", "/api/torrents/" + unknown + "/revoke", `{"reason":"x"}`, 404, "not registered"},
 		{"POST", "/api/torrents/" + unknown + "/restore", "", 404, "not registered"},
 		{"GET", "/api/torrents?state=gone", "", 400, "state"},
-		{"GET", "/api/rejected?n=0", "", 400, "n: must be"},
+		{"GET", "/api/refused?n=0", "", 400, "n: must be"},
 	}
 	for _, tt := range tests {
 		code, body := f.do(t, tt.method, tt.path, tok, tt.body)
@@ -228,5 +241,163 @@ func TestToken(t *testing.T) {
 	t.Setenv(TokenEnv, string(testToken))
 	if tok, _, err := LoadOrCreateToken(dir); err != nil || tok != testToken {
 		t.Fatalf("WARDEN_TOKEN not used: %v", err)
+	}
+}
+
+// TestAuditAPI reads the registry's audit log through the API: one
+// torrent's history by any of its names, and the whole log in pages.
+func TestAuditAPI(t *testing.T) {
+	f := newFixture(t)
+	c := &Client{BaseURL: f.srv.URL, Token: testToken, Actor: "alice@host"}
+	ctx := context.Background()
+	v1, v2 := strings.Repeat("ab", 20), strings.Repeat("cd", 32)
+
+	if _, err := c.Add(ctx, []AddTorrent{{V1: v1, V2: v2, Name: "hybrid"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Revoke(ctx, v1, "license expired"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Restore(ctx, v2); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		action registry.Action
+		state  registry.State
+		reason string
+	}{
+		{registry.ActionAdd, registry.Active, ""},
+		{registry.ActionRevoke, registry.Revoked, "license expired"},
+		{registry.ActionRestore, registry.Active, ""},
+	}
+	for _, name := range []string{v1, v2, v2[:40]} { // v1, full v2, truncated v2
+		hist, err := c.History(ctx, name)
+		if err != nil || len(hist) != len(want) {
+			t.Fatalf("History(%s) = %+v, %v; want %d changes", name, hist, err, len(want))
+		}
+		for i, w := range want {
+			h := hist[i]
+			if h.Action != w.action || h.NewState != w.state || h.Reason != w.reason || h.Actor != "alice@host" ||
+				h.Name != "hybrid" || h.V1.String() != v1 || h.V2.String() != v2 {
+				t.Errorf("History(%s)[%d] = %+v, want %+v by alice@host", name, i, h, w)
+			}
+		}
+	}
+
+	// More rows than one default page: the reply is bounded all the same.
+	bulk := make([]AddTorrent, DefaultChangesLimit+20)
+	for i := range bulk {
+		bulk[i] = AddTorrent{V1: fmt.Sprintf("%040x", i+1)}
+	}
+	if _, err := c.Add(ctx, bulk); err != nil {
+		t.Fatal(err)
+	}
+	total := len(want) + len(bulk)
+	page, err := c.Changes(ctx, 0, 0)
+	if err != nil || len(page) != DefaultChangesLimit {
+		t.Fatalf("Changes(0, 0) = %d rows, %v; want the default page of %d", len(page), err, DefaultChangesLimit)
+	}
+	var all []registry.Change
+	for after := int64(0); ; {
+		page, err := c.Changes(ctx, after, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, page...)
+		if len(page) < 50 {
+			break
+		}
+		after = page[len(page)-1].Seq
+	}
+	if len(all) != total {
+		t.Fatalf("paging by 50 read %d rows, want %d", len(all), total)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].Seq <= all[i-1].Seq {
+			t.Fatalf("rows out of order: seq %d after %d", all[i].Seq, all[i-1].Seq)
+		}
+	}
+	if all[1].Action != registry.ActionRevoke || all[len(all)-1].V1.String() != bulk[len(bulk)-1].V1 {
+		t.Errorf("rows are not the log in order: second %+v, last %+v", all[1], all[len(all)-1])
+	}
+
+	tok := string(testToken)
+	if code, body := f.do(t, "GET", "/api/changes?after="+fmt.Sprint(all[len(all)-1].Seq), tok, ""); code != 200 || !strings.Contains(body, `"changes": []`) {
+		t.Errorf("GET /api/changes past the end = %d %s, want 200 and an empty list", code, body)
+	}
+	unknown := strings.Repeat("ef", 20)
+	tests := []struct {
+		path, token string
+		code        int
+		want        string
+	}{
+		{"/api/torrents/" + unknown + "/history", tok, 404, "not registered"},
+		{"/api/torrents/" + strings.Repeat("ef", 32) + "/history", tok, 404, "not registered"},
+		{"/api/torrents/xyz/history", tok, 400, "40 or 64 hex"},
+		{"/api/changes?after=-1", tok, 400, "after: must be"},
+		{"/api/changes?after=x", tok, 400, "after: must be"},
+		{"/api/changes?limit=0", tok, 400, "limit: must be 1-1000"},
+		{"/api/changes?limit=1001", tok, 400, "limit: must be 1-1000"},
+		{"/api/changes?limit=ten", tok, 400, "limit: must be"},
+		{"/api/changes", "", 401, "bearer token"},
+		{"/api/torrents/" + v1 + "/history", "wrong", 401, "bearer token"},
+	}
+	for _, tt := range tests {
+		code, body := f.do(t, "GET", tt.path, tt.token, "")
+		var e struct{ Error string }
+		if code != tt.code || json.Unmarshal([]byte(body), &e) != nil || !strings.Contains(e.Error, tt.want) {
+			t.Errorf("GET %s = %d %s, want %d with %q", tt.path, code, body, tt.code, tt.want)
+		}
+	}
+}
+
+func TestBanAPI(t *testing.T) {
+	f := newFixture(t)
+	c := &Client{BaseURL: f.srv.URL, Token: testToken, Actor: "test"}
+	ctx := context.Background()
+	before := time.Now()
+	b, err := c.Ban(ctx, "192.0.2.66", time.Hour)
+	if err != nil || b.Prefix != netip.MustParsePrefix("192.0.2.66/32") || b.Strikes != 1 ||
+		b.Until.Before(before.Add(time.Hour)) || b.Until.After(time.Now().Add(time.Hour)) {
+		t.Fatalf("Ban = %+v, %v; want 192.0.2.66/32 for an hour", b, err)
+	}
+	bans, err := c.Bans(ctx)
+	if err != nil || len(bans.Bans) != 1 || bans.Bans[0].Prefix != b.Prefix {
+		t.Fatalf("Bans = %+v, %v; want the new ban", bans, err)
+	}
+
+	tests := []struct {
+		name, body string
+		want       int
+		wantErr    string
+	}{
+		{"wider than a key", `{"prefix":"10.0.0.0/8","duration":"1h"}`, 400, "wider ranges go in the blocklist"},
+		{"host bits", `{"prefix":"10.0.0.1/8","duration":"1h"}`, 400, `prefix: \"10.0.0.1/8\" has host bits set; did you mean 10.0.0.0/8?`},
+		{"IPv4-mapped", `{"prefix":"::ffff:192.0.2.1","duration":"1h"}`, 400, "write the IPv4 form 192.0.2.1"},
+		{"no duration", `{"prefix":"192.0.2.1"}`, 400, `duration: \"\" is not a duration`},
+		{"bad duration", `{"prefix":"192.0.2.1","duration":"soon"}`, 400, `duration: \"soon\" is not a duration`},
+		{"negative duration", `{"prefix":"192.0.2.1","duration":"-1h"}`, 400, "duration must be more than 0"},
+		{"unknown field", `{"prefix":"192.0.2.1","duration":"1h","why":"x"}`, 400, "unknown field"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := f.do(t, "POST", "/api/guard/ban", string(testToken), tt.body)
+			if code != tt.want || !strings.Contains(body, tt.wantErr) {
+				t.Errorf("POST /api/guard/ban %s = %d %s, want %d with %q", tt.body, code, body, tt.want, tt.wantErr)
+			}
+		})
+	}
+	if code, body := f.do(t, "POST", "/api/guard/ban", "", `{"prefix":"192.0.2.1","duration":"1h"}`); code != http.StatusUnauthorized {
+		t.Errorf("POST /api/guard/ban without token = %d %s, want 401", code, body)
+	}
+
+	if err := c.Unban(ctx, "::ffff:192.0.2.66"); !IsStatus(err, http.StatusBadRequest) {
+		t.Errorf("Unban(IPv4-mapped) = %v, want 400", err)
+	}
+	if err := c.Unban(ctx, "192.0.2.66"); err != nil {
+		t.Fatalf("Unban = %v", err)
+	}
+	if err := c.Unban(ctx, "192.0.2.66"); !IsStatus(err, http.StatusNotFound) {
+		t.Errorf("second Unban = %v, want 404", err)
 	}
 }

@@ -7,15 +7,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/pprof"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
 	"warden/internal/bittorrent"
+	"warden/internal/evidence"
 	"warden/internal/limit"
 	"warden/internal/registry"
-	"warden/internal/topk"
 )
 
 // maxBody bounds a request body: a bulk import of about 100,000 hashes.
@@ -30,8 +29,11 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /api/torrents/{hash}", s.auth(s.getTorrent))
 	mux.Handle("POST /api/torrents/{hash}/revoke", s.auth(s.revokeTorrent))
 	mux.Handle("POST /api/torrents/{hash}/restore", s.auth(s.restoreTorrent))
-	mux.Handle("GET /api/rejected", s.auth(s.rejected))
+	mux.Handle("GET /api/torrents/{hash}/history", s.auth(s.torrentHistory))
+	mux.Handle("GET /api/changes", s.auth(s.changes))
+	mux.Handle("GET /api/refused", s.auth(s.refused))
 	mux.Handle("GET /api/guard/bans", s.auth(s.bans))
+	mux.Handle("POST /api/guard/ban", s.auth(s.ban))
 	mux.Handle("POST /api/guard/unban", s.auth(s.unban))
 	mux.Handle("GET /api/guard/export", s.auth(s.export))
 	// Profiles for the operator, behind the token like everything else.
@@ -69,7 +71,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.deps.Stats())
+	writeJSON(w, http.StatusOK, s.deps.Status())
 }
 
 func (s *Server) listTorrents(w http.ResponseWriter, r *http.Request) {
@@ -185,7 +187,7 @@ func (t AddTorrent) entry() (registry.Entry, error) {
 		e.V1 = ih
 	}
 	if t.V2 != "" {
-		h, err := registry.ParseHashV2(t.V2)
+		h, err := bittorrent.ParseInfoHashV2(t.V2)
 		if err != nil {
 			return e, fmt.Errorf("v2: %w", err)
 		}
@@ -202,7 +204,7 @@ func (t AddTorrent) entry() (registry.Entry, error) {
 func (s *Server) lookup(r *http.Request) (registry.Entry, error) {
 	h := r.PathValue("hash")
 	if len(h) == 64 {
-		v2, err := registry.ParseHashV2(h)
+		v2, err := bittorrent.ParseInfoHashV2(h)
 		if err != nil {
 			return registry.Entry{}, badRequest{err}
 		}
@@ -223,7 +225,7 @@ func wireHash(e registry.Entry) bittorrent.InfoHash {
 	if e.HasV1() {
 		return e.V1
 	}
-	return e.V2.InfoHash()
+	return e.V2.Truncate()
 }
 
 func (s *Server) getTorrent(w http.ResponseWriter, r *http.Request) {
@@ -269,7 +271,69 @@ func (s *Server) restoreTorrent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, e)
 }
 
-func (s *Server) rejected(w http.ResponseWriter, r *http.Request) {
+// ChangesResponse answers GET /api/torrents/{hash}/history and GET
+// /api/changes: rows of the registry's audit log, oldest first.
+type ChangesResponse struct {
+	Changes []registry.Change `json:"changes"`
+}
+
+// The page sizes of GET /api/changes. The log only grows, so a reply is
+// bounded even when the caller asks for no limit.
+const (
+	DefaultChangesLimit = 100
+	MaxChangesLimit     = 1000
+)
+
+func (s *Server) torrentHistory(w http.ResponseWriter, r *http.Request) {
+	e, err := s.lookup(r)
+	var cs []registry.Change
+	if err == nil {
+		cs, err = s.deps.Registry.History(r.Context(), wireHash(e))
+	}
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeChanges(w, cs)
+}
+
+func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var after int64
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, errors.New("after: must be a non-negative integer (a seq)"))
+			return
+		}
+		after = n
+	}
+	limit := DefaultChangesLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxChangesLimit {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("limit: must be 1-%d", MaxChangesLimit))
+			return
+		}
+		limit = n
+	}
+	cs, err := s.deps.Registry.Changes(r.Context(), after, limit)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeChanges(w, cs)
+}
+
+// writeChanges writes cs, as [] rather than null when empty.
+func writeChanges(w http.ResponseWriter, cs []registry.Change) {
+	if cs == nil {
+		cs = []registry.Change{}
+	}
+	writeJSON(w, http.StatusOK, ChangesResponse{Changes: cs})
+}
+
+func (s *Server) refused(w http.ResponseWriter, r *http.Request) {
 	n := 20
 	if v := r.URL.Query().Get("n"); v != "" {
 		var err error
@@ -278,16 +342,16 @@ func (s *Server) rejected(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, s.deps.Tracker.Rejected(n))
+	writeJSON(w, http.StatusOK, s.deps.Knocks.Refusals(n))
 }
 
 // BansResponse answers GET /api/guard/bans.
 type BansResponse struct {
 	Bans  []limit.Ban `json:"bans"`
 	Stats limit.Stats `json:"stats"`
-	// TopOffenders are the sources most often refused as over their rate
-	// or banned, counted on a 1-in-64 sample.
-	TopOffenders []topk.Entry[netip.Addr] `json:"top_offenders"`
+	// Offenders are the sources most often turned away as over their
+	// rate or banned.
+	Offenders evidence.Offenders `json:"offenders"`
 }
 
 func (s *Server) bans(w http.ResponseWriter, r *http.Request) {
@@ -296,7 +360,49 @@ func (s *Server) bans(w http.ResponseWriter, r *http.Request) {
 	if bans == nil {
 		bans = []limit.Ban{}
 	}
-	writeJSON(w, http.StatusOK, BansResponse{Bans: bans, Stats: lim.Stats(), TopOffenders: s.deps.Guard.TopOffenders(20)})
+	writeJSON(w, http.StatusOK, BansResponse{Bans: bans, Stats: lim.Stats(), Offenders: s.deps.Knocks.Offenders(20)})
+}
+
+// BanRequest is the body of POST /api/guard/ban.
+type BanRequest struct {
+	// Prefix is a key of the limiter: an address (an IPv4 /32, or an
+	// IPv6 /64 by default) or a prefix (/24, /48 by default).
+	Prefix string `json:"prefix"`
+	// Duration is how long the ban lasts, as Go writes durations ("1h",
+	// "90m").
+	Duration string `json:"duration"`
+}
+
+// ban imposes a ban, or lengthens a running one, and answers with it as
+// GET /api/guard/bans would list it: 400 for a prefix that is not a key
+// of the limiter, 409 when the ban table has no room for it.
+func (s *Server) ban(w http.ResponseWriter, r *http.Request) {
+	var req BanRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	p, err := limit.ParsePrefix(req.Prefix)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("prefix: %w", err))
+		return
+	}
+	d, err := time.ParseDuration(req.Duration)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("duration: %q is not a duration such as 1h or 90m", req.Duration))
+		return
+	}
+	b, err := s.deps.Guard.Limiter().Ban(p, d, time.Now())
+	switch {
+	case errors.Is(err, limit.ErrBanTableFull):
+		writeError(w, http.StatusConflict, err)
+		return
+	case err != nil:
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	s.log.Warn("banned", "prefix", p.String(), "until", b.Until, "by", actor(r))
+	writeJSON(w, http.StatusOK, b)
 }
 
 // UnbanRequest is the body of POST /api/guard/unban.
@@ -310,14 +416,10 @@ func (s *Server) unban(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	p, err := netip.ParsePrefix(req.Prefix)
+	p, err := limit.ParsePrefix(req.Prefix)
 	if err != nil {
-		a, aerr := netip.ParseAddr(req.Prefix)
-		if aerr != nil {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("prefix: %q is not an address or CIDR prefix", req.Prefix))
-			return
-		}
-		p = netip.PrefixFrom(a, a.BitLen())
+		writeError(w, http.StatusBadRequest, fmt.Errorf("prefix: %w", err))
+		return
 	}
 	if !s.deps.Guard.Limiter().Unban(p) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("%s is not banned", p))

@@ -12,8 +12,9 @@ import (
 	"strconv"
 	"time"
 
+	"warden/internal/evidence"
+	"warden/internal/limit"
 	"warden/internal/registry"
-	"warden/internal/tracker"
 )
 
 // Client calls the admin API; the CLI uses it.
@@ -128,10 +129,33 @@ func (c *Client) List(ctx context.Context, state string) ([]registry.Entry, erro
 	return out.Torrents, err
 }
 
-// Rejected returns the refused-request summary with the top n.
-func (c *Client) Rejected(ctx context.Context, n int) (tracker.Rejected, error) {
-	var out tracker.Rejected
-	err := c.do(ctx, http.MethodGet, "/api/rejected?n="+strconv.Itoa(n), nil, &out)
+// History returns the audit log of the torrent hash names (40 or 64 hex
+// digits), oldest first.
+func (c *Client) History(ctx context.Context, hash string) ([]registry.Change, error) {
+	var out ChangesResponse
+	err := c.do(ctx, http.MethodGet, "/api/torrents/"+url.PathEscape(hash)+"/history", nil, &out)
+	return out.Changes, err
+}
+
+// Changes returns the audit log rows after sequence number after, oldest
+// first: at most limit of them, or DefaultChangesLimit if limit is 0. To
+// page through the log, pass the last row's Seq; fewer rows than asked for
+// means the end.
+func (c *Client) Changes(ctx context.Context, after int64, limit int) ([]registry.Change, error) {
+	q := url.Values{}
+	q.Set("after", strconv.FormatInt(after, 10))
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out ChangesResponse
+	err := c.do(ctx, http.MethodGet, "/api/changes?"+q.Encode(), nil, &out)
+	return out.Changes, err
+}
+
+// Refused returns the refused-request summary with the top n.
+func (c *Client) Refused(ctx context.Context, n int) (evidence.Refusals, error) {
+	var out evidence.Refusals
+	err := c.do(ctx, http.MethodGet, "/api/refused?n="+strconv.Itoa(n), nil, &out)
 	return out, err
 }
 
@@ -161,4 +185,13 @@ type rawText string
 func IsStatus(err error, status int) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && ae.Status == status
+}
+
+// Ban bans prefix, a key of the limiter, for d, or lengthens its running
+// ban, and returns the ban. An APIError with status 400 means the prefix
+// or duration was refused, 409 that the ban table has no room for it.
+func (c *Client) Ban(ctx context.Context, prefix string, d time.Duration) (limit.Ban, error) {
+	var b limit.Ban
+	err := c.do(ctx, http.MethodPost, "/api/guard/ban", BanRequest{Prefix: prefix, Duration: d.String()}, &b)
+	return b, err
 }

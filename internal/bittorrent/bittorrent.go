@@ -6,66 +6,10 @@
 package bittorrent
 
 import (
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/netip"
 	"time"
 )
-
-// InfoHash identifies a torrent on the wire: the SHA-1 of a v1 info
-// dictionary, or the SHA-256 of a v2 one truncated to 20 bytes (BEP 52).
-type InfoHash [20]byte
-
-// String returns the hash as 40 lowercase hex digits.
-func (ih InfoHash) String() string { return hex.EncodeToString(ih[:]) }
-
-// MarshalText lets an InfoHash appear as hex in JSON and slog output.
-func (ih InfoHash) MarshalText() ([]byte, error) { return []byte(ih.String()), nil }
-
-// UnmarshalText accepts 40 hex digits, or 64 (a full v2 hash, truncated as
-// trackers see it).
-func (ih *InfoHash) UnmarshalText(b []byte) error {
-	h, err := ParseInfoHash(string(b))
-	if err != nil {
-		return err
-	}
-	*ih = h
-	return nil
-}
-
-// ErrBadInfoHash is returned for a hex info hash of the wrong length or
-// alphabet.
-var ErrBadInfoHash = errors.New("info hash must be 40 hex digits (v1) or 64 (v2)")
-
-// ParseInfoHash parses a v1 hash (40 hex digits) or a v2 hash (64 hex
-// digits, truncated to its first 20 bytes, which is what clients send to
-// trackers).
-func ParseInfoHash(s string) (InfoHash, error) {
-	var ih InfoHash
-	switch len(s) {
-	case 40, 64:
-	default:
-		return ih, fmt.Errorf("%q: %w", truncate(s, 80), ErrBadInfoHash)
-	}
-	if _, err := hex.Decode(ih[:], []byte(s[:40])); err != nil {
-		return ih, fmt.Errorf("%q: %w", truncate(s, 80), ErrBadInfoHash)
-	}
-	if len(s) == 64 {
-		var rest [12]byte
-		if _, err := hex.Decode(rest[:], []byte(s[40:])); err != nil {
-			return ih, fmt.Errorf("%q: %w", truncate(s, 80), ErrBadInfoHash)
-		}
-	}
-	return ih, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
 
 // PeerID is the 20-byte identifier a client chooses for itself. It is not
 // authenticated and is never used to find or remove a peer.

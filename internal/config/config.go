@@ -4,7 +4,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"warden/internal/admin"
+	"warden/internal/confkey"
 	"warden/internal/httptracker"
 	"warden/internal/limit"
 	"warden/internal/swarm"
@@ -74,29 +74,36 @@ func Load(path string) (Config, error) {
 	return cfg, nil
 }
 
-// Validate checks every part and returns the first problem, naming it.
+// Validate checks every part and returns the first problem as a
+// *confkey.Error naming its key as the file spells it ("udp.workers").
 func (c Config) Validate() error {
 	if c.Data == "" {
-		return errors.New("data: must name a directory")
+		return confkey.Errorf("data", "must name a directory")
 	}
 	if _, err := c.Log.Handler(os.Stderr); err != nil {
 		return err
 	}
 	if c.HTTP.Listen == "" && c.UDP.Listen == "" {
-		return errors.New("http.listen and udp.listen are both empty: nothing to serve")
+		return confkey.Errorf("http.listen", "is empty and so is udp.listen: nothing to serve")
 	}
-	if c.HTTP.Listen != "" {
-		if err := c.HTTP.Validate(); err != nil {
-			return err
+	// A table's key is the toml tag of its field in Config.
+	parts := []struct {
+		table string
+		skip  bool // the part is off
+		v     interface{ Validate() error }
+	}{
+		{"http", c.HTTP.Listen == "", c.HTTP},
+		{"udp", c.UDP.Listen == "", c.UDP},
+		{"admin", false, c.Admin},
+		{"tracker", false, c.Tracker},
+		{"swarm", false, c.Swarm},
+		{"limit", false, c.Limit},
+	}
+	for _, p := range parts {
+		if p.skip {
+			continue
 		}
-	}
-	if c.UDP.Listen != "" {
-		if err := c.UDP.Validate(); err != nil {
-			return err
-		}
-	}
-	for _, v := range []interface{ Validate() error }{c.Admin, c.Tracker, c.Swarm, c.Limit} {
-		if err := v.Validate(); err != nil {
+		if err := confkey.In(p.table, p.v.Validate()); err != nil {
 			return err
 		}
 	}
@@ -107,7 +114,7 @@ func (c Config) Validate() error {
 func (l Log) Handler(w *os.File) (slog.Handler, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(l.Level)); err != nil {
-		return nil, fmt.Errorf("log.level: %q is not debug, info, warn or error", l.Level)
+		return nil, confkey.Errorf("log.level", "%q is not debug, info, warn or error", l.Level)
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	switch l.Format {
@@ -116,5 +123,5 @@ func (l Log) Handler(w *os.File) (slog.Handler, error) {
 	case "json":
 		return slog.NewJSONHandler(w, opts), nil
 	}
-	return nil, fmt.Errorf("log.format: %q is not text or json", l.Format)
+	return nil, confkey.Errorf("log.format", "%q is not text or json", l.Format)
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"warden/internal/confkey"
 	"warden/internal/swarm"
 )
 
@@ -67,6 +69,8 @@ func TestLoadErrors(t *testing.T) {
 		{"wrong type", "[tracker]\nmax_numwant = \"many\"\n", "max_numwant"},
 		{"bad duration", "[tracker]\nannounce_interval = \"soon\"\n", "announce_interval"},
 		{"syntax", "mode = \n", "config"},
+		{"short cookie secret", "[udp]\ncookie_secret = \"c0ffee\"\n", "must be at least 32 bytes, got 3"},
+		{"cookie secret not hex or base64", "[udp]\ncookie_secret = \"s3cr3t!!\"\n", "must be hex or base64"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,6 +87,19 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
+func TestLoadCookieSecret(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.toml")
+	hex := strings.Repeat("5a", 32)
+	os.WriteFile(path, []byte("[udp]\ncookie_secret = \""+hex+"\"\n"), 0o600)
+	c, err := Load(path)
+	if err != nil || len(c.UDP.CookieSecret) != 32 || c.UDP.CookieSecret[0] != 0x5a {
+		t.Fatalf("Load = %v; secret of %d bytes", err, len(c.UDP.CookieSecret))
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate = %v", err)
+	}
+}
+
 func TestValidate(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -90,24 +107,37 @@ func TestValidate(t *testing.T) {
 		wantErr string
 	}{
 		{"default", func(*Config) {}, ""},
-		{"no data dir", func(c *Config) { c.Data = "" }, "data:"},
-		{"nothing to serve", func(c *Config) { c.HTTP.Listen, c.UDP.Listen = "", "" }, "nothing to serve"},
+		{"no data dir", func(c *Config) { c.Data = "" }, "data: must name a directory"},
+		{"nothing to serve", func(c *Config) { c.HTTP.Listen, c.UDP.Listen = "", "" }, "http.listen: is empty and so is udp.listen: nothing to serve"},
 		{"http only", func(c *Config) { c.UDP.Listen = "" }, ""},
-		{"bad log level", func(c *Config) { c.Log.Level = "loud" }, "log.level"},
-		{"bad log format", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
-		{"public admin", func(c *Config) { c.Admin.Listen = "0.0.0.0:7070" }, "admin: listen"},
-		{"bad tracker", func(c *Config) { c.Tracker.MaxNumWant = -1 }, "max_numwant"},
-		{"bad swarm", func(c *Config) { c.Swarm.PeerTTL = 0 }, "peer_ttl"},
-		{"peer_ttl past the stamps", func(c *Config) { c.Swarm.PeerTTL = swarm.MaxPeerTTL + 1 }, "peer_ttl"},
-		{"bad udp", func(c *Config) { c.UDP.BatchSize = 0 }, "batch_size"},
+		{"udp off skips its checks", func(c *Config) { c.UDP.Listen, c.UDP.Workers = "", 0 }, ""},
+		{"bad log level", func(c *Config) { c.Log.Level = "loud" }, `log.level: "loud" is not debug, info, warn or error`},
+		{"bad log format", func(c *Config) { c.Log.Format = "xml" }, `log.format: "xml" is not text or json`},
+		{"bad http", func(c *Config) { c.HTTP.TrustedProxies = []string{"10.0.0.1/8"} }, `http.trusted_proxies[0]: "10.0.0.1/8" has host bits set; did you mean 10.0.0.0/8?`},
+		{"bad udp", func(c *Config) { c.UDP.Workers = 0 }, "udp.workers: must be 1-1024, got 0"},
+		{"public admin", func(c *Config) { c.Admin.Listen = "0.0.0.0:7070" }, "admin.listen: 0.0.0.0:7070 listens on every interface; use a loopback or private address, or set allow_public"},
+		{"bad tracker", func(c *Config) { c.Tracker.MaxNumWant = -1 }, "tracker.max_numwant: must be 0-1000, got -1"},
+		{"bad swarm", func(c *Config) { c.Swarm.PeerTTL = 0 }, "swarm.peer_ttl: must be between 1s and 8h0m0s, got 0s"},
+		{"peer_ttl past the stamps", func(c *Config) { c.Swarm.PeerTTL = swarm.MaxPeerTTL + 1 }, "swarm.peer_ttl: must be between 1s and 8h0m0s, got 8h0m0.000000001s"},
+		{"bad limit", func(c *Config) { c.Limit.MaxBans = 0 }, "limit.max_bans: must be 1-16777216, got 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := Default()
 			tt.edit(&c)
 			err := c.Validate()
-			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
-				t.Fatalf("Validate() = %v, want error containing %q", err, tt.wantErr)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || err.Error() != tt.wantErr {
+				t.Fatalf("Validate() = %v, want %q", err, tt.wantErr)
+			}
+			var ce *confkey.Error
+			if !errors.As(err, &ce) || !strings.HasPrefix(tt.wantErr, ce.Key+": ") {
+				t.Errorf("Validate() = %v, want a confkey.Error whose key starts the message", err)
 			}
 		})
 	}

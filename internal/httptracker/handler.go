@@ -1,7 +1,6 @@
 package httptracker
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 
 	"warden/internal/bittorrent"
 	"warden/internal/limit"
+	"warden/internal/ratelog"
 	"warden/internal/tracker"
 )
 
@@ -65,7 +65,7 @@ type handler struct {
 	maxScrape  int
 	guard      *limit.Guard // nil: no limits
 	log        *slog.Logger
-	errLimit   rateLimit
+	errLog     *ratelog.Logger // errors a client's request ran into
 	stats      counters
 	states     sync.Pool // *reqState
 }
@@ -93,7 +93,7 @@ func newHandler(tr *tracker.Tracker, trusted []netip.Prefix, fullScrape bool, lo
 		fullScrape: fullScrape,
 		maxScrape:  tr.Config().MaxScrapeHashes,
 		log:        log,
-		errLimit:   rateLimit{every: time.Second, now: time.Now},
+		errLog:     ratelog.New(log, slog.LevelError, time.Second, nil),
 		states:     sync.Pool{New: func() any { return new(reqState) }},
 	}
 }
@@ -189,7 +189,7 @@ func (h *handler) scrape(w http.ResponseWriter, r *http.Request, src netip.Addr,
 		err = errNoFullScrape
 	default:
 		st.scrapes = st.scrapes[:0]
-		h.tr.ScrapeAll(r.Context(), func(s bittorrent.Scrape) bool {
+		err = h.tr.ScrapeAll(r.Context(), func(s bittorrent.Scrape) bool {
 			st.scrapes = append(st.scrapes, s)
 			return true
 		})
@@ -248,10 +248,7 @@ func (h *handler) writeFailure(w http.ResponseWriter, st *reqState, op string, e
 	reason := clientReason(err, st.scratch[:0])
 	if reason == nil {
 		reason = append(st.scratch[:0], "internal error"...)
-		if ok, suppressed := h.errLimit.allow(); ok {
-			h.log.LogAttrs(context.Background(), slog.LevelError, "request failed",
-				slog.String("op", op), slog.Any("err", err), slog.Uint64("suppressed", suppressed))
-		}
+		h.errLog.Log("request failed", slog.String("op", op), slog.Any("err", err))
 	}
 	st.buf = appendFailure(st.buf[:0], reason)
 	st.scratch = reason[:0] // keep what it grew to
@@ -294,25 +291,4 @@ func writeBody(w http.ResponseWriter, body []byte) {
 		hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
 	}
 	w.Write(body)
-}
-
-// rateLimit lets one event through per interval and counts the rest, for
-// log lines a client could otherwise trigger once per request.
-type rateLimit struct {
-	every      time.Duration
-	now        func() time.Time
-	next       atomic.Int64 // unix nanoseconds before which events are suppressed
-	suppressed atomic.Uint64
-}
-
-// allow reports whether the event may be logged, and how many were
-// suppressed since the last one that was.
-func (l *rateLimit) allow() (bool, uint64) {
-	now := l.now().UnixNano()
-	next := l.next.Load()
-	if now < next || !l.next.CompareAndSwap(next, now+int64(l.every)) {
-		l.suppressed.Add(1)
-		return false, 0
-	}
-	return true, l.suppressed.Swap(0)
 }

@@ -17,6 +17,9 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"warden/internal/confkey"
+	"warden/internal/limit"
 )
 
 // Config configures the HTTP frontend. Durations are TOML strings such as
@@ -77,11 +80,11 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate returns an error naming the first setting that cannot work. It
-// never corrects a value.
+// Validate returns a *confkey.Error naming the first setting that cannot
+// work by its key in the [http] table. It never corrects a value.
 func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fieldErr("listen", fmt.Sprintf("must be host:port, got %q", c.Listen))
+		return confkey.Errorf("listen", "must be host:port, got %q", c.Listen)
 	}
 	if _, err := parseTrusted(c.TrustedProxies); err != nil {
 		return err
@@ -99,56 +102,36 @@ func (c Config) Validate() error {
 		// net/http reads 0 as "no limit", which a public server
 		// must not have.
 		if d.v < 100*time.Millisecond || d.v > 10*time.Minute {
-			return fieldErr(d.name, fmt.Sprintf("must be between 100ms and 10m, got %v", d.v))
+			return confkey.Errorf(d.name, "must be between 100ms and 10m, got %v", d.v)
 		}
 	}
 	if c.ReadHeaderTimeout > c.ReadTimeout {
-		return fieldErr("read_header_timeout", fmt.Sprintf("must not exceed read_timeout (%v), got %v", c.ReadTimeout, c.ReadHeaderTimeout))
+		return confkey.Errorf("read_header_timeout", "must not exceed read_timeout (%v), got %v", c.ReadTimeout, c.ReadHeaderTimeout)
 	}
 	if c.MaxHeaderBytes < 1<<10 || c.MaxHeaderBytes > 1<<20 {
-		return fieldErr("max_header_bytes", fmt.Sprintf("must be between 1024 and 1048576, got %d", c.MaxHeaderBytes))
+		return confkey.Errorf("max_header_bytes", "must be between 1024 and 1048576, got %d", c.MaxHeaderBytes)
 	}
 	if c.MaxConns < 1 || c.MaxConns > 1<<20 {
-		return fieldErr("max_conns", fmt.Sprintf("must be between 1 and 1048576, got %d", c.MaxConns))
+		return confkey.Errorf("max_conns", "must be between 1 and 1048576, got %d", c.MaxConns)
 	}
 	if c.MaxConnsPerSource < 1 || c.MaxConnsPerSource > c.MaxConns {
-		return fieldErr("max_conns_per_source", fmt.Sprintf("must be between 1 and max_conns (%d), got %d", c.MaxConns, c.MaxConnsPerSource))
+		return confkey.Errorf("max_conns_per_source", "must be between 1 and max_conns (%d), got %d", c.MaxConns, c.MaxConnsPerSource)
 	}
 	return nil
 }
 
-// parseTrusted parses the trusted_proxies setting. A bare address is a
-// prefix of one address. A prefix with host bits set ("10.0.0.1/8") or an
-// IPv4-mapped IPv6 prefix (which would never match, since source addresses
-// are unmapped) is refused rather than guessed at.
+// parseTrusted parses the trusted_proxies setting by the rules of
+// limit.ParsePrefix: an IPv4-mapped prefix would never match, since
+// source addresses are unmapped, and one with host bits set is ambiguous,
+// so both are refused rather than guessed at.
 func parseTrusted(list []string) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(list))
 	for i, s := range list {
-		field := fmt.Sprintf("trusted_proxies[%d]", i)
-		p, err := netip.ParsePrefix(s)
+		p, err := limit.ParsePrefix(s)
 		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return nil, fieldErr(field, fmt.Sprintf("must be an address or CIDR prefix, got %q", s))
-			}
-			if a.Zone() != "" {
-				return nil, fieldErr(field, fmt.Sprintf("must not have a zone, got %q", s))
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		if p.Addr().Is4In6() {
-			return nil, fieldErr(field, fmt.Sprintf("IPv4-mapped prefix %q never matches; write the IPv4 form", s))
-		}
-		if p != p.Masked() {
-			return nil, fieldErr(field, fmt.Sprintf("%q has host bits set; did you mean %s?", s, p.Masked()))
+			return nil, confkey.Errorf(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
 		}
 		out = append(out, p)
 	}
 	return out, nil
 }
-
-type configError struct{ field, msg string }
-
-func (e *configError) Error() string { return "httptracker: " + e.field + ": " + e.msg }
-
-func fieldErr(field, msg string) error { return &configError{field, msg} }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"warden/internal/limit"
+	"warden/internal/ratelog"
 	"warden/internal/tracker"
 )
 
@@ -120,7 +121,7 @@ func Listen(addr string, tr *tracker.Tracker, guard *limit.Guard, cfg Config, lo
 		// net/http logs its own troubles (accept errors when out of
 		// file descriptors, recovered panics); they go to our logger
 		// at Warn, at most one line a second.
-		ErrorLog:  stdlog.New(&httpErrorLog{log: log, limit: rateLimit{every: time.Second, now: time.Now}}, "", 0),
+		ErrorLog:  stdlog.New(httpErrorLog{ratelog.New(log, slog.LevelWarn, time.Second, nil)}, "", 0),
 		ConnState: s.fresh.track,
 	}
 	s.srv.RegisterOnShutdown(s.fresh.closeAll)
@@ -203,14 +204,9 @@ func (s *Server) Close() error {
 // httpErrorLog turns net/http's log lines into rate-limited slog records:
 // some of them (accept errors under a connection flood) an attacker can
 // trigger at will.
-type httpErrorLog struct {
-	log   *slog.Logger
-	limit rateLimit
-}
+type httpErrorLog struct{ log *ratelog.Logger }
 
-func (l *httpErrorLog) Write(p []byte) (int, error) {
-	if ok, suppressed := l.limit.allow(); ok {
-		l.log.Warn("net/http: "+strings.TrimSpace(string(p)), "suppressed", suppressed)
-	}
+func (l httpErrorLog) Write(p []byte) (int, error) {
+	l.log.Log("net/http: " + strings.TrimSpace(string(p)))
 	return len(p), nil
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"warden/internal/bencode"
+	"warden/internal/ratelog"
 )
 
 // startServer listens on 127.0.0.1:0 and runs the server until the test
@@ -420,7 +421,7 @@ func readRawResponse(br *bufio.Reader) error {
 
 func TestHTTPErrorLogRateLimited(t *testing.T) {
 	var buf bytes.Buffer
-	l := &httpErrorLog{log: slog.New(slog.NewTextHandler(&buf, nil)), limit: rateLimit{every: time.Hour, now: time.Now}}
+	l := httpErrorLog{ratelog.New(slog.New(slog.NewTextHandler(&buf, nil)), slog.LevelWarn, time.Hour, nil)}
 	for range 3 {
 		l.Write([]byte("http: Accept error: too many open files; retrying in 5ms\n"))
 	}

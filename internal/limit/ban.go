@@ -105,11 +105,13 @@ func (b *banTable) lookup(h uint64, now int64) (slot int32, until int64, ok bool
 	return 0, 0, false
 }
 
-// impose bans the key with hash h, prefix p, from now: for ban_duration,
-// or twice its previous ban while that one is remembered. If the key is
-// already banned it returns that ban. ok is false when the set is full of
-// running bans.
-func (b *banTable) impose(h uint64, p netip.Prefix, now int64) (slot int32, until int64, ok bool) {
+// impose bans the key with hash h, prefix p, from now: for d, or, when d
+// is 0, for ban_duration or twice its previous ban while that one is
+// remembered. A running ban of the key is returned as it is, unless d
+// would end it later: then it is extended to now+d, keeping its start,
+// strikes and count. out, if not nil, receives the ban. ok is false when
+// the set is full of running bans.
+func (b *banTable) impose(h uint64, p netip.Prefix, now int64, d time.Duration, out *Ban) (slot int32, until int64, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	si := int(index(h, uint64(len(b.sets))))
@@ -126,6 +128,11 @@ func (b *banTable) impose(h uint64, p netip.Prefix, now int64) (slot int32, unti
 	if pick >= 0 {
 		u := s.until[pick].Load()
 		if u > now {
+			if d > 0 && now+int64(d) > u {
+				u = now + int64(d)
+				s.until[pick].Store(u) // same key: lookup reads a consistent pair
+			}
+			recs[pick].fill(out, u)
 			return int32(si*banWays + pick), u, true
 		}
 		if now < u+int64(b.max) {
@@ -141,7 +148,10 @@ func (b *banTable) impose(h uint64, p netip.Prefix, now int64) (slot int32, unti
 			b.records.Add(1)
 		}
 	}
-	until = now + int64(b.duration(strikes))
+	if d == 0 {
+		d = b.duration(strikes)
+	}
+	until = now + int64(d)
 	r := &recs[pick]
 	r.since = now
 	r.dropped.Store(0)
@@ -150,6 +160,7 @@ func (b *banTable) impose(h uint64, p netip.Prefix, now int64) (slot int32, unti
 	s.until[pick].Store(until)
 	s.hash[pick].Store(h)
 	b.imposed.Add(1)
+	r.fill(out, until)
 	return int32(si*banWays + pick), until, true
 }
 
@@ -222,18 +233,27 @@ func (b *banTable) running(now int64) []Ban {
 			if s.hash[i].Load() == 0 || u <= now {
 				continue
 			}
-			r := &b.recs[si*banWays+i]
-			out = append(out, Ban{
-				Prefix:  r.prefix(),
-				Since:   time.Unix(0, r.since).UTC(),
-				Until:   time.Unix(0, u).UTC(),
-				Strikes: int(r.strikes),
-				Dropped: r.dropped.Load(),
-			})
+			var ban Ban
+			b.recs[si*banWays+i].fill(&ban, u)
+			out = append(out, ban)
 		}
 	}
 	slices.SortFunc(out, func(x, y Ban) int { return x.Prefix.Compare(y.Prefix) })
 	return out
+}
+
+// fill sets *out, if out is not nil, to r's ban ending at until.
+func (r *banRec) fill(out *Ban, until int64) {
+	if out == nil {
+		return
+	}
+	*out = Ban{
+		Prefix:  r.prefix(),
+		Since:   time.Unix(0, r.since).UTC(),
+		Until:   time.Unix(0, until).UTC(),
+		Strikes: int(r.strikes),
+		Dropped: r.dropped.Load(),
+	}
 }
 
 func (r *banRec) setPrefix(p netip.Prefix) {

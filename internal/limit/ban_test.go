@@ -1,7 +1,9 @@
 package limit
 
 import (
+	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -242,5 +244,173 @@ func TestBanDuration(t *testing.T) {
 	b = &banTable{first: 3 * time.Minute, max: 5 * time.Minute}
 	if got := b.duration(2); got != 5*time.Minute {
 		t.Errorf("duration(2) capped = %v", got)
+	}
+}
+
+func TestBanImposed(t *testing.T) {
+	tests := []struct {
+		name     string
+		prefix   string
+		in, out  []string // sources banned, and neighbours not
+		prewarm  bool     // the sources are in the rate table before the ban
+		banAfter int      // the config's ban_after
+	}{
+		{name: "IPv4 address", prefix: "192.0.2.66/32", in: []string{"192.0.2.66"}, out: []string{"192.0.2.67"}},
+		{name: "IPv4 address already counted", prefix: "192.0.2.66/32", in: []string{"192.0.2.66"}, out: []string{"192.0.2.67"}, prewarm: true},
+		{name: "IPv4 prefix", prefix: "192.0.2.0/24", in: []string{"192.0.2.1", "192.0.2.255"}, out: []string{"192.0.3.1"}, prewarm: true},
+		{name: "IPv4-mapped source", prefix: "192.0.2.66/32", in: []string{"::ffff:192.0.2.66"}, out: []string{"192.0.2.65"}},
+		{name: "IPv6 address", prefix: "2001:db8:1:2::/64", in: []string{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9"}, out: []string{"2001:db8:1:3::1"}, prewarm: true},
+		{name: "IPv6 prefix", prefix: "2001:db8:1::/48", in: []string{"2001:db8:1:2::1", "2001:db8:1:ffff::1"}, out: []string{"2001:db8:2::1"}},
+		{name: "automatic bans on", prefix: "192.0.2.66/32", in: []string{"192.0.2.66"}, out: []string{"192.0.2.67"}, prewarm: true, banAfter: 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testConfig()
+			c.BanAfter = tt.banAfter
+			l := New(c)
+			if tt.prewarm {
+				for _, a := range append(tt.in, tt.out...) {
+					if v := l.Allow(mustAddr(a), t0); v != Allowed {
+						t.Fatalf("before the ban, Allow(%s) = %v", a, v)
+					}
+				}
+			}
+			p := netip.MustParsePrefix(tt.prefix)
+			got, err := l.Ban(p, time.Hour, sec(1))
+			want := Ban{Prefix: p, Since: sec(1), Until: sec(3601), Strikes: 1}
+			if err != nil || !equalBan(got, want) {
+				t.Fatalf("Ban(%v) = %+v, %v; want %+v", p, got, err, want)
+			}
+			if bans := l.Bans(sec(2)); len(bans) != 1 || !equalBan(bans[0], want) {
+				t.Errorf("Bans = %+v, want [%+v]", bans, want)
+			}
+			for _, a := range tt.in {
+				if v := l.Allow(mustAddr(a), sec(3600)); v != Banned {
+					t.Errorf("during the ban, Allow(%s) = %v, want banned", a, v)
+				}
+			}
+			for _, a := range tt.out {
+				if v := l.Allow(mustAddr(a), sec(3600)); v != Allowed {
+					t.Errorf("during the ban, Allow(neighbour %s) = %v, want allowed", a, v)
+				}
+			}
+			for _, a := range tt.in {
+				if v := l.Allow(mustAddr(a), sec(3601)); v != Allowed {
+					t.Errorf("after the ban, Allow(%s) = %v, want allowed", a, v)
+				}
+			}
+			if s := l.Stats(); s.BansImposed != 1 {
+				t.Errorf("BansImposed = %d, want 1", s.BansImposed)
+			}
+		})
+	}
+}
+
+func TestBanRefused(t *testing.T) {
+	tests := []struct {
+		name    string
+		prefix  netip.Prefix
+		d       time.Duration
+		wantErr string
+	}{
+		{name: "wider than a key", prefix: netip.MustParsePrefix("10.0.0.0/8"), d: time.Hour,
+			wantErr: "limit: cannot ban 10.0.0.0/8: IPv4 sources are counted by /32 and /24, so ban 10.0.0.0/32 or 10.0.0.0/24 (wider ranges go in the blocklist)"},
+		{name: "narrower than an IPv6 address", prefix: netip.MustParsePrefix("2001:db8::1/128"), d: time.Hour,
+			wantErr: "limit: cannot ban 2001:db8::1/128: IPv6 sources are counted by /64 and /48, so ban 2001:db8::/64 or 2001:db8::/48 (wider ranges go in the blocklist)"},
+		{name: "host bits", prefix: netip.MustParsePrefix("192.0.2.7/24"), d: time.Hour,
+			wantErr: "limit: cannot ban 192.0.2.7/24: IPv4 sources are counted by /32 and /24, so ban 192.0.2.7/32 or 192.0.2.0/24"},
+		{name: "IPv4-mapped", prefix: netip.MustParsePrefix("::ffff:192.0.2.7/128"), d: time.Hour,
+			wantErr: "limit: cannot ban ::ffff:192.0.2.7/128: IPv4 sources are counted by /32 and /24, so ban 192.0.2.7/32 or 192.0.2.0/24"},
+		{name: "no prefix", d: time.Hour, wantErr: "limit: ban: no prefix given"},
+		{name: "zero duration", prefix: netip.MustParsePrefix("192.0.2.7/32"),
+			wantErr: "limit: ban 192.0.2.7/32: duration must be more than 0 and at most 8784h0m0s, got 0s"},
+		{name: "too long", prefix: netip.MustParsePrefix("192.0.2.7/32"), d: MaxBan + 1,
+			wantErr: "limit: ban 192.0.2.7/32: duration must be more than 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := New(testConfig())
+			b, err := l.Ban(tt.prefix, tt.d, t0)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
+				t.Fatalf("Ban(%v, %v) = %+v, %v; want error %q", tt.prefix, tt.d, b, err, tt.wantErr)
+			}
+			if bans := l.Bans(t0); len(bans) != 0 {
+				t.Errorf("after a refused Ban, Bans = %+v", bans)
+			}
+		})
+	}
+}
+
+// TestBanExtends checks that a second Ban only ever lengthens a running
+// ban, on the hot path as well as in Bans.
+func TestBanExtends(t *testing.T) {
+	l := New(testConfig())
+	src := mustAddr("192.0.2.9")
+	p := netip.MustParsePrefix("192.0.2.9/32")
+	l.Allow(src, t0) // in the rate table
+	steps := []struct {
+		at        float64
+		d         time.Duration
+		wantUntil float64
+	}{
+		{at: 0, d: time.Minute, wantUntil: 60},
+		{at: 10, d: 10 * time.Minute, wantUntil: 610}, // extended
+		{at: 20, d: time.Minute, wantUntil: 610},      // not shortened
+	}
+	for _, st := range steps {
+		b, err := l.Ban(p, st.d, sec(st.at))
+		if err != nil || !b.Until.Equal(sec(st.wantUntil)) || !b.Since.Equal(t0) || b.Strikes != 1 {
+			t.Fatalf("Ban(%v) at +%vs = %+v, %v; want since +0s until +%vs, strike 1", st.d, st.at, b, err, st.wantUntil)
+		}
+	}
+	if v := l.Allow(src, sec(609)); v != Banned {
+		t.Errorf("Allow at +609s = %v, want banned by the extended ban", v)
+	}
+	if v := l.Allow(src, sec(610)); v != Allowed {
+		t.Errorf("Allow at +610s = %v, want allowed", v)
+	}
+	if s := l.Stats(); s.BansImposed != 1 {
+		t.Errorf("BansImposed = %d, want 1: an extension is not a new ban", s.BansImposed)
+	}
+}
+
+// TestBanThenAutomatic checks that an imposed ban counts as a strike and
+// that Unban lifts it.
+func TestBanThenAutomatic(t *testing.T) {
+	l := New(banConfig()) // 1m, doubling up to 4m
+	src := mustAddr("192.0.2.66")
+	p := netip.MustParsePrefix("192.0.2.66/32")
+	if _, err := l.Ban(p, 30*time.Second, t0); err != nil {
+		t.Fatal(err)
+	}
+	abuse(t, l, src, sec(40), 100)
+	bans := l.Bans(sec(40))
+	if len(bans) != 1 || bans[0].Strikes != 2 || bans[0].Until.Sub(bans[0].Since) != 2*time.Minute {
+		t.Fatalf("automatic ban after an imposed one: %+v, want strike 2 for 2m", bans)
+	}
+	if !l.Unban(p) {
+		t.Fatal("Unban of an imposed ban = false")
+	}
+	if v := l.Allow(src, sec(41)); v != Allowed {
+		t.Errorf("after Unban, Allow = %v", v)
+	}
+}
+
+func TestBanImposedTableFull(t *testing.T) {
+	c := testConfig()
+	c.MaxBans = banWays // one set: every key shares it
+	l := New(c)
+	for i := range banWays {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), 32)
+		if _, err := l.Ban(p, time.Hour, t0); err != nil {
+			t.Fatalf("Ban %d of %d: %v", i+1, banWays, err)
+		}
+	}
+	_, err := l.Ban(netip.MustParsePrefix("198.51.100.1/32"), time.Hour, t0)
+	if !errors.Is(err, ErrBanTableFull) {
+		t.Fatalf("Ban with the table full = %v, want ErrBanTableFull", err)
+	}
+	if s := l.Stats(); s.BansRefused != 1 {
+		t.Errorf("BansRefused = %d, want 1", s.BansRefused)
 	}
 }

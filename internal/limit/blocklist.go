@@ -53,21 +53,18 @@ func (e *BlocklistError) Error() string {
 		b.WriteString(" " + e.Path)
 	}
 	b.WriteString(": line " + strconv.Itoa(e.Line) + ": ")
-	if e.Text != "" {
-		b.WriteString(strconv.Quote(e.Text) + ": ")
-	}
-	b.WriteString(e.Err.Error())
+	b.WriteString(e.Err.Error()) // quotes Text when there is one
 	return b.String()
 }
 
 func (e *BlocklistError) Unwrap() error { return e.Err }
 
 // ParseBlocklist reads a blocklist: one CIDR prefix ("192.0.2.0/24",
-// "2001:db8::/32") or address (a /32 or /128) per line; "#" starts a
-// comment, and blank lines are skipped. Host bits are masked off
-// ("10.1.2.3/8" is 10.0.0.0/8). An IPv4-mapped IPv6 prefix of at least
-// /96 is the IPv4 prefix it maps. The first line that is anything else is
-// a *BlocklistError naming it; a line longer than 4096 bytes is one too.
+// "2001:db8::/32") or address (a /32 or /128) per line, by the rules of
+// ParsePrefix; "#" starts a comment, space around an entry is ignored,
+// and blank lines are skipped. The first line that is anything else
+// (host bits set, an IPv4-mapped prefix, two entries) is a
+// *BlocklistError naming it; a line longer than 4096 bytes is one too.
 func ParseBlocklist(r io.Reader) (*Blocklist, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 512), maxBlocklistLine)
@@ -83,7 +80,7 @@ func ParseBlocklist(r io.Reader) (*Blocklist, error) {
 		if text == "" {
 			continue
 		}
-		p, err := parseBlockEntry(text)
+		p, err := ParsePrefix(text)
 		if err != nil {
 			return nil, &BlocklistError{Line: line, Text: text, Err: err}
 		}
@@ -96,29 +93,6 @@ func ParseBlocklist(r io.Reader) (*Blocklist, error) {
 		return nil, fmt.Errorf("blocklist: read: %w", err)
 	}
 	return newBlocklist(ps), nil
-}
-
-func parseBlockEntry(s string) (netip.Prefix, error) {
-	var p netip.Prefix
-	if strings.Contains(s, "/") {
-		var err error
-		if p, err = netip.ParsePrefix(s); err != nil {
-			return p, err
-		}
-	} else {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return p, err
-		}
-		if a.Zone() != "" {
-			return p, errors.New("an address with a zone is not a network")
-		}
-		p = netip.PrefixFrom(a, a.BitLen())
-	}
-	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-	}
-	return p.Masked(), nil
 }
 
 func newBlocklist(ps []netip.Prefix) *Blocklist {

@@ -17,11 +17,11 @@ import (
 const sampleBlocklist = `# abusive networks
 192.0.2.0/24
 198.51.100.7          # one address
-10.1.2.3/8            # host bits are masked: 10.0.0.0/8
+10.0.0.0/8
 
 2001:db8:bad::/48
 2001:db8::1
-::ffff:203.0.113.0/120   # IPv4-mapped: 203.0.113.0/24
+203.0.113.0/24
 192.0.2.128/25        # inside 192.0.2.0/24 already
 192.0.2.0/24          # duplicate
 `
@@ -112,11 +112,13 @@ func TestParseBlocklistErrors(t *testing.T) {
 		line     int
 		wantErr  string
 	}{
-		{"garbage", "192.0.2.0/24\n# ok\nnot-an-address\n", 3, `blocklist: line 3: "not-an-address": `},
-		{"bad length", "\n192.0.2.0/33\n", 2, `blocklist: line 2: "192.0.2.0/33": `},
-		{"two fields", "192.0.2.0/24 10.0.0.0/8\n", 1, `blocklist: line 1: "192.0.2.0/24 10.0.0.0/8": `},
-		{"zone", "fe80::1%eth0\n", 1, `blocklist: line 1: "fe80::1%eth0": an address with a zone is not a network`},
-		{"zone in prefix", "fe80::%eth0/64\n", 1, `blocklist: line 1: "fe80::%eth0/64": `},
+		{"garbage", "192.0.2.0/24\n# ok\nnot-an-address\n", 3, `blocklist: line 3: "not-an-address" is not an address or CIDR prefix`},
+		{"bad length", "\n192.0.2.0/33\n", 2, `blocklist: line 2: "192.0.2.0/33" has a bad prefix length`},
+		{"two fields", "192.0.2.0/24 10.0.0.0/8\n", 1, `blocklist: line 1: "192.0.2.0/24 10.0.0.0/8" has a bad prefix length`},
+		{"zone", "fe80::1%eth0\n", 1, `blocklist: line 1: "fe80::1%eth0" has a zone`},
+		{"zone in prefix", "fe80::%eth0/64\n", 1, `blocklist: line 1: "fe80::%eth0/64" has a zone`},
+		{"host bits", "10.1.2.3/8 # a typo or a /32?\n", 1, `blocklist: line 1: "10.1.2.3/8" has host bits set; did you mean 10.0.0.0/8?`},
+		{"IPv4-mapped", "::ffff:203.0.113.0/120\n", 1, `blocklist: line 1: "::ffff:203.0.113.0/120" is IPv4-mapped, which no source is; write the IPv4 form 203.0.113.0/24`},
 		{"too long", "192.0.2.1\n" + strings.Repeat("1", 5000) + "\n", 2, "blocklist: line 2: longer than 4096 bytes"},
 	}
 	for _, tt := range tests {

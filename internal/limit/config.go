@@ -1,9 +1,10 @@
 package limit
 
 import (
-	"fmt"
 	"math"
 	"time"
+
+	"warden/internal/confkey"
 )
 
 // Config sets the rates, the ban policy and the memory cap of a Limiter.
@@ -96,8 +97,8 @@ const (
 	maxTableBytes = 1 << 40
 )
 
-// Validate reports the first field that cannot work, by its toml name. It
-// never adjusts a value.
+// Validate returns a *confkey.Error naming the first field that cannot
+// work by its key in the [limit] table. It never adjusts a value.
 func (c Config) Validate() error {
 	if err := checkRate("rate_per_sec", "burst", c.RatePerSec, c.Burst); err != nil {
 		return err
@@ -107,49 +108,42 @@ func (c Config) Validate() error {
 	}
 	switch {
 	case c.IPv4PrefixLen < 0 || c.IPv4PrefixLen > 31:
-		return fieldError("ipv4_prefix_len", fmt.Sprintf("must be 0-31, got %d", c.IPv4PrefixLen))
+		return confkey.Errorf("ipv4_prefix_len", "must be 0-31, got %d", c.IPv4PrefixLen)
 	case c.IPv6AddressLen < 1 || c.IPv6AddressLen > 128:
-		return fieldError("ipv6_address_len", fmt.Sprintf("must be 1-128, got %d", c.IPv6AddressLen))
+		return confkey.Errorf("ipv6_address_len", "must be 1-128, got %d", c.IPv6AddressLen)
 	case c.IPv6PrefixLen < 0 || c.IPv6PrefixLen >= c.IPv6AddressLen:
-		return fieldError("ipv6_prefix_len", fmt.Sprintf("must be 0-%d (shorter than ipv6_address_len), got %d", c.IPv6AddressLen-1, c.IPv6PrefixLen))
+		return confkey.Errorf("ipv6_prefix_len", "must be 0-%d (shorter than ipv6_address_len), got %d", c.IPv6AddressLen-1, c.IPv6PrefixLen)
 	case c.BanAfter < 0:
-		return fieldError("ban_after", fmt.Sprintf("must be 0 (no bans) or more, got %d", c.BanAfter))
+		return confkey.Errorf("ban_after", "must be 0 (no bans) or more, got %d", c.BanAfter)
 	case c.BanWindow <= 0 || c.BanWindow > maxBanWindow:
-		return fieldError("ban_window", fmt.Sprintf("must be more than 0 and at most %v, got %v", maxBanWindow, c.BanWindow))
+		return confkey.Errorf("ban_window", "must be more than 0 and at most %v, got %v", maxBanWindow, c.BanWindow)
 	case c.BanAfter > 0 && c.BanWindow/time.Duration(c.BanAfter) < minBanStep:
-		return fieldError("ban_after", fmt.Sprintf("must be at most ban_window/%v = %d, got %d", minBanStep, c.BanWindow/minBanStep, c.BanAfter))
+		return confkey.Errorf("ban_after", "must be at most ban_window/%v = %d, got %d", minBanStep, c.BanWindow/minBanStep, c.BanAfter)
 	case c.BanDuration <= 0:
-		return fieldError("ban_duration", fmt.Sprintf("must be positive, got %v", c.BanDuration))
+		return confkey.Errorf("ban_duration", "must be positive, got %v", c.BanDuration)
 	case c.BanMax < c.BanDuration:
-		return fieldError("ban_max", fmt.Sprintf("must be at least ban_duration (%v), got %v", c.BanDuration, c.BanMax))
+		return confkey.Errorf("ban_max", "must be at least ban_duration (%v), got %v", c.BanDuration, c.BanMax)
 	case c.MaxBans < 1 || c.MaxBans > maxMaxBans:
-		return fieldError("max_bans", fmt.Sprintf("must be 1-%d, got %d", maxMaxBans, c.MaxBans))
+		return confkey.Errorf("max_bans", "must be 1-%d, got %d", maxMaxBans, c.MaxBans)
 	case int64(c.TableBytes) > maxTableBytes:
-		return fieldError("table_bytes", fmt.Sprintf("must be at most %d, got %d", int64(maxTableBytes), c.TableBytes))
+		return confkey.Errorf("table_bytes", "must be at most %d, got %d", int64(maxTableBytes), c.TableBytes)
 	}
 	if lay := layoutFor(c); lay.sets < 1 {
-		return fieldError("table_bytes", fmt.Sprintf("must be at least %d to hold max_bans=%d and one set, got %d", lay.minBytes, c.MaxBans, c.TableBytes))
+		return confkey.Errorf("table_bytes", "must be at least %d to hold max_bans=%d and one set, got %d", lay.minBytes, c.MaxBans, c.TableBytes)
 	}
 	return nil
 }
 
 func checkRate(rateField, burstField string, rate float64, burst int) error {
 	if !(rate > 0 && rate <= maxRate) { // also rejects NaN
-		return fieldError(rateField, fmt.Sprintf("must be more than 0 and at most %g, got %g", float64(maxRate), rate))
+		return confkey.Errorf(rateField, "must be more than 0 and at most %g, got %g", float64(maxRate), rate)
 	}
 	if burst < 1 {
-		return fieldError(burstField, fmt.Sprintf("must be at least 1, got %d", burst))
+		return confkey.Errorf(burstField, "must be at least 1, got %d", burst)
 	}
 	if fill := float64(burst) / rate; fill > maxFill.Seconds() {
-		return fieldError(burstField, fmt.Sprintf("must fill within %v at %s=%g (at most %d), got %d",
-			maxFill, rateField, rate, int64(math.Floor(maxFill.Seconds()*rate)), burst))
+		return confkey.Errorf(burstField, "must fill within %v at %s=%g (at most %d), got %d",
+			maxFill, rateField, rate, int64(math.Floor(maxFill.Seconds()*rate)), burst)
 	}
 	return nil
 }
-
-// ConfigError names the config field Validate rejected.
-type ConfigError struct{ Field, Msg string }
-
-func (e *ConfigError) Error() string { return "limit: " + e.Field + ": " + e.Msg }
-
-func fieldError(field, msg string) error { return &ConfigError{Field: field, Msg: msg} }

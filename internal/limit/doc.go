@@ -92,19 +92,25 @@
 // of 8, apart from the rate table, so that a flood of new sources that
 // evicts a banned key from the rate table does not lift its ban: a key
 // entering the rate table looks itself up there (a lock-free read). Only
-// a source that has dropped ban_after requests can take a ban record, so
-// spoofed one-off addresses cannot fill it. When the 8 records of a set
+// a source that has dropped ban_after requests, or a key the operator
+// bans with Ban, can take a ban record, so spoofed one-off addresses
+// cannot fill it. When the 8 records of a set
 // all hold running bans, a new ban there is refused and counted in
 // Stats.BansRefused: its source stays rate limited and is tried again
 // after another ban_after drops, and no running ban is ever cut short. A
 // record outlives its ban by ban_max, to double the next one, and is
 // then forgotten; an ended or forgotten record is reused first.
 //
+// Ban imposes a ban from outside (the operator, another node) into the
+// same table, whether or not automatic bans are on. It takes only a key of
+// the Limiter; ParsePrefix reads the addresses and prefixes operators
+// write, for bans as for the blocklist.
+//
 // # Concurrency
 //
 // A Limiter is safe for concurrent use. Allow takes the spinlocks of the
 // key's two sets, always in index order, and to impose a ban the ban
-// table's mutex after them; Bans and Unban take that mutex, and Unban a
-// set's spinlock after releasing it. Stats reads striped atomic counters.
+// table's mutex after them; Bans, Ban and Unban take that mutex, and Ban
+// and Unban a set's spinlock after releasing it. Stats reads striped atomic counters.
 // A Blocklist is immutable.
 package limit

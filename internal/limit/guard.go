@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
-
-	"warden/internal/topk"
 )
 
 // Guard is what the frontends consult for each request: the operator's
@@ -18,22 +16,22 @@ type Guard struct {
 	block atomic.Pointer[Blocklist]
 	file  string
 	log   *slog.Logger
-	// over samples the sources refused as over their rate or banned, one
-	// in overSample, for the operator's "who is flooding" view.
-	over *topk.Sketch[netip.Addr]
-	seq  atomic.Uint64
+	sink  Sink // nil: drops are not reported
 }
 
-// overSample is the sampling of refused requests into Guard.over: rare
-// enough that a flood costs the sketch nothing, often enough that a source
-// sending thousands a second shows up within a second.
-const overSample = 64
+// Sink is told of every request the guard turns away, for the operator's
+// record of who knocks. It is called on the request path, once per
+// dropped request of a flood, so it must not block and should not
+// allocate.
+type Sink interface {
+	Dropped(src netip.Addr, v Verdict, now time.Time)
+}
 
 // NewGuard returns a guard over a new Limiter for cfg, which must be valid.
 // If cfg.BlocklistFile is not empty it is read now (an error names the
 // line) and watched by Run.
 func NewGuard(cfg Config, log *slog.Logger) (*Guard, error) {
-	g := &Guard{lim: New(cfg), file: cfg.BlocklistFile, log: log.With("component", "guard"), over: topk.New[netip.Addr](256)}
+	g := &Guard{lim: New(cfg), file: cfg.BlocklistFile, log: log.With("component", "guard")}
 	if g.file != "" {
 		bl, err := readBlocklist(g.file)
 		if err != nil {
@@ -60,19 +58,19 @@ func (g *Guard) Check(src netip.Addr, now time.Time) Verdict {
 		return Allowed
 	}
 	src = src.Unmap()
-	if g.block.Load().Contains(src) {
-		return Blocked
+	v := Blocked
+	if !g.block.Load().Contains(src) {
+		v = g.lim.Allow(src, now)
 	}
-	v := g.lim.Allow(src, now)
-	if v != Allowed && g.seq.Add(1)%overSample == 0 {
-		g.over.Observe(src, now)
+	if v != Allowed && g.sink != nil {
+		g.sink.Dropped(src, v, now)
 	}
 	return v
 }
 
-// TopOffenders returns the sources most often refused as over their rate
-// or banned, from a 1-in-64 sample: multiply counts by 64 for an estimate.
-func (g *Guard) TopOffenders(n int) []topk.Entry[netip.Addr] { return g.over.Top(n) }
+// ReportDrops makes the guard tell sink of every request it turns away.
+// Call it before serving.
+func (g *Guard) ReportDrops(sink Sink) { g.sink = sink }
 
 // Limiter returns the guard's limiter, for bans and statistics.
 func (g *Guard) Limiter() *Limiter { return g.lim }

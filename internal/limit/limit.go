@@ -2,6 +2,7 @@ package limit
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"math"
@@ -412,7 +413,7 @@ func (l *Limiter) dropLocked(s *set, w int, h uint64, lv *level, t int64, src ne
 	tu := t / 1e3
 	d := max(s.tat[w]/1e3+int64(s.drop[w]), tu) + l.banStep
 	if d-tu >= l.banMax {
-		if slot, until, ok := l.bans.impose(h, lv.prefix(src), t); ok {
+		if slot, until, ok := l.bans.impose(h, lv.prefix(src), t, 0, nil); ok {
 			s.tag[w] |= bannedBit
 			s.tat[w] = until
 			s.drop[w] = slot
@@ -478,6 +479,72 @@ func (l *Limiter) Unban(p netip.Prefix) bool {
 	}
 	s.unlock()
 	return found
+}
+
+// MaxBan is the longest ban Ban imposes.
+const MaxBan = 366 * 24 * time.Hour
+
+// ErrBanTableFull is returned by Ban when every record of the ban table
+// that could hold the key holds a running ban (see Stats.BansRefused).
+var ErrBanTableFull = errors.New("limit: ban table full for this key: every record that could hold it has a running ban")
+
+// Ban bans p from now for d, as if p had earned it: the ban goes into the
+// same table as the automatic ones, so Bans lists it, the socket filter
+// copies an IPv4 one, and Allow refuses p's sources as Banned until it
+// ends. It works whether or not automatic bans are on (ban_after).
+//
+// p must be a key of the Limiter, as Bans reports keys: an IPv4 /32 or
+// /IPv4PrefixLen, or an IPv6 /IPv6AddressLen or /IPv6PrefixLen, without
+// host bits. A ban is found by its key's hash, so a ban of any other
+// prefix would never match a source; Ban refuses it with an error naming
+// the two keys around its address, and wider ranges belong in the
+// blocklist, which takes any prefix.
+//
+// A running ban of p is extended if d ends it later and is otherwise left
+// as it is; to shorten one, Unban it first. A new ban counts as a strike,
+// so an automatic ban of p while this one is remembered is doubled. d
+// must be more than 0 and at most MaxBan. Ban returns the ban as Bans
+// would list it, or ErrBanTableFull (wrapped). It takes the ban table's
+// mutex and the spinlock of p's set, and allocates only when it fails.
+func (l *Limiter) Ban(p netip.Prefix, d time.Duration, now time.Time) (Ban, error) {
+	if d <= 0 || d > MaxBan {
+		return Ban{}, fmt.Errorf("limit: ban %v: duration must be more than 0 and at most %v, got %v", p, MaxBan, d)
+	}
+	h, key, ok := l.keyOf(p)
+	if !ok || key != p {
+		return Ban{}, l.notAKey(p)
+	}
+	var b Ban
+	slot, until, ok := l.bans.impose(h, key, now.UnixNano(), d, &b)
+	if !ok {
+		return Ban{}, fmt.Errorf("limit: ban %v: %w", p, ErrBanTableFull)
+	}
+	// A key already in the rate table is checked there, not in the ban
+	// table: mark it. A ban only grows while it runs, so the later end
+	// wins when two Bans race.
+	s := &l.sets[index(h, l.nsets)]
+	s.lock()
+	if w := s.find(tagOf(h)); w >= 0 && (s.tag[w]&bannedBit == 0 || s.tat[w] < until) {
+		s.tag[w] |= bannedBit
+		s.tat[w] = until
+		s.drop[w] = slot
+	}
+	s.unlock()
+	return b, nil
+}
+
+// notAKey explains why p cannot be banned.
+func (l *Limiter) notAKey(p netip.Prefix) error {
+	if !p.IsValid() {
+		return errors.New("limit: ban: no prefix given")
+	}
+	a := p.Addr().Unmap()
+	addr, prefix, family := &l.lv[v6Addr], &l.lv[v6Prefix], "IPv6"
+	if a.Is4() {
+		addr, prefix, family = &l.lv[v4Addr], &l.lv[v4Prefix], "IPv4"
+	}
+	return fmt.Errorf("limit: cannot ban %v: %s sources are counted by /%d and /%d, so ban %v or %v (wider ranges go in the blocklist)",
+		p, family, addr.bits, prefix.bits, addr.prefix(a), prefix.prefix(a))
 }
 
 // keyOf returns the hash and canonical form of a key given as a prefix.

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"warden/internal/confkey"
 )
 
 var t0 = time.Unix(1_700_000_000, 0)
@@ -97,11 +99,11 @@ func TestValidate(t *testing.T) {
 			c := DefaultConfig()
 			tt.edit(&c)
 			err := c.Validate()
-			var ce *ConfigError
-			if !errors.As(err, &ce) || ce.Field != tt.field {
-				t.Fatalf("Validate() = %v, want a ConfigError for %s", err, tt.field)
+			var ce *confkey.Error
+			if !errors.As(err, &ce) || ce.Key != tt.field {
+				t.Fatalf("Validate() = %v, want a confkey.Error for %s", err, tt.field)
 			}
-			if !strings.HasPrefix(err.Error(), "limit: "+tt.field+": ") {
+			if !strings.HasPrefix(err.Error(), tt.field+": ") {
 				t.Errorf("error %q does not start with the field name", err)
 			}
 		})

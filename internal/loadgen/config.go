@@ -1,7 +1,6 @@
 package loadgen
 
 import (
-	"fmt"
 	"math"
 	"net"
 	"net/netip"
@@ -9,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"warden/internal/confkey"
 )
 
 // Protocol is the tracker protocol a run speaks.
@@ -212,19 +213,8 @@ func DefaultConfig() Config {
 	}
 }
 
-// ConfigError names the field of a Config that Validate rejected.
-type ConfigError struct {
-	Field, Msg string
-}
-
-func (e *ConfigError) Error() string { return "loadgen: " + e.Field + ": " + e.Msg }
-
-func errField(field, format string, args ...any) error {
-	return &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...)}
-}
-
-// Validate returns a *ConfigError naming the first field that cannot work,
-// or nil. It never changes c and does no I/O: host names other than
+// Validate returns a *confkey.Error naming the first field that cannot
+// work by the flag of warden load that sets it ("--rate"), or nil. It never changes c and does no I/O: host names other than
 // "localhost" are only resolved by Run.
 func (c *Config) Validate() error {
 	switch c.Protocol {
@@ -237,7 +227,7 @@ func (c *Config) Validate() error {
 			return err
 		}
 	default:
-		return errField("protocol", "must be udp or http, got %q", c.Protocol)
+		return confkey.Errorf("--protocol", "must be udp or http, got %q", c.Protocol)
 	}
 	switch c.Scenario {
 	case ScenarioAnnounce, ScenarioScrape, ScenarioMixed:
@@ -246,58 +236,58 @@ func (c *Config) Validate() error {
 			return err
 		}
 	default:
-		return errField("scenario", "must be announce, scrape, mixed or flood, got %q", c.Scenario)
+		return confkey.Errorf("--scenario", "must be announce, scrape, mixed or flood, got %q", c.Scenario)
 	}
 	if c.ServerPID < 0 {
-		return errField("server_pid", "must be a process ID, or 0 for none, got %d", c.ServerPID)
+		return confkey.Errorf("--server-pid", "must be a process ID, or 0 for none, got %d", c.ServerPID)
 	}
 	if c.Protocol == HTTP && (c.Scenario == ScenarioScrape || c.Scenario == ScenarioMixed) {
 		t, _ := parseHTTPTarget(c.HTTP, c.AllowRemote)
 		if t.scrapePrefix == "" {
-			return errField("http", "path %q has no \"announce\" to derive a scrape URL from (BEP 48)", t.path)
+			return confkey.Errorf("--http", "path %q has no \"announce\" to derive a scrape URL from (BEP 48)", t.path)
 		}
 	}
 	if !fraction(c.ScrapeFraction) {
-		return errField("scrape_fraction", "must be 0-1, got %v", c.ScrapeFraction)
+		return confkey.Errorf("--scrape-fraction", "must be 0-1, got %v", c.ScrapeFraction)
 	}
 	if c.ScrapeHashes < 1 || c.ScrapeHashes > MaxScrapeHashes {
-		return errField("scrape_hashes", "must be 1-%d, got %d", MaxScrapeHashes, c.ScrapeHashes)
+		return confkey.Errorf("--scrape-hashes", "must be 1-%d, got %d", MaxScrapeHashes, c.ScrapeHashes)
 	}
 	if c.Torrents < 0 || (c.Torrents == 0 && c.HashesFile == "") {
-		return errField("torrents", "must be at least 1 (or 0 with a hashes file, for all of it), got %d", c.Torrents)
+		return confkey.Errorf("--torrents", "must be at least 1 (or 0 with a hashes file, for all of it), got %d", c.Torrents)
 	}
 	if c.PeersPerTorrent < 1 {
-		return errField("peers", "must be at least 1, got %d", c.PeersPerTorrent)
+		return confkey.Errorf("--peers", "must be at least 1, got %d", c.PeersPerTorrent)
 	}
 	if int64(c.Torrents)*int64(c.PeersPerTorrent) > MaxPeers {
-		return errField("peers", "torrents × peers must be at most %d, got %d", MaxPeers, int64(c.Torrents)*int64(c.PeersPerTorrent))
+		return confkey.Errorf("--peers", "torrents × peers must be at most %d, got %d", MaxPeers, int64(c.Torrents)*int64(c.PeersPerTorrent))
 	}
 	if !fraction(c.UnknownFraction) {
-		return errField("unknown_fraction", "must be 0-1, got %v", c.UnknownFraction)
+		return confkey.Errorf("--unknown-fraction", "must be 0-1, got %v", c.UnknownFraction)
 	}
 	if c.NumWant < -1 || c.NumWant > MaxNumWant {
-		return errField("numwant", "must be -1 (default) to %d, got %d", MaxNumWant, c.NumWant)
+		return confkey.Errorf("--numwant", "must be -1 (default) to %d, got %d", MaxNumWant, c.NumWant)
 	}
 	if c.Workers < 1 || c.Workers > MaxWorkers {
-		return errField("workers", "must be 1-%d, got %d", MaxWorkers, c.Workers)
+		return confkey.Errorf("--workers", "must be 1-%d, got %d", MaxWorkers, c.Workers)
 	}
 	if c.Window < 1 || c.Window > MaxWindow {
-		return errField("window", "must be 1-%d, got %d", MaxWindow, c.Window)
+		return confkey.Errorf("--window", "must be 1-%d, got %d", MaxWindow, c.Window)
 	}
 	if math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) || c.Rate < 0 {
-		return errField("rate", "must be 0 (unlimited) or a positive number, got %v", c.Rate)
+		return confkey.Errorf("--rate", "must be 0 (unlimited) or a positive number, got %v", c.Rate)
 	}
 	if c.Warmup < 0 || c.Warmup > MaxWarmup {
-		return errField("warmup", "must be 0-%v, got %v", MaxWarmup, c.Warmup)
+		return confkey.Errorf("--warmup", "must be 0-%v, got %v", MaxWarmup, c.Warmup)
 	}
 	if c.Duration <= 0 || c.Duration > MaxDuration {
-		return errField("duration", "must be more than 0 and at most %v, got %v", MaxDuration, c.Duration)
+		return confkey.Errorf("--duration", "must be more than 0 and at most %v, got %v", MaxDuration, c.Duration)
 	}
 	if c.MaxRequests < 1 {
-		return errField("max_requests", "must be at least 1, got %d", c.MaxRequests)
+		return confkey.Errorf("--max-requests", "must be at least 1, got %d", c.MaxRequests)
 	}
 	if c.Timeout <= 0 || c.Timeout > MaxTimeout {
-		return errField("timeout", "must be more than 0 and at most %v, got %v", MaxTimeout, c.Timeout)
+		return confkey.Errorf("--timeout", "must be more than 0 and at most %v, got %v", MaxTimeout, c.Timeout)
 	}
 	if c.Sources.IsValid() {
 		if err := c.checkSources(); err != nil {
@@ -312,67 +302,67 @@ func fraction(f float64) bool { return f >= 0 && f <= 1 } // false for NaN
 // validateFlood checks the fields of ScenarioFlood.
 func (c *Config) validateFlood() error {
 	if c.Sources.IsValid() {
-		return errField("sources", "not used by the flood scenario: give legit_sources and flood_sources (--legit-sources, --flood-sources)")
+		return confkey.Errorf("--sources", "not used by the flood scenario: give --legit-sources and --flood-sources")
 	}
 	if math.IsNaN(c.LegitRate) || c.LegitRate < 0 || c.LegitRate > MaxLegitRate {
-		return errField("legit_rate", "must be 0 (no legit class) to %d per second, got %v", MaxLegitRate, c.LegitRate)
+		return confkey.Errorf("--legit-rate", "must be 0 (no legit class) to %d per second, got %v", MaxLegitRate, c.LegitRate)
 	}
 	if math.IsNaN(c.FloodRate) || c.FloodRate != FloodOff && (c.FloodRate < 0 || c.FloodRate > MaxFloodRate) {
-		return errField("flood_rate", "must be -1 (off), 0 (as fast as possible) or a rate up to %g per second, got %v", MaxFloodRate, c.FloodRate)
+		return confkey.Errorf("--flood-rate", "must be -1 (off), 0 (as fast as possible) or a rate up to %g per second, got %v", MaxFloodRate, c.FloodRate)
 	}
 	switch c.FloodMode {
 	case FloodValid:
 	case FloodGarbage, FloodBadCookie:
 		if c.Protocol != UDP {
-			return errField("flood_mode", "%s is for UDP only", c.FloodMode)
+			return confkey.Errorf("--flood-mode", "%s is for UDP only", c.FloodMode)
 		}
 	default:
-		return errField("flood_mode", "must be valid, garbage or bad-cookie, got %q", c.FloodMode)
+		return confkey.Errorf("--flood-mode", "must be valid, garbage or bad-cookie, got %q", c.FloodMode)
 	}
 	if c.FloodWorkers < 1 || c.FloodWorkers > MaxFloodWorkers {
-		return errField("flood_workers", "must be 1-%d, got %d", MaxFloodWorkers, c.FloodWorkers)
+		return confkey.Errorf("--flood-workers", "must be 1-%d, got %d", MaxFloodWorkers, c.FloodWorkers)
 	}
 	legit, flood := c.LegitRate > 0, c.FloodRate != FloodOff
 	if !legit && !flood {
-		return errField("flood_rate", "is -1 (off) while legit_rate is 0: nothing to send")
+		return confkey.Errorf("--flood-rate", "is -1 (off) while --legit-rate is 0: nothing to send")
 	}
 	if legit {
-		if err := c.checkPrefix("legit_sources", c.LegitSources); err != nil {
+		if err := c.checkPrefix("--legit-sources", c.LegitSources); err != nil {
 			return err
 		}
 	}
 	if !flood {
 		return nil
 	}
-	if err := c.checkPrefix("flood_sources", c.FloodSources); err != nil {
+	if err := c.checkPrefix("--flood-sources", c.FloodSources); err != nil {
 		return err
 	}
 	if legit && c.LegitSources.Overlaps(c.FloodSources) {
-		return errField("flood_sources", "%v overlaps legit_sources %v: the tracker could not tell the classes apart", c.FloodSources, c.LegitSources)
+		return confkey.Errorf("--flood-sources", "%v overlaps --legit-sources %v: the tracker could not tell the classes apart", c.FloodSources, c.LegitSources)
 	}
 	return nil
 }
-func (c *Config) checkSources() error { return c.checkPrefix("sources", c.Sources) }
+func (c *Config) checkSources() error { return c.checkPrefix("--sources", c.Sources) }
 
 // checkPrefix checks a range of source addresses: set, loopback unless
 // AllowRemote, of the target's family, and for the flood scenario's
 // ranges, at most MaxSources addresses.
 func (c *Config) checkPrefix(field string, p netip.Prefix) error {
 	if !p.IsValid() {
-		return errField(field, "missing range of source addresses (CIDR)")
+		return confkey.Errorf(field, "missing range of source addresses (CIDR)")
 	}
 	if p.Addr().Zone() != "" {
-		return errField(field, "zones are not supported: %v", p)
+		return confkey.Errorf(field, "zones are not supported: %v", p)
 	}
 	if p.Addr().Is4In6() {
-		return errField(field, "use the IPv4 form, not %v", p)
+		return confkey.Errorf(field, "use the IPv4 form, not %v", p)
 	}
 	if !c.AllowRemote && !loopbackPrefix(p) {
-		return errField(field, "%v is not loopback (127.0.0.0/8 or ::1); pass AllowRemote (--allow-remote) to send from other addresses", p)
+		return confkey.Errorf(field, "%v is not loopback (127.0.0.0/8 or ::1); pass --allow-remote to send from other addresses", p)
 	}
-	if field != "sources" {
+	if field != "--sources" {
 		if n := prefixSize(p); n > MaxSources {
-			return errField(field, "%v has %d addresses, more than %d", p, n, MaxSources)
+			return confkey.Errorf(field, "%v has %d addresses, more than %d", p, n, MaxSources)
 		}
 	}
 	var target netip.Addr
@@ -385,7 +375,7 @@ func (c *Config) checkPrefix(field string, p netip.Prefix) error {
 		target = t.addr.Addr()
 	}
 	if target.IsValid() && target.Is4() != p.Addr().Is4() {
-		return errField(field, "%v is not of the target's address family (%v)", p, target)
+		return confkey.Errorf(field, "%v is not of the target's address family (%v)", p, target)
 	}
 	return nil
 }
@@ -416,7 +406,7 @@ func loopbackPrefix(p netip.Prefix) bool {
 // a name that Run must resolve, which only AllowRemote permits.
 func parseHost(field, host string, allowRemote bool) (netip.Addr, error) {
 	if host == "" {
-		return netip.Addr{}, errField(field, "missing host")
+		return netip.Addr{}, confkey.Errorf(field, "missing host")
 	}
 	if strings.EqualFold(host, "localhost") {
 		return netip.AddrFrom4([4]byte{127, 0, 0, 1}), nil
@@ -424,19 +414,19 @@ func parseHost(field, host string, allowRemote bool) (netip.Addr, error) {
 	a, err := netip.ParseAddr(host)
 	if err != nil {
 		if !allowRemote {
-			return netip.Addr{}, errField(field, "host %q must be a loopback IP or localhost; pass AllowRemote (--allow-remote) for other hosts", host)
+			return netip.Addr{}, confkey.Errorf(field, "host %q must be a loopback IP or localhost; pass --allow-remote for other hosts", host)
 		}
 		return netip.Addr{}, nil
 	}
 	if a.Zone() != "" {
-		return netip.Addr{}, errField(field, "zones are not supported: %q", host)
+		return netip.Addr{}, confkey.Errorf(field, "zones are not supported: %q", host)
 	}
 	a = a.Unmap()
 	if !allowRemote && !a.IsLoopback() {
-		return netip.Addr{}, errField(field, "%v is not a loopback address; pass AllowRemote (--allow-remote) to load another host", a)
+		return netip.Addr{}, confkey.Errorf(field, "%v is not a loopback address; pass --allow-remote to load another host", a)
 	}
 	if a.IsUnspecified() || a.IsMulticast() {
-		return netip.Addr{}, errField(field, "%v cannot be a target", a)
+		return netip.Addr{}, confkey.Errorf(field, "%v cannot be a target", a)
 	}
 	return a, nil
 }
@@ -444,7 +434,7 @@ func parseHost(field, host string, allowRemote bool) (netip.Addr, error) {
 func parsePort(field, s string) (uint16, error) {
 	n, err := strconv.ParseUint(s, 10, 16)
 	if err != nil || n == 0 {
-		return 0, errField(field, "port must be 1-65535, got %q", s)
+		return 0, confkey.Errorf(field, "port must be 1-65535, got %q", s)
 	}
 	return uint16(n), nil
 }
@@ -459,17 +449,17 @@ type udpTarget struct {
 
 func parseUDPTarget(s string, allowRemote bool) (udpTarget, error) {
 	if s == "" {
-		return udpTarget{}, errField("udp", "missing target address (host:port)")
+		return udpTarget{}, confkey.Errorf("--udp", "missing target address (host:port)")
 	}
 	host, portStr, err := net.SplitHostPort(s)
 	if err != nil {
-		return udpTarget{}, errField("udp", "%v", err)
+		return udpTarget{}, confkey.Errorf("--udp", "%v", err)
 	}
-	port, err := parsePort("udp", portStr)
+	port, err := parsePort("--udp", portStr)
 	if err != nil {
 		return udpTarget{}, err
 	}
-	a, err := parseHost("udp", host, allowRemote)
+	a, err := parseHost("--udp", host, allowRemote)
 	if err != nil {
 		return udpTarget{}, err
 	}
@@ -492,27 +482,27 @@ type httpTarget struct {
 
 func parseHTTPTarget(s string, allowRemote bool) (httpTarget, error) {
 	if s == "" {
-		return httpTarget{}, errField("http", "missing announce URL")
+		return httpTarget{}, confkey.Errorf("--http", "missing announce URL")
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return httpTarget{}, errField("http", "%v", err)
+		return httpTarget{}, confkey.Errorf("--http", "%v", err)
 	}
 	if u.Scheme != "http" {
-		return httpTarget{}, errField("http", "scheme must be http, got %q", u.Scheme)
+		return httpTarget{}, confkey.Errorf("--http", "scheme must be http, got %q", u.Scheme)
 	}
 	if u.User != nil || u.Fragment != "" {
-		return httpTarget{}, errField("http", "URL must not have user info or a fragment")
+		return httpTarget{}, confkey.Errorf("--http", "URL must not have user info or a fragment")
 	}
 	portStr := u.Port()
 	if portStr == "" {
 		portStr = "80"
 	}
-	port, err := parsePort("http", portStr)
+	port, err := parsePort("--http", portStr)
 	if err != nil {
 		return httpTarget{}, err
 	}
-	a, err := parseHost("http", u.Hostname(), allowRemote)
+	a, err := parseHost("--http", u.Hostname(), allowRemote)
 	if err != nil {
 		return httpTarget{}, err
 	}

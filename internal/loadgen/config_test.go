@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"warden/internal/confkey"
 )
 
 func TestValidate(t *testing.T) {
@@ -55,32 +57,32 @@ func TestValidate(t *testing.T) {
 		})},
 		{name: "flood server pid", cfg: flood(func(c *Config) { c.ServerPID = 1 })},
 
-		{name: "flood remote legit refused", cfg: flood(func(c *Config) { c.LegitSources = netip.MustParsePrefix("10.0.0.0/22") }), wantErr: "loadgen: legit_sources: 10.0.0.0/22 is not loopback"},
-		{name: "flood remote flood refused", cfg: flood(func(c *Config) { c.FloodSources = netip.MustParsePrefix("192.0.2.0/24") }), wantErr: "loadgen: flood_sources: 192.0.2.0/24 is not loopback"},
+		{name: "flood remote legit refused", cfg: flood(func(c *Config) { c.LegitSources = netip.MustParsePrefix("10.0.0.0/22") }), wantErr: "--legit-sources: 10.0.0.0/22 is not loopback"},
+		{name: "flood remote flood refused", cfg: flood(func(c *Config) { c.FloodSources = netip.MustParsePrefix("192.0.2.0/24") }), wantErr: "--flood-sources: 192.0.2.0/24 is not loopback"},
 		{name: "flood remote allowed", cfg: flood(func(c *Config) {
 			c.FloodSources = netip.MustParsePrefix("192.0.2.0/24")
 			c.AllowRemote = true
 		})},
-		{name: "flood no legit sources", cfg: flood(func(c *Config) { c.LegitSources = netip.Prefix{} }), wantErr: "loadgen: legit_sources: missing range"},
-		{name: "flood no flood sources", cfg: flood(func(c *Config) { c.FloodSources = netip.Prefix{} }), wantErr: "loadgen: flood_sources: missing range"},
-		{name: "flood overlap", cfg: flood(func(c *Config) { c.FloodSources = netip.MustParsePrefix("127.2.1.0/24") }), wantErr: "loadgen: flood_sources: 127.2.1.0/24 overlaps legit_sources 127.2.0.0/22"},
-		{name: "flood too many sources", cfg: flood(func(c *Config) { c.FloodSources = netip.MustParsePrefix("127.8.0.0/19") }), wantErr: "loadgen: flood_sources: 127.8.0.0/19 has 8190 addresses, more than 4096"},
-		{name: "flood family", cfg: flood(func(c *Config) { c.LegitSources = netip.MustParsePrefix("::1/128") }), wantErr: "loadgen: legit_sources: ::1/128 is not of the target's address family"},
-		{name: "flood sources", cfg: flood(func(c *Config) { c.Sources = netip.MustParsePrefix("127.1.0.0/16") }), wantErr: "loadgen: sources: not used by the flood scenario"},
+		{name: "flood no legit sources", cfg: flood(func(c *Config) { c.LegitSources = netip.Prefix{} }), wantErr: "--legit-sources: missing range"},
+		{name: "flood no flood sources", cfg: flood(func(c *Config) { c.FloodSources = netip.Prefix{} }), wantErr: "--flood-sources: missing range"},
+		{name: "flood overlap", cfg: flood(func(c *Config) { c.FloodSources = netip.MustParsePrefix("127.2.1.0/24") }), wantErr: "--flood-sources: 127.2.1.0/24 overlaps --legit-sources 127.2.0.0/22"},
+		{name: "flood too many sources", cfg: flood(func(c *Config) { c.FloodSources = netip.MustParsePrefix("127.8.0.0/19") }), wantErr: "--flood-sources: 127.8.0.0/19 has 8190 addresses, more than 4096"},
+		{name: "flood family", cfg: flood(func(c *Config) { c.LegitSources = netip.MustParsePrefix("::1/128") }), wantErr: "--legit-sources: ::1/128 is not of the target's address family"},
+		{name: "flood sources", cfg: flood(func(c *Config) { c.Sources = netip.MustParsePrefix("127.1.0.0/16") }), wantErr: "--sources: not used by the flood scenario"},
 		{name: "flood only", cfg: flood(func(c *Config) { c.LegitRate = 0; c.LegitSources = netip.Prefix{} })},
 		{name: "flood only overlapping", cfg: flood(func(c *Config) { c.LegitRate = 0; c.FloodSources = c.LegitSources })},
-		{name: "flood nothing", cfg: flood(func(c *Config) { c.LegitRate, c.FloodRate = 0, FloodOff }), wantErr: "loadgen: flood_rate: is -1 (off) while legit_rate is 0: nothing to send"},
-		{name: "flood legit rate negative", cfg: flood(func(c *Config) { c.LegitRate = -1 }), wantErr: "loadgen: legit_rate: must be 0 (no legit class) to 100000 per second, got -1"},
-		{name: "flood legit rate too high", cfg: flood(func(c *Config) { c.LegitRate = 1e6 }), wantErr: "loadgen: legit_rate"},
-		{name: "flood legit rate inf", cfg: flood(func(c *Config) { c.LegitRate = math.Inf(1) }), wantErr: "loadgen: legit_rate"},
-		{name: "flood rate negative", cfg: flood(func(c *Config) { c.FloodRate = -2 }), wantErr: "loadgen: flood_rate: must be -1 (off), 0 (as fast as possible) or a rate up to 1e+08 per second, got -2"},
-		{name: "flood rate inf", cfg: flood(func(c *Config) { c.FloodRate = math.Inf(1) }), wantErr: "loadgen: flood_rate"},
-		{name: "flood mode", cfg: flood(func(c *Config) { c.FloodMode = "loud" }), wantErr: `loadgen: flood_mode: must be valid, garbage or bad-cookie, got "loud"`},
-		{name: "flood garbage over http", cfg: http("http://127.0.0.1:6969/announce", func(c *Config) { c.Scenario, c.FloodMode = ScenarioFlood, FloodGarbage }), wantErr: "loadgen: flood_mode: garbage is for UDP only"},
-		{name: "flood workers", cfg: flood(func(c *Config) { c.FloodWorkers = 0 }), wantErr: "loadgen: flood_workers: must be 1-64, got 0"},
-		{name: "flood duration", cfg: flood(func(c *Config) { c.Duration = 0 }), wantErr: "loadgen: duration"},
-		{name: "flood timeout", cfg: flood(func(c *Config) { c.Timeout = 2 * time.Minute }), wantErr: "loadgen: timeout"},
-		{name: "server pid negative", cfg: udp(func(c *Config) { c.ServerPID = -1 }), wantErr: "loadgen: server_pid"},
+		{name: "flood nothing", cfg: flood(func(c *Config) { c.LegitRate, c.FloodRate = 0, FloodOff }), wantErr: "--flood-rate: is -1 (off) while --legit-rate is 0: nothing to send"},
+		{name: "flood legit rate negative", cfg: flood(func(c *Config) { c.LegitRate = -1 }), wantErr: "--legit-rate: must be 0 (no legit class) to 100000 per second, got -1"},
+		{name: "flood legit rate too high", cfg: flood(func(c *Config) { c.LegitRate = 1e6 }), wantErr: "--legit-rate"},
+		{name: "flood legit rate inf", cfg: flood(func(c *Config) { c.LegitRate = math.Inf(1) }), wantErr: "--legit-rate"},
+		{name: "flood rate negative", cfg: flood(func(c *Config) { c.FloodRate = -2 }), wantErr: "--flood-rate: must be -1 (off), 0 (as fast as possible) or a rate up to 1e+08 per second, got -2"},
+		{name: "flood rate inf", cfg: flood(func(c *Config) { c.FloodRate = math.Inf(1) }), wantErr: "--flood-rate"},
+		{name: "flood mode", cfg: flood(func(c *Config) { c.FloodMode = "loud" }), wantErr: `--flood-mode: must be valid, garbage or bad-cookie, got "loud"`},
+		{name: "flood garbage over http", cfg: http("http://127.0.0.1:6969/announce", func(c *Config) { c.Scenario, c.FloodMode = ScenarioFlood, FloodGarbage }), wantErr: "--flood-mode: garbage is for UDP only"},
+		{name: "flood workers", cfg: flood(func(c *Config) { c.FloodWorkers = 0 }), wantErr: "--flood-workers: must be 1-64, got 0"},
+		{name: "flood duration", cfg: flood(func(c *Config) { c.Duration = 0 }), wantErr: "--duration"},
+		{name: "flood timeout", cfg: flood(func(c *Config) { c.Timeout = 2 * time.Minute }), wantErr: "--timeout"},
+		{name: "server pid negative", cfg: udp(func(c *Config) { c.ServerPID = -1 }), wantErr: "--server-pid"},
 		{name: "localhost", cfg: udp(func(c *Config) { c.UDP = "localhost:6969" })},
 		{name: "any 127/8", cfg: udp(func(c *Config) { c.UDP = "127.9.8.7:1" })},
 		{name: "ipv6 loopback", cfg: udp(func(c *Config) { c.UDP = "[::1]:6969"; c.Sources = netip.MustParsePrefix("::1/128") })},
@@ -90,12 +92,12 @@ func TestValidate(t *testing.T) {
 		{name: "sources", cfg: udp(func(c *Config) { c.Sources = netip.MustParsePrefix("127.1.0.0/16") })},
 		{name: "hashes file, all of it", cfg: udp(func(c *Config) { c.Torrents = 0; c.HashesFile = "x" })},
 
-		{name: "remote udp refused", cfg: udp(func(c *Config) { c.UDP = "192.0.2.1:6969" }), wantErr: "loadgen: udp: 192.0.2.1 is not a loopback address; pass AllowRemote (--allow-remote) to load another host"},
+		{name: "remote udp refused", cfg: udp(func(c *Config) { c.UDP = "192.0.2.1:6969" }), wantErr: "--udp: 192.0.2.1 is not a loopback address; pass --allow-remote to load another host"},
 		{name: "remote ipv6 refused", cfg: udp(func(c *Config) { c.UDP = "[2001:db8::1]:6969" }), wantErr: "not a loopback address"},
-		{name: "remote name refused", cfg: udp(func(c *Config) { c.UDP = "tracker.example.org:6969" }), wantErr: `loadgen: udp: host "tracker.example.org" must be a loopback IP or localhost`},
-		{name: "remote http refused", cfg: http("http://192.0.2.1/announce", nil), wantErr: "loadgen: http: 192.0.2.1 is not a loopback address"},
+		{name: "remote name refused", cfg: udp(func(c *Config) { c.UDP = "tracker.example.org:6969" }), wantErr: `--udp: host "tracker.example.org" must be a loopback IP or localhost`},
+		{name: "remote http refused", cfg: http("http://192.0.2.1/announce", nil), wantErr: "--http: 192.0.2.1 is not a loopback address"},
 		{name: "remote http name refused", cfg: http("http://tracker.example.org:80/announce", nil), wantErr: `host "tracker.example.org" must be a loopback IP`},
-		{name: "remote sources refused", cfg: udp(func(c *Config) { c.Sources = netip.MustParsePrefix("10.0.0.0/24") }), wantErr: "loadgen: sources: 10.0.0.0/24 is not loopback"},
+		{name: "remote sources refused", cfg: udp(func(c *Config) { c.Sources = netip.MustParsePrefix("10.0.0.0/24") }), wantErr: "--sources: 10.0.0.0/24 is not loopback"},
 		{name: "wider than loopback refused", cfg: udp(func(c *Config) { c.Sources = netip.MustParsePrefix("127.0.0.0/7") }), wantErr: "is not loopback"},
 		{name: "ipv6 range refused", cfg: udp(func(c *Config) { c.UDP = "[::1]:1"; c.Sources = netip.MustParsePrefix("::/127") }), wantErr: "is not loopback"},
 		{name: "remote allowed", cfg: udp(func(c *Config) { c.UDP = "192.0.2.1:6969"; c.AllowRemote = true })},
@@ -106,30 +108,30 @@ func TestValidate(t *testing.T) {
 			c.AllowRemote = true
 		})},
 
-		{name: "no target", cfg: udp(func(c *Config) { c.UDP = "" }), wantErr: "loadgen: udp: missing target address"},
-		{name: "no port", cfg: udp(func(c *Config) { c.UDP = "127.0.0.1" }), wantErr: "loadgen: udp: address 127.0.0.1: missing port in address"},
-		{name: "port zero", cfg: udp(func(c *Config) { c.UDP = "127.0.0.1:0" }), wantErr: `loadgen: udp: port must be 1-65535, got "0"`},
+		{name: "no target", cfg: udp(func(c *Config) { c.UDP = "" }), wantErr: "--udp: missing target address"},
+		{name: "no port", cfg: udp(func(c *Config) { c.UDP = "127.0.0.1" }), wantErr: "--udp: address 127.0.0.1: missing port in address"},
+		{name: "port zero", cfg: udp(func(c *Config) { c.UDP = "127.0.0.1:0" }), wantErr: `--udp: port must be 1-65535, got "0"`},
 		{name: "unspecified", cfg: udp(func(c *Config) { c.UDP = "0.0.0.0:1"; c.AllowRemote = true }), wantErr: "cannot be a target"},
-		{name: "https", cfg: http("https://127.0.0.1/announce", nil), wantErr: `loadgen: http: scheme must be http, got "https"`},
+		{name: "https", cfg: http("https://127.0.0.1/announce", nil), wantErr: `--http: scheme must be http, got "https"`},
 		{name: "http scrape without announce", cfg: http("http://127.0.0.1/a", func(c *Config) { c.Scenario = ScenarioScrape }), wantErr: "has no \"announce\""},
-		{name: "protocol", cfg: udp(func(c *Config) { c.Protocol = "tcp" }), wantErr: `loadgen: protocol: must be udp or http, got "tcp"`},
-		{name: "scenario", cfg: udp(func(c *Config) { c.Scenario = "storm" }), wantErr: "loadgen: scenario: must be announce, scrape, mixed or flood"},
-		{name: "family mismatch", cfg: udp(func(c *Config) { c.Sources = netip.MustParsePrefix("::1/128") }), wantErr: "loadgen: sources: ::1/128 is not of the target's address family"},
-		{name: "workers", cfg: udp(func(c *Config) { c.Workers = 0 }), wantErr: "loadgen: workers: must be 1-1024, got 0"},
-		{name: "too many workers", cfg: udp(func(c *Config) { c.Workers = MaxWorkers + 1 }), wantErr: "loadgen: workers"},
-		{name: "window", cfg: udp(func(c *Config) { c.Window = MaxWindow + 1 }), wantErr: "loadgen: window"},
-		{name: "duration zero", cfg: udp(func(c *Config) { c.Duration = 0 }), wantErr: "loadgen: duration: must be more than 0"},
-		{name: "duration unbounded", cfg: udp(func(c *Config) { c.Duration = 25 * time.Hour }), wantErr: "loadgen: duration"},
-		{name: "warmup negative", cfg: udp(func(c *Config) { c.Warmup = -1 }), wantErr: "loadgen: warmup"},
-		{name: "no request cap", cfg: udp(func(c *Config) { c.MaxRequests = 0 }), wantErr: "loadgen: max_requests: must be at least 1, got 0"},
-		{name: "timeout", cfg: udp(func(c *Config) { c.Timeout = 0 }), wantErr: "loadgen: timeout"},
-		{name: "rate negative", cfg: udp(func(c *Config) { c.Rate = -1 }), wantErr: "loadgen: rate"},
-		{name: "unknown fraction", cfg: udp(func(c *Config) { c.UnknownFraction = 1.5 }), wantErr: "loadgen: unknown_fraction: must be 0-1, got 1.5"},
-		{name: "numwant", cfg: udp(func(c *Config) { c.NumWant = -2 }), wantErr: "loadgen: numwant"},
-		{name: "scrape hashes", cfg: udp(func(c *Config) { c.ScrapeHashes = 75 }), wantErr: "loadgen: scrape_hashes: must be 1-74, got 75"},
-		{name: "torrents", cfg: udp(func(c *Config) { c.Torrents = 0 }), wantErr: "loadgen: torrents"},
-		{name: "peers", cfg: udp(func(c *Config) { c.PeersPerTorrent = 0 }), wantErr: "loadgen: peers: must be at least 1"},
-		{name: "population", cfg: udp(func(c *Config) { c.Torrents, c.PeersPerTorrent = 1<<20, 1<<10 }), wantErr: "loadgen: peers: torrents × peers"},
+		{name: "protocol", cfg: udp(func(c *Config) { c.Protocol = "tcp" }), wantErr: `--protocol: must be udp or http, got "tcp"`},
+		{name: "scenario", cfg: udp(func(c *Config) { c.Scenario = "storm" }), wantErr: "--scenario: must be announce, scrape, mixed or flood"},
+		{name: "family mismatch", cfg: udp(func(c *Config) { c.Sources = netip.MustParsePrefix("::1/128") }), wantErr: "--sources: ::1/128 is not of the target's address family"},
+		{name: "workers", cfg: udp(func(c *Config) { c.Workers = 0 }), wantErr: "--workers: must be 1-1024, got 0"},
+		{name: "too many workers", cfg: udp(func(c *Config) { c.Workers = MaxWorkers + 1 }), wantErr: "--workers"},
+		{name: "window", cfg: udp(func(c *Config) { c.Window = MaxWindow + 1 }), wantErr: "--window"},
+		{name: "duration zero", cfg: udp(func(c *Config) { c.Duration = 0 }), wantErr: "--duration: must be more than 0"},
+		{name: "duration unbounded", cfg: udp(func(c *Config) { c.Duration = 25 * time.Hour }), wantErr: "--duration"},
+		{name: "warmup negative", cfg: udp(func(c *Config) { c.Warmup = -1 }), wantErr: "--warmup"},
+		{name: "no request cap", cfg: udp(func(c *Config) { c.MaxRequests = 0 }), wantErr: "--max-requests: must be at least 1, got 0"},
+		{name: "timeout", cfg: udp(func(c *Config) { c.Timeout = 0 }), wantErr: "--timeout"},
+		{name: "rate negative", cfg: udp(func(c *Config) { c.Rate = -1 }), wantErr: "--rate"},
+		{name: "unknown fraction", cfg: udp(func(c *Config) { c.UnknownFraction = 1.5 }), wantErr: "--unknown-fraction: must be 0-1, got 1.5"},
+		{name: "numwant", cfg: udp(func(c *Config) { c.NumWant = -2 }), wantErr: "--numwant"},
+		{name: "scrape hashes", cfg: udp(func(c *Config) { c.ScrapeHashes = 75 }), wantErr: "--scrape-hashes: must be 1-74, got 75"},
+		{name: "torrents", cfg: udp(func(c *Config) { c.Torrents = 0 }), wantErr: "--torrents"},
+		{name: "peers", cfg: udp(func(c *Config) { c.PeersPerTorrent = 0 }), wantErr: "--peers: must be at least 1"},
+		{name: "population", cfg: udp(func(c *Config) { c.Torrents, c.PeersPerTorrent = 1<<20, 1<<10 }), wantErr: "--peers: torrents × peers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,9 +149,9 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("Validate() = %q, want it to contain %q", err, tt.wantErr)
 			}
 			if err != nil {
-				var ce *ConfigError
+				var ce *confkey.Error
 				if !errors.As(err, &ce) {
-					t.Errorf("Validate() = %T, want *ConfigError", err)
+					t.Errorf("Validate() = %T, want *confkey.Error", err)
 				}
 			}
 		})
@@ -160,15 +162,15 @@ func TestValidate(t *testing.T) {
 // which checks that Validate leaves the config as it was.
 func TestValidateNaN(t *testing.T) {
 	for field, set := range map[string]func(*Config){
-		"rate":       func(c *Config) { c.Rate = math.NaN() },
-		"legit_rate": func(c *Config) { c.Scenario, c.LegitRate = ScenarioFlood, math.NaN() },
-		"flood_rate": func(c *Config) { c.Scenario, c.FloodRate = ScenarioFlood, math.NaN() },
+		"--rate":       func(c *Config) { c.Rate = math.NaN() },
+		"--legit-rate": func(c *Config) { c.Scenario, c.LegitRate = ScenarioFlood, math.NaN() },
+		"--flood-rate": func(c *Config) { c.Scenario, c.FloodRate = ScenarioFlood, math.NaN() },
 	} {
 		c := DefaultConfig()
 		c.UDP = "127.0.0.1:6969"
 		set(&c)
-		var ce *ConfigError
-		if err := c.Validate(); !errors.As(err, &ce) || ce.Field != field {
+		var ce *confkey.Error
+		if err := c.Validate(); !errors.As(err, &ce) || ce.Key != field {
 			t.Errorf("Validate(%s = NaN) = %v, want an error for %s", field, err, field)
 		}
 	}
@@ -180,9 +182,9 @@ func TestRunRefusesRemote(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.UDP = "192.0.2.1:6969"
 	rep, err := Run(t.Context(), cfg)
-	var ce *ConfigError
-	if !errors.As(err, &ce) || ce.Field != "udp" {
-		t.Fatalf("Run(remote) = %+v, %v; want a *ConfigError for udp", rep, err)
+	var ce *confkey.Error
+	if !errors.As(err, &ce) || ce.Key != "--udp" {
+		t.Fatalf("Run(remote) = %+v, %v; want a *confkey.Error for --udp", rep, err)
 	}
 }
 

@@ -2,7 +2,6 @@ package loadgen
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"maps"
 	"math"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"warden/internal/bep15"
 	"warden/internal/bittorrent"
 )
 
@@ -42,11 +42,11 @@ type floodFake struct {
 func unknownReply(ih []byte, txid uint32) []byte {
 	switch {
 	case ih[0] < 0x40:
-		return reply(actionError, txid, []byte("slow down\x00"))
+		return bep15.AppendError(nil, txid, "slow down\x00")
 	case ih[0] < 0x80:
-		return reply(actionAnnounce, txid, u32(1800), u32(0), u32(1))
+		return bep15.AppendAnnounceReply(nil, txid, bep15.AnnounceReply{Interval: 1800, Seeders: 1}, nil)
 	}
-	return reply(actionError, txid, []byte("torrent not registered with this tracker"))
+	return bep15.AppendError(nil, txid, "torrent not registered with this tracker")
 }
 
 func newFloodFake(t *testing.T, hashes []bittorrent.InfoHash) *floodFake {
@@ -65,26 +65,26 @@ func newFloodFake(t *testing.T, hashes []bittorrent.InfoHash) *floodFake {
 			f.mu.Unlock()
 			return nil
 		}
-		if binary.BigEndian.Uint32(req[8:]) != actionAnnounce || len(req) != announceLen {
+		h, _ := bep15.ParseHeader(req)
+		var a bep15.Announce
+		if _, ok := bep15.ParseAnnounce(req, &a); h.Action != bep15.ActionAnnounce || !ok || len(req) != bep15.AnnounceLen {
 			f.mu.Lock()
-			if binary.BigEndian.Uint32(req[8:]) != actionConnect {
+			if h.Action != bep15.ActionConnect {
 				f.lengths[len(req)]++
 			}
 			f.mu.Unlock()
 			return [][]byte{r}
 		}
-		ih := bittorrent.InfoHash(req[16:36])
-		txid := binary.BigEndian.Uint32(req[12:])
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if f.legit[ih] {
+		if f.legit[a.InfoHash] {
 			// The join number is in the peer ID, after peerIDPrefix.
-			k, _ := strconv.ParseInt(string(req[36+len(peerIDPrefix):56]), 10, 64)
+			k, _ := strconv.ParseInt(string(a.PeerID[len(peerIDPrefix):]), 10, 64)
 			f.legitK[k] = time.Now()
-			f.legitEvents[binary.BigEndian.Uint32(req[80:])]++
+			f.legitEvents[a.Event]++
 			return [][]byte{r}
 		}
-		return [][]byte{unknownReply(ih[:], txid)}
+		return [][]byte{unknownReply(a.InfoHash[:], h.TxID)}
 	})
 	return f
 }
@@ -524,30 +524,37 @@ func TestFloodUDPDatagrams(t *testing.T) {
 	if w.stats.sent != 3 || w.stats.sendErrors != 0 {
 		t.Fatalf("sent %d, errors %d; want 3, 0", w.stats.sent, w.stats.sendErrors)
 	}
-	a, b := w.pkts[:announceLen], w.pkts[announceLen:2*announceLen]
-	if binary.BigEndian.Uint64(a) != 42 || binary.BigEndian.Uint32(a[8:]) != actionAnnounce ||
-		binary.BigEndian.Uint32(a[80:]) != uint32(bittorrent.EventStarted) || !bytes.HasPrefix(a[36:], []byte(floodPeerID)) {
-		t.Errorf("announce %x: want connection ID 42, action announce, event started, peer ID %s…", a, floodPeerID)
+	if len(w.pkts) != 3*bep15.AnnounceLen {
+		t.Fatalf("%d bytes of datagrams, want 3 announces", len(w.pkts))
 	}
-	if bytes.Equal(a[16:36], b[16:36]) || bytes.Equal(a[12:16], b[12:16]) || bytes.Equal(a[36:56], b[36:56]) {
-		t.Errorf("two announces share an info hash, transaction or peer ID:\n%x\n%x", a, b)
+	var a, b bep15.Announce
+	ha, _ := bep15.ParseHeader(w.pkts)
+	hb, _ := bep15.ParseHeader(w.pkts[bep15.AnnounceLen:])
+	bep15.ParseAnnounce(w.pkts[:bep15.AnnounceLen], &a)
+	bep15.ParseAnnounce(w.pkts[bep15.AnnounceLen:2*bep15.AnnounceLen], &b)
+	if ha.ConnID != 42 || ha.Action != bep15.ActionAnnounce || a.Event != uint32(bittorrent.EventStarted) ||
+		!bytes.HasPrefix(a.PeerID[:], []byte(floodPeerID)) {
+		t.Errorf("announce %+v %+v: want connection ID 42, action announce, event started, peer ID %s…", ha, a, floodPeerID)
 	}
-	if binary.BigEndian.Uint32(a[12:])&floodConnFlag != 0 {
-		t.Errorf("announce transaction ID %x looks like a connect's", a[12:16])
+	if a.InfoHash == b.InfoHash || ha.TxID == hb.TxID || a.PeerID == b.PeerID {
+		t.Errorf("two announces share an info hash, transaction or peer ID:\n%+v %+v\n%+v %+v", ha, a, hb, b)
+	}
+	if ha.TxID&floodConnFlag != 0 {
+		t.Errorf("announce transaction ID %x looks like a connect's", ha.TxID)
 	}
 
 	// Replies are counted by kind.
 	// Replies are counted by kind, if their request was sent after the
 	// warm-up.
 	const tx = floodMeasured | 1
-	w.handle(s, reply(actionError, tx, []byte("torrent not registered\x00")), 1)
-	w.handle(s, reply(actionError, tx, []byte("torrent not registered\x00")), 1)
-	w.handle(s, reply(actionError, 1, []byte("torrent not registered\x00")), 1) // warm-up
-	w.handle(s, reply(actionError, tx, []byte("busy")), 1)
-	w.handle(s, reply(actionAnnounce, tx, u32(1800), u32(0), u32(0)), 1)
-	w.handle(s, reply(actionAnnounce, tx), 1)
+	w.handle(s, reply(bep15.ActionError, tx, []byte("torrent not registered\x00")), 1)
+	w.handle(s, reply(bep15.ActionError, tx, []byte("torrent not registered\x00")), 1)
+	w.handle(s, reply(bep15.ActionError, 1, []byte("torrent not registered\x00")), 1) // warm-up
+	w.handle(s, reply(bep15.ActionError, tx, []byte("busy")), 1)
+	w.handle(s, reply(bep15.ActionAnnounce, tx, u32(1800), u32(0), u32(0)), 1)
+	w.handle(s, reply(bep15.ActionAnnounce, tx), 1)
 	w.handle(s, []byte{1, 2}, 1)
-	w.handle(s, reply(actionConnect, tx, make([]byte, 8)), 1) // no connect of ours
+	w.handle(s, reply(bep15.ActionConnect, tx, make([]byte, 8)), 1) // no connect of ours
 	want := [numFloodKinds]uint64{kindNotRegistered: 2, kindErrorOther: 1, kindAnnounce: 1, kindOther: 3}
 	if w.stats.kinds != want {
 		t.Errorf("kinds = %v, want %v", w.stats.kinds, want)
@@ -558,7 +565,7 @@ func TestFloodUDPDatagrams(t *testing.T) {
 
 	// A connect reply matching the source's connect gives it its ID.
 	s.hasConn, s.connBusy, s.connTx = false, true, floodConnFlag|7
-	w.handle(s, reply(actionConnect, floodConnFlag|7, []byte{0, 0, 0, 0, 0, 0, 0, 9}), 5)
+	w.handle(s, reply(bep15.ActionConnect, floodConnFlag|7, []byte{0, 0, 0, 0, 0, 0, 0, 9}), 5)
 	if !s.hasConn || s.connID != 9 || s.connAt != 5 || w.stats.connectsOK != 1 {
 		t.Errorf("after connect reply: %+v", s)
 	}
@@ -567,7 +574,7 @@ func TestFloodUDPDatagrams(t *testing.T) {
 func TestFloodUDPDoesNotAllocate(t *testing.T) {
 	for _, mode := range []FloodMode{FloodValid, FloodBadCookie, FloodGarbage} {
 		w, s := newSinkFlood(t, mode, false)
-		notReg := reply(actionError, floodMeasured|1, []byte("torrent not registered\x00"))
+		notReg := reply(bep15.ActionError, floodMeasured|1, []byte("torrent not registered\x00"))
 		allocs := testing.AllocsPerRun(200, func() {
 			w.sendBatch(s, udpBatch, 1)
 			w.handle(s, notReg, 1)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"warden/internal/bep15"
 	"warden/internal/bittorrent"
 )
 
@@ -98,30 +99,24 @@ func newLegitUDP(rs *runState, target netip.AddrPort, srcs []netip.Addr) (*legit
 		rs: rs, hashes: rs.pop.hashes, period: 1e9 / cfg.LegitRate,
 		ipv6: target.Addr().Is6(),
 	}
-	peerLen, numWant := 6, cfg.NumWant
+	peerLen, numWant := bittorrent.CompactLen4, cfg.NumWant
 	if l.ipv6 {
-		peerLen = 18
+		peerLen = bittorrent.CompactLen6
 	}
 	if numWant < 0 {
 		numWant = defaultNumWant
 	}
-	l.maxReply = max(announceHdrLen+peerLen*numWant, maxErrorReply)
+	l.maxReply = max(bep15.AnnounceReplyLen+peerLen*numWant, maxErrorReply)
 	// Room for twice the joins of a source within Timeout, as the pacer
 	// times requests out a little late; as many joins may wait for a
 	// connect.
 	perSource := cfg.Timeout.Seconds() * cfg.LegitRate / float64(len(srcs))
 	nslots := min(maxLegitSlots, int(2*perSource)+8)
-	network := "udp4"
-	if l.ipv6 {
-		network = "udp6"
+	conns, err := dialSources(target, srcs, "legit")
+	if err != nil {
+		return nil, err
 	}
-	raddr := net.UDPAddrFromAddrPort(target)
-	for i, a := range srcs {
-		c, err := net.DialUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 0)), raddr)
-		if err != nil {
-			l.close()
-			return nil, fmt.Errorf("open legit UDP socket %d (%v): %w", i, a, err)
-		}
+	for i, c := range conns {
 		s := &legitSource{id: int32(i), conn: c, slots: make([]legitSlot, nslots)}
 		for j := nslots - 1; j >= 0; j-- {
 			s.free = append(s.free, uint8(j))
@@ -269,7 +264,7 @@ func (l *legitUDP) nextGen(s *legitSource) uint32 {
 // sendConnect sends a connect for s. l.mu is held.
 func (l *legitUDP) sendConnect(s *legitSource, now int64) {
 	gen := l.nextGen(s)
-	l.pkt = appendConnect(l.pkt[:0], gen<<8|legitConnSlot)
+	l.pkt = bep15.AppendConnect(l.pkt[:0], gen<<8|legitConnSlot)
 	if _, err := s.conn.Write(l.pkt); err != nil {
 		l.res.stats.ioError(err)
 		for _, j := range s.waiting {
@@ -295,11 +290,11 @@ func (l *legitUDP) sendAnnounce(s *legitSource, j legitJoin, now int64) {
 	gen := l.nextGen(s)
 	ih, sp := joinPeer(l.hashes, j.k, joinPort(s.peers))
 	s.peers++
-	a := udpAnnounce{
-		infoHash: ih, peerID: sp.id, left: sp.left, event: bittorrent.EventStarted,
-		key: sp.key, numWant: int32(l.rs.cfg.NumWant), port: sp.port,
+	a := bep15.Announce{
+		InfoHash: ih, PeerID: sp.id, Left: sp.left, Event: uint32(bittorrent.EventStarted),
+		Key: sp.key, NumWant: int32(l.rs.cfg.NumWant), Port: sp.port,
 	}
-	l.pkt = appendAnnounce(l.pkt[:0], s.connID, gen<<8|uint32(idx), &a)
+	l.pkt = bep15.AppendAnnounce(l.pkt[:0], s.connID, gen<<8|uint32(idx), &a)
 	if _, err := s.conn.Write(l.pkt); err != nil {
 		l.res.stats.ioError(err)
 		l.joinsFor(j).notSent++
@@ -332,7 +327,7 @@ func (l *legitUDP) failWaiting(s *legitSource, out outcome, msg []byte, now int6
 
 // handle checks a reply to source s, received at now. l.mu is held.
 func (l *legitUDP) handle(s *legitSource, b []byte, now int64) {
-	action, txid, ok := replyHeader(b)
+	action, txid, ok := bep15.ParseReplyHeader(b)
 	if !ok {
 		l.res.stats.unmatched[badShort]++
 		return
@@ -370,16 +365,16 @@ func (l *legitUDP) handle(s *legitSource, b []byte, now int64) {
 	case len(b) > l.maxReply:
 		st.badReply(badTruncated)
 		js.bad++
-	case action == actionError:
-		msg := errorMessage(b)
+	case action == bep15.ActionError:
+		msg := bep15.ErrorMessage(b)
 		st.failures++
 		st.failMsgs.add(msg)
 		st.latency(time.Duration(lat))
 		js.failed(msg, now-sl.join.start)
 		s.hasConn = false // perhaps the tracker forgot the ID: get a new one
 	default:
-		if bad, ok := checkAnnounce(b, l.ipv6, int32(l.rs.cfg.NumWant)); !ok {
-			st.badReply(bad)
+		if _, f := bep15.CheckAnnounce(b, l.ipv6, int32(l.rs.cfg.NumWant)); f != bep15.NoFault {
+			st.badReply(badFor(f))
 			js.bad++
 			return
 		}
@@ -413,17 +408,17 @@ func (l *legitUDP) handleConnect(s *legitSource, b []byte, action, gen uint32, n
 		st.badReply(badTruncated)
 		l.failWaiting(s, outcomeBad, nil, now)
 		return
-	case action == actionError:
-		msg := errorMessage(b)
+	case action == bep15.ActionError:
+		msg := bep15.ErrorMessage(b)
 		st.failures++
 		st.failMsgs.add(msg)
 		st.latency(time.Duration(lat))
 		l.failWaiting(s, outcomeFailure, msg, now)
 		return
 	}
-	id, bad, ok := checkConnect(b)
-	if !ok {
-		st.badReply(bad)
+	id, f := bep15.CheckConnect(b)
+	if f != bep15.NoFault {
+		st.badReply(badFor(f))
 		l.failWaiting(s, outcomeBad, nil, now)
 		return
 	}

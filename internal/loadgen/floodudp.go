@@ -10,7 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"warden/internal/bep15"
 	"warden/internal/bittorrent"
+	"warden/internal/udpbatch"
 )
 
 // The UDP flood: each flood goroutine owns a share of the flood sources'
@@ -46,12 +48,10 @@ type floodUDPWorker struct {
 	rng   *rand.Rand
 	gso   bool
 
-	pkts     []byte // udpBatch datagrams back to back
-	parts    [][]byte
-	oob      [][]byte
+	ann      bep15.Announce // what every announce has in common
+	pkts     []byte         // udpBatch datagrams back to back
 	oobBuf   []byte
 	recvBufs [][]byte // shared by the sources: only this goroutine reads
-	recvLens []int
 
 	tx    uint32
 	peer  uint64
@@ -62,7 +62,7 @@ type floodUDPWorker struct {
 // its connection ID.
 type floodSource struct {
 	conn *net.UDPConn
-	bio  batchIO
+	bio  *udpbatch.Conn
 
 	hasConn     bool
 	connID      uint64
@@ -79,38 +79,33 @@ func newFloodUDP(rs *runState, target netip.AddrPort, srcs []netip.Addr, pacer *
 	for i := range nw {
 		w := &floodUDPWorker{
 			rs: rs, pacer: pacer, mode: cfg.FloodMode,
-			rng:      rand.New(rand.NewPCG(uint64(i)+1000, uint64(time.Now().UnixNano()))),
-			pkts:     make([]byte, udpBatch*max(announceLen, garbageMaxLen)),
-			parts:    make([][]byte, udpBatch),
-			oob:      make([][]byte, udpBatch),
-			oobBuf:   make([]byte, gsoOOBLen),
-			recvLens: make([]int, floodRecvBufs),
-			gso:      !cfg.NoGSO,
+			rng:    rand.New(rand.NewPCG(uint64(i)+1000, uint64(time.Now().UnixNano()))),
+			pkts:   make([]byte, 0, udpBatch*max(bep15.AnnounceLen, garbageMaxLen)),
+			oobBuf: make([]byte, gsoOOBLen),
+			gso:    !cfg.NoGSO,
+			ann: bep15.Announce{Left: 1 << 30, Event: uint32(bittorrent.EventStarted),
+				NumWant: int32(cfg.NumWant), Port: 6881},
 		}
+		copy(w.ann.PeerID[:], floodPeerID)
 		w.recvBufs = make([][]byte, floodRecvBufs)
 		for j := range w.recvBufs {
 			w.recvBufs[j] = make([]byte, floodRecvBuf)
 		}
-		w.initPackets(int32(cfg.NumWant))
 		f.workers = append(f.workers, w)
 	}
-	network := "udp4"
-	if target.Addr().Is6() {
-		network = "udp6"
+	conns, err := dialSources(target, srcs, "flood")
+	if err != nil {
+		return nil, err
 	}
-	raddr := net.UDPAddrFromAddrPort(target)
-	for i, a := range srcs {
-		c, err := net.DialUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 0)), raddr)
-		if err != nil {
-			f.close()
-			return nil, fmt.Errorf("open flood UDP socket %d (%v): %w", i, a, err)
-		}
+	for i, c := range conns {
 		w := f.workers[i%nw]
-		bio, err := newBatchIO(c, w.recvBufs, udpBatch)
+		bio, err := udpbatch.New(c, w.recvBufs, udpBatch)
 		if err != nil {
-			c.Close()
+			for _, c := range conns[i:] {
+				c.Close()
+			}
 			f.close()
-			return nil, fmt.Errorf("open flood UDP socket %d (%v): %w", i, a, err)
+			return nil, fmt.Errorf("open flood UDP socket %d (%v): %w", i, srcs[i], err)
 		}
 		if i < nw && w.gso {
 			w.gso = gsoSupported(c)
@@ -118,6 +113,29 @@ func newFloodUDP(rs *runState, target netip.AddrPort, srcs []netip.Addr, pacer *
 		w.srcs = append(w.srcs, &floodSource{conn: c, bio: bio, lastConnect: -connIDLife})
 	}
 	return f, nil
+}
+
+// dialSources opens a UDP socket for each source address, bound to it and
+// connected to target. class names the sockets in an error, upon which
+// the sockets already open are closed.
+func dialSources(target netip.AddrPort, srcs []netip.Addr, class string) ([]*net.UDPConn, error) {
+	network := "udp4"
+	if target.Addr().Is6() {
+		network = "udp6"
+	}
+	raddr := net.UDPAddrFromAddrPort(target)
+	conns := make([]*net.UDPConn, 0, len(srcs))
+	for i, a := range srcs {
+		c, err := net.DialUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 0)), raddr)
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return nil, fmt.Errorf("open %s UDP socket %d (%v): %w", class, i, a, err)
+		}
+		conns = append(conns, c)
+	}
+	return conns, nil
 }
 
 func (f *floodUDP) close() {
@@ -143,17 +161,6 @@ func (f *floodUDP) run(ctx context.Context) {
 	}
 	wg.Wait()
 	f.close()
-}
-
-// initPackets fills every datagram of the batch with an announce that
-// sendBatch then only patches: connection ID, transaction ID, info hash,
-// the end of the peer ID, port.
-func (w *floodUDPWorker) initPackets(numWant int32) {
-	a := udpAnnounce{left: 1 << 30, event: bittorrent.EventStarted, numWant: numWant, port: 6881}
-	copy(a.peerID[:], floodPeerID)
-	for i := range udpBatch {
-		appendAnnounce(w.pkts[i*announceLen:i*announceLen], 0, 0, &a)
-	}
 }
 
 func (w *floodUDPWorker) loop(ctx context.Context) {
@@ -205,8 +212,8 @@ func (w *floodUDPWorker) ready(s *floodSource, now int64) bool {
 	if need && !s.connBusy && now-s.lastConnect >= connectRetry {
 		w.tx++
 		s.connTx = floodConnFlag | w.tx&(floodConnFlag-1)
-		var b [connectLen]byte
-		if _, err := s.conn.Write(appendConnect(b[:0], s.connTx)); err != nil {
+		var b [bep15.HeaderLen]byte
+		if _, err := s.conn.Write(bep15.AppendConnect(b[:0], s.connTx)); err != nil {
 			w.stats.ioError(err)
 		} else {
 			s.connBusy = true
@@ -217,47 +224,50 @@ func (w *floodUDPWorker) ready(s *floodSource, now int64) bool {
 	return s.hasConn && now-s.connAt < connIDLife
 }
 
-// sendBatch sends n datagrams from s.
+// sendBatch sends n datagrams from s: announces, each for a new info
+// hash from a new peer, or garbage of one random length.
 func (w *floodUDPWorker) sendBatch(s *floodSource, n int, now int64) {
-	size := announceLen
+	size := bep15.AnnounceLen
 	measured := uint32(0)
 	if now >= w.rs.warmupEnd {
 		measured = floodMeasured
 	}
 	if w.mode == FloodGarbage {
 		size = garbageMinLen + w.rng.IntN(garbageMaxLen-garbageMinLen+1)
-		w.fillRandom(w.pkts[:n*size])
+		w.pkts = w.pkts[:n*size]
+		w.fillRandom(w.pkts)
 	} else {
-		for i := range n {
-			p := w.pkts[i*announceLen : (i+1)*announceLen]
+		a := &w.ann
+		w.pkts = w.pkts[:0]
+		for range n {
 			connID := s.connID
 			if w.mode == FloodBadCookie {
 				connID = w.rng.Uint64()
 			}
 			w.tx++
-			binary.BigEndian.PutUint64(p[0:], connID)
-			binary.BigEndian.PutUint32(p[12:], w.tx&floodTxMask|measured)
-			binary.BigEndian.PutUint64(p[16:], w.rng.Uint64()) // info hash
-			binary.BigEndian.PutUint64(p[24:], w.rng.Uint64())
+			binary.BigEndian.PutUint64(a.InfoHash[0:], w.rng.Uint64())
+			binary.BigEndian.PutUint64(a.InfoHash[8:], w.rng.Uint64())
 			r := w.rng.Uint64()
-			binary.BigEndian.PutUint32(p[32:], uint32(r))
+			binary.BigEndian.PutUint32(a.InfoHash[16:], uint32(r))
 			w.peer++
-			binary.BigEndian.PutUint64(p[44:], w.peer) // peer ID, after floodPeerID
-			binary.BigEndian.PutUint16(p[96:], uint16(r>>32)|1024)
+			binary.BigEndian.PutUint64(a.PeerID[len(floodPeerID):], w.peer)
+			a.Port = uint16(r>>32) | 1024
+			w.pkts = bep15.AppendAnnounce(w.pkts, connID, w.tx&floodTxMask|measured, a)
 		}
 	}
 	m := 0
 	if w.gso && n > 1 {
-		w.parts[0], w.oob[0] = w.pkts[:n*size], putGSO(w.oobBuf, size)
+		s.bio.Queue(w.pkts, putGSO(w.oobBuf, size))
 		m = 1
 	} else {
 		for i := range n {
-			w.parts[i], w.oob[i] = w.pkts[i*size:(i+1)*size], nil
+			s.bio.Queue(w.pkts[i*size:(i+1)*size], nil)
 		}
 		m = n
 	}
-	k, err := s.bio.send(w.parts[:m], w.oob[:m])
+	k, err := s.bio.Flush()
 	if err != nil {
+		s.bio.Discard()
 		w.stats.sendErrors++
 		w.stats.ioError(err)
 		if w.gso && m == 1 {
@@ -286,13 +296,13 @@ func (w *floodUDPWorker) fillRandom(b []byte) {
 func (w *floodUDPWorker) poll(s *floodSource, now int64) int {
 	total := 0
 	for range 8 { // bounded: a source cannot keep its goroutine reading
-		n, err := s.bio.poll(w.recvLens)
+		n, err := s.bio.Poll()
 		if err != nil {
 			w.stats.ioError(err)
 			return total
 		}
 		for i := range n {
-			w.handle(s, w.recvBufs[i][:min(w.recvLens[i], floodRecvBuf)], now)
+			w.handle(s, s.bio.Packet(i), now)
 		}
 		total += n
 		if n < len(w.recvBufs) {
@@ -306,14 +316,14 @@ func (w *floodUDPWorker) poll(s *floodSource, now int64) int {
 // after the warm-up, as its transaction ID says; garbage has no
 // transaction ID, so there it counts if it came after the warm-up.
 func (w *floodUDPWorker) handle(s *floodSource, b []byte, now int64) {
-	action, txid, ok := replyHeader(b)
+	action, txid, ok := bep15.ParseReplyHeader(b)
 	measured := now >= w.rs.warmupEnd
 	if ok && w.mode != FloodGarbage {
 		measured = txid&floodMeasured != 0
 	}
-	if ok && action == actionConnect && s.connBusy && txid == s.connTx && len(b) >= 8 {
+	if ok && action == bep15.ActionConnect && s.connBusy && txid == s.connTx {
 		s.connBusy = false
-		if id, _, ok := checkConnect(b); ok {
+		if id, f := bep15.CheckConnect(b); f == bep15.NoFault {
 			s.hasConn, s.connID, s.connAt = true, id, now
 			w.stats.connectsOK++
 		}
@@ -325,11 +335,11 @@ func (w *floodUDPWorker) handle(s *floodSource, b []byte, now int64) {
 	switch {
 	case !ok:
 		w.stats.message([]byte("short reply"), kindOther)
-	case action == actionError:
-		w.stats.refusal(errorMessage(b))
-	case action == actionAnnounce && len(b) >= announceHdrLen:
+	case action == bep15.ActionError:
+		w.stats.refusal(bep15.ErrorMessage(b))
+	case action == bep15.ActionAnnounce && len(b) >= bep15.AnnounceReplyLen:
 		w.stats.kinds[kindAnnounce]++
-	case action == actionAnnounce:
+	case action == bep15.ActionAnnounce:
 		w.stats.message([]byte("announce reply without interval and counts"), kindOther)
 	default:
 		w.stats.message(fmt.Appendf(nil, "action %d", action), kindOther)

@@ -178,7 +178,7 @@ func (rs *runState) stopSending(now int64, why int32) {
 }
 
 // Run loads the target described by cfg and reports what it measured. It
-// returns a *ConfigError if cfg is invalid, and an error if the hashes file
+// returns a *confkey.Error if cfg is invalid, and an error if the hashes file
 // cannot be read, ServerPID's /proc entries cannot be read, a name cannot
 // be resolved or a source address cannot be bound; trouble with the target itself (refusals, silence, garbage) is
 // counted in the Report, not returned.

@@ -8,6 +8,10 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"warden/internal/bep15"
+	"warden/internal/bittorrent"
+	"warden/internal/udpbatch"
 )
 
 // Connection IDs (BEP 15): a client may use one for a minute after
@@ -32,21 +36,6 @@ const (
 	// otherwise hold over a gigabyte.
 	recvMemPerWorker = 256 << 10
 )
-
-// batchIO is the datagram I/O of a UDP worker, on its connected socket.
-type batchIO interface {
-	// recv waits until at least one datagram has come, or the read
-	// deadline passes, and reads as many as are queued into the buffers
-	// given at construction, their lengths into lens. It may return 0
-	// and no error.
-	recv(lens []int) (int, error)
-	// poll is recv without waiting: it returns 0 if nothing is queued.
-	poll(lens []int) (int, error)
-	// send sends each of parts as one datagram, or, with a UDP_SEGMENT
-	// control message in oob (see putGSO), as several. It returns how
-	// many parts were sent.
-	send(parts, oob [][]byte) (int, error)
-}
 
 // udpSlot is one request in flight. Its index and generation make up the
 // transaction ID, so a reply finds its request without a map lookup.
@@ -73,7 +62,7 @@ type udpWorker struct {
 	id   int
 	run  *runState
 	conn *net.UDPConn
-	bio  batchIO
+	bio  *udpbatch.Conn
 	ipv6 bool
 	rng  *rand.Rand
 
@@ -100,7 +89,8 @@ type udpWorker struct {
 	nextPeer int
 	started  []uint64 // bit j: peer j announced "started"
 	sp       simPeer
-	ann      udpAnnounce
+	ann      bep15.Announce
+	hashes   []bittorrent.InfoHash // of the scrape being built
 
 	// The batch being sent: requests back to back in sendBuf, then
 	// grouped into parts, each a run of equal-length requests sent as one
@@ -108,13 +98,10 @@ type udpWorker struct {
 	sendBuf   []byte
 	sendLens  []int
 	sendSlots []uint32
-	sendParts [][]byte
-	sendOOB   [][]byte // per part: nil, or a UDP_SEGMENT control message
-	oobBufs   [][]byte
-	runEnd    []int // request index after each part's run
+	oobBufs   [][]byte // per part: room for a UDP_SEGMENT control message
+	runEnd    []int    // request index after each part's run
 	gso       bool
 
-	recvLens  []int
 	recvBufs  [][]byte
 	maxReply  int // a reply this long (the buffer is one byte longer) is acceptable
 	stats     workerStats
@@ -141,36 +128,34 @@ func newUDPWorker(id int, rs *runState, conn *net.UDPConn, v6 bool) (*udpWorker,
 	w.nextExpire = never
 	w.lastConnect = -connIDLife // long ago: connect at once
 
-	reqLen := max(announceLen, scrapeHdrLen+20*cfg.ScrapeHashes)
+	reqLen := max(bep15.AnnounceLen, bep15.HeaderLen+bep15.HashLen*cfg.ScrapeHashes)
 	w.sendBuf = make([]byte, 0, udpBatch*reqLen)
 	w.sendLens = make([]int, udpBatch)
 	w.sendSlots = make([]uint32, udpBatch)
-	w.sendParts = make([][]byte, udpBatch)
-	w.sendOOB = make([][]byte, udpBatch)
+	w.hashes = make([]bittorrent.InfoHash, 0, cfg.ScrapeHashes)
 	w.oobBufs = make([][]byte, udpBatch)
 	w.runEnd = make([]int, udpBatch)
 	for i := range w.oobBufs {
 		w.oobBufs[i] = make([]byte, gsoOOBLen)
 	}
 	w.gso = rs.gso && gsoSupported(conn)
-	peerLen, numWant := 6, cfg.NumWant
+	peerLen, numWant := bittorrent.CompactLen4, cfg.NumWant
 	if v6 {
-		peerLen = 18
+		peerLen = bittorrent.CompactLen6
 	}
 	if numWant < 0 {
 		numWant = defaultNumWant
 	}
-	w.maxReply = max(announceHdrLen+peerLen*numWant, scrapeReplyHdr+scrapeReplyItem*cfg.ScrapeHashes, maxErrorReply)
+	w.maxReply = max(bep15.AnnounceReplyLen+peerLen*numWant, bep15.ReplyHeaderLen+bep15.ScrapeEntryLen*cfg.ScrapeHashes, maxErrorReply)
 	// Up to udpBatch buffers, but no more than recvMemPerWorker bytes
 	// when replies may be large.
 	nrecv := min(udpBatch, cfg.Window+1, max(4, recvMemPerWorker/(w.maxReply+1)))
-	w.recvLens = make([]int, nrecv)
 	w.recvBufs = make([][]byte, nrecv)
 	for i := range w.recvBufs {
 		w.recvBufs[i] = make([]byte, w.maxReply+1)
 	}
 	var err error
-	if w.bio, err = newBatchIO(conn, w.recvBufs, udpBatch); err != nil {
+	if w.bio, err = udpbatch.New(conn, w.recvBufs, udpBatch); err != nil {
 		return nil, err
 	}
 	return w, nil
@@ -251,8 +236,8 @@ func (w *udpWorker) send(now int64) bool {
 		due = due || (!needConn && (w.suspect || now-w.connAt >= connIDRefresh) && now-w.lastConnect >= refreshEvery)
 		if due {
 			txid := w.alloc(w.connSlot(), classConnect, now, measured)
-			w.sendBuf = appendConnect(w.sendBuf, txid)
-			w.sendLens[0] = connectLen
+			w.sendBuf = bep15.AppendConnect(w.sendBuf, txid)
+			w.sendLens[0] = len(w.sendBuf)
 			w.sendSlots[0] = w.connSlot()
 			w.lastConnect = now
 			k = 1
@@ -303,25 +288,23 @@ func (w *udpWorker) build(b []byte, idx uint32, now int64, measured bool) []byte
 		cfg.Scenario == ScenarioMixed && w.rng.Float64() < cfg.ScrapeFraction
 	if scrape {
 		unknown := false
-		start := len(b)
-		b = append(b, make([]byte, scrapeHdrLen)...) // header written below, once the class is known
+		w.hashes = w.hashes[:0]
 		for range cfg.ScrapeHashes {
-			var ih [20]byte
+			var ih bittorrent.InfoHash
 			if cfg.UnknownFraction > 0 && w.rng.Float64() < cfg.UnknownFraction {
-				randomHash(w.rng, &ih)
+				randomHash(w.rng, (*[20]byte)(&ih))
 				unknown = true
 			} else {
 				ih = w.run.pop.hashes[w.rng.IntN(len(w.run.pop.hashes))]
 			}
-			b = append(b, ih[:]...)
+			w.hashes = append(w.hashes, ih)
 		}
 		c := classScrapeLegit
 		if unknown {
 			c = classScrapeUnknown
 		}
 		txid := w.alloc(idx, c, now, measured)
-		appendScrapeHeader(b[start:start], w.connID, txid)
-		return b
+		return bep15.AppendScrape(b, w.connID, txid, w.hashes)
 	}
 
 	j := w.nextPeer
@@ -330,24 +313,24 @@ func (w *udpWorker) build(b []byte, idx uint32, now int64, measured bool) []byte
 	}
 	w.run.pop.fill(w.id, j, &w.sp)
 	a := &w.ann
-	a.peerID, a.port, a.left, a.key = w.sp.id, w.sp.port, w.sp.left, w.sp.key
-	a.downloaded, a.uploaded = 0, 0
-	a.numWant = int32(cfg.NumWant)
+	a.PeerID, a.Port, a.Left, a.Key = w.sp.id, w.sp.port, w.sp.left, w.sp.key
+	a.Downloaded, a.Uploaded = 0, 0
+	a.NumWant = int32(cfg.NumWant)
 	c := classAnnounceLegit
 	if cfg.UnknownFraction > 0 && w.rng.Float64() < cfg.UnknownFraction {
 		c = classAnnounceUnknown
-		randomHash(w.rng, (*[20]byte)(&a.infoHash))
-		a.event = 2 // started: new to this torrent
+		randomHash(w.rng, (*[20]byte)(&a.InfoHash))
+		a.Event = uint32(bittorrent.EventStarted) // new to this torrent
 	} else {
-		a.infoHash = w.run.pop.hashes[w.sp.torrent]
-		a.event = 0
+		a.InfoHash = w.run.pop.hashes[w.sp.torrent]
+		a.Event = uint32(bittorrent.EventNone)
 		if w.started[j/64]&(1<<(j%64)) == 0 {
 			w.started[j/64] |= 1 << (j % 64)
-			a.event = 2
+			a.Event = uint32(bittorrent.EventStarted)
 		}
 	}
 	txid := w.alloc(idx, c, now, measured)
-	return appendAnnounce(b, w.connID, txid, a)
+	return bep15.AppendAnnounce(b, w.connID, txid, a)
 }
 
 // gsoMaxBytes bounds a UDP GSO super-packet, which must fit one IP packet.
@@ -366,29 +349,20 @@ func (w *udpWorker) flush(k int, now int64) {
 				j++
 			}
 		}
-		w.sendParts[m] = w.sendBuf[off : off+(j-i)*size]
-		w.sendOOB[m] = nil
+		var oob []byte
 		if j-i > 1 {
-			w.sendOOB[m] = putGSO(w.oobBufs[m], size)
+			oob = putGSO(w.oobBufs[m], size)
 		}
+		w.bio.Queue(w.sendBuf[off:off+(j-i)*size], oob)
 		w.runEnd[m] = j
 		off += (j - i) * size
 		i = j
 	}
-	done := 0
-	for done < m {
-		n, err := w.bio.send(w.sendParts[done:m], w.sendOOB[done:m])
-		done += max(n, 0)
-		if err != nil {
-			w.ioError(err)
-			if w.gso {
-				w.gso = false // perhaps the route cannot do GSO: go on without
-			}
-			break
-		}
-		if n == 0 {
-			break
-		}
+	done, err := w.bio.Flush()
+	if err != nil {
+		w.bio.Discard() // the rest of the batch is released below
+		w.ioError(err)
+		w.gso = false // perhaps the route cannot do GSO: go on without
 	}
 	sent := 0
 	if done > 0 {
@@ -434,7 +408,7 @@ func (w *udpWorker) receive(now int64, sending bool) {
 		}
 		w.deadline = wake
 	}
-	n, err := w.bio.recv(w.recvLens)
+	n, err := w.bio.Read()
 	if err != nil {
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			w.ioError(err)
@@ -443,13 +417,13 @@ func (w *udpWorker) receive(now int64, sending bool) {
 	}
 	t := rs.now()
 	for i := range n {
-		w.handle(w.recvBufs[i][:w.recvLens[i]], t)
+		w.handle(w.bio.Packet(i), t)
 	}
 }
 
 // handle checks one reply received at now and counts it.
 func (w *udpWorker) handle(b []byte, now int64) {
-	_, txid, ok := replyHeader(b)
+	action, txid, ok := bep15.ParseReplyHeader(b)
 	if !ok {
 		w.stats.unmatched[badShort]++
 		return
@@ -482,29 +456,29 @@ func (w *udpWorker) handle(b []byte, now int64) {
 		st.badReply(badTruncated)
 		return
 	}
-	if action, _, _ := replyHeader(b); action == actionError {
+	if action == bep15.ActionError {
 		st.failures++
-		st.failMsgs.add(errorMessage(b))
+		st.failMsgs.add(bep15.ErrorMessage(b))
 		st.latency(time.Duration(lat))
 		if s.class != classConnect {
 			w.suspect = true
 		}
 		return
 	}
-	var bad badReason
+	var f bep15.Fault
 	switch s.class {
 	case classConnect:
 		var id uint64
-		if id, bad, ok = checkConnect(b); ok {
+		if id, f = bep15.CheckConnect(b); f == bep15.NoFault {
 			w.connID, w.connAt, w.hasConn, w.suspect = id, now, true, false
 		}
 	case classAnnounceLegit, classAnnounceUnknown:
-		bad, ok = checkAnnounce(b, w.ipv6, int32(w.run.cfg.NumWant))
+		_, f = bep15.CheckAnnounce(b, w.ipv6, int32(w.run.cfg.NumWant))
 	case classScrapeLegit, classScrapeUnknown:
-		bad, ok = checkScrape(b, w.run.cfg.ScrapeHashes)
+		f = bep15.CheckScrape(b, w.run.cfg.ScrapeHashes)
 	}
-	if !ok {
-		st.badReply(bad)
+	if f != bep15.NoFault {
+		st.badReply(badFor(f))
 		return
 	}
 	st.ok++
@@ -533,4 +507,19 @@ func (w *udpWorker) expire(now int64) {
 		w.release(uint32(i))
 	}
 	w.nextExpire = next
+}
+
+// badFor names a malformed reply's fault as the report does.
+func badFor(f bep15.Fault) badReason {
+	switch f {
+	case bep15.FaultShort:
+		return badShort
+	case bep15.FaultAction:
+		return badAction
+	case bep15.FaultInterval:
+		return badInterval
+	case bep15.FaultPeers:
+		return badPeers
+	}
+	return badLength
 }

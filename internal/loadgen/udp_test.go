@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
@@ -13,31 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"warden/internal/bep15"
 	"warden/internal/bittorrent"
 )
-
-func TestUDPRequestEncoding(t *testing.T) {
-	if got := hex.EncodeToString(appendConnect(nil, 0x01020304)); got != "0000041727101980"+"00000000"+"01020304" {
-		t.Errorf("appendConnect = %s", got)
-	}
-	a := udpAnnounce{
-		downloaded: 1, left: 2, uploaded: 3, event: bittorrent.EventStarted,
-		key: 0xaabbccdd, numWant: -1, port: 6881,
-	}
-	copy(a.infoHash[:], bytes.Repeat([]byte{0x11}, 20))
-	copy(a.peerID[:], "-WL0001-000000000042")
-	b := appendAnnounce(nil, 0x0102030405060708, 9, &a)
-	want := "0102030405060708" + "00000001" + "00000009" + strings20("11") + hex.EncodeToString([]byte("-WL0001-000000000042")) +
-		"0000000000000001" + "0000000000000002" + "0000000000000003" + "00000002" + "00000000" + "aabbccdd" + "ffffffff" + "1ae1"
-	if got := hex.EncodeToString(b); got != want || len(b) != announceLen {
-		t.Errorf("appendAnnounce =\n%s, want\n%s", got, want)
-	}
-	if got := hex.EncodeToString(appendScrapeHeader(nil, 7, 8)); got != "0000000000000007"+"00000002"+"00000008" {
-		t.Errorf("appendScrapeHeader = %s", got)
-	}
-}
-
-func strings20(h string) string { return string(bytes.Repeat([]byte(h), 20)) }
 
 func reply(action, txid uint32, rest ...[]byte) []byte {
 	b := binary.BigEndian.AppendUint32(nil, action)
@@ -50,51 +27,19 @@ func reply(action, txid uint32, rest ...[]byte) []byte {
 
 func u32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
 
-func TestUDPReplyChecks(t *testing.T) {
-	hdr := func(interval, leechers, seeders uint32) []byte {
-		return append(append(u32(interval), u32(leechers)...), u32(seeders)...)
-	}
-	tests := []struct {
-		name    string
-		b       []byte
-		ipv6    bool
-		numWant int32
-		want    badReason
-		wantOK  bool
-	}{
-		{"no peers", reply(1, 5, hdr(1800, 0, 0)), false, 50, 0, true},
-		{"two v4 peers", reply(1, 5, hdr(1800, 1, 1), make([]byte, 12)), false, 50, 0, true},
-		{"one v6 peer", reply(1, 5, hdr(1800, 1, 1), make([]byte, 18)), true, 50, 0, true},
-		{"v6 peer on v4", reply(1, 5, hdr(1800, 1, 1), make([]byte, 18)), false, 50, 0, true}, // 18 = 3 v4 peers
-		{"partial peer", reply(1, 5, hdr(1800, 1, 1), make([]byte, 7)), false, 50, badLength, false},
-		{"v4 peer on v6", reply(1, 5, hdr(1800, 1, 1), make([]byte, 6)), true, 50, badLength, false},
-		{"header only (opentracker refusal)", reply(1, 5), false, 50, badShort, false},
-		{"zero interval", reply(1, 5, hdr(0, 0, 0)), false, 50, badInterval, false},
-		{"negative interval", reply(1, 5, hdr(0x80000000, 0, 0)), false, 50, badInterval, false},
-		{"too many peers", reply(1, 5, hdr(1800, 0, 0), make([]byte, 18)), false, 2, badPeers, false},
-		{"numwant default", reply(1, 5, hdr(1800, 0, 0), make([]byte, 600)), false, -1, 0, true},
-		{"scrape action", reply(2, 5, make([]byte, 12)), false, 50, badAction, false},
-	}
-	for _, tt := range tests {
-		bad, ok := checkAnnounce(tt.b, tt.ipv6, tt.numWant)
-		if ok != tt.wantOK || bad != tt.want {
-			t.Errorf("%s: checkAnnounce = %v, %v; want %v, %v", tt.name, bad, ok, tt.want, tt.wantOK)
+// TestBadFor checks that each fault of a reply is counted under the name
+// the report has always used for it.
+func TestBadFor(t *testing.T) {
+	for f, want := range map[bep15.Fault]string{
+		bep15.FaultShort:    "short",
+		bep15.FaultAction:   "wrong action",
+		bep15.FaultLength:   "wrong length",
+		bep15.FaultInterval: "bad interval",
+		bep15.FaultPeers:    "too many peers",
+	} {
+		if got := badFor(f).String(); got != want {
+			t.Errorf("badFor(%v) = %q, want %q", f, got, want)
 		}
-	}
-	if bad, ok := checkScrape(reply(2, 1, make([]byte, 24)), 2); !ok {
-		t.Errorf("checkScrape(2 hashes) = %v, want ok", bad)
-	}
-	if bad, ok := checkScrape(reply(2, 1, make([]byte, 12)), 2); ok || bad != badLength {
-		t.Errorf("checkScrape(1 of 2) = %v, %v; want wrong length", bad, ok)
-	}
-	if id, _, ok := checkConnect(reply(0, 1, []byte{1, 2, 3, 4, 5, 6, 7, 8})); !ok || id != 0x0102030405060708 {
-		t.Errorf("checkConnect = %x, %v", id, ok)
-	}
-	if _, bad, ok := checkConnect(reply(0, 1, []byte{1, 2, 3})); ok || bad != badLength {
-		t.Errorf("checkConnect(short) = %v, %v; want wrong length", bad, ok)
-	}
-	if got := string(errorMessage(reply(3, 1, []byte("not registered\x00")))); got != "not registered" {
-		t.Errorf("errorMessage = %q", got)
 	}
 }
 
@@ -245,22 +190,22 @@ func (f *fakeUDP) serve(done chan struct{}) {
 		f.sources[src.Addr()] = true
 		f.mu.Unlock()
 		req := buf[:n]
-		if len(req) < 16 {
+		h, ok := bep15.ParseHeader(req)
+		if !ok {
 			continue
 		}
-		action, txid := binary.BigEndian.Uint32(req[8:]), binary.BigEndian.Uint32(req[12:])
 		var r []byte
-		switch action {
-		case actionConnect:
+		switch h.Action {
+		case bep15.ActionConnect:
 			f.connIDs.Add(1)
-			r = reply(0, txid, []byte{0, 0, 0, 0, 0, 0, 0, 42})
-		case actionAnnounce:
-			if binary.BigEndian.Uint64(req) != 42 {
+			r = bep15.AppendConnectReply(nil, h.TxID, 42)
+		case bep15.ActionAnnounce:
+			if h.ConnID != 42 {
 				continue // like opentracker: silence for a bad connection ID
 			}
-			r = reply(1, txid, u32(1800), u32(1), u32(2), make([]byte, 12))
-		case actionScrape:
-			r = reply(2, txid, make([]byte, 12*((len(req)-16)/20)))
+			r = bep15.AppendAnnounceReply(nil, h.TxID, bep15.AnnounceReply{Interval: 1800, Leechers: 1, Seeders: 2}, make([]byte, 12))
+		case bep15.ActionScrape:
+			r = bep15.AppendScrapeReply(nil, h.TxID, make([]bittorrent.Scrape, (len(req)-bep15.HeaderLen)/bep15.HashLen))
 		}
 		replies := [][]byte{r}
 		if f.spoil != nil {
@@ -345,7 +290,10 @@ func testRunUDP(t *testing.T, noGSO bool) {
 }
 
 func TestRunUDPSpoiled(t *testing.T) {
-	announce := func(req []byte) bool { return binary.BigEndian.Uint32(req[8:]) == actionAnnounce }
+	announce := func(req []byte) bool {
+		h, _ := bep15.ParseHeader(req)
+		return h.Action == bep15.ActionAnnounce
+	}
 	tests := []struct {
 		name  string
 		long  bool // run for longer than refreshEvery

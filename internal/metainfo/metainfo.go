@@ -7,7 +7,6 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base32"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -22,21 +21,14 @@ import (
 const MaxTorrentBytes = 64 << 20
 
 // Hashes names a torrent: a v1 hash (SHA-1 of the info dictionary), a v2
-// hash (SHA-256 of it, BEP 52), or both for a hybrid torrent.
+// hash (SHA-256 of it, BEP 52), or both for a hybrid torrent. A nil hash is
+// absent. Trackers see the v2 hash truncated: h.V2.Truncate().
 type Hashes struct {
 	V1 *bittorrent.InfoHash
-	V2 *[32]byte
+	V2 *bittorrent.InfoHashV2
 	// Name is the torrent's name ("name" in the info dictionary, or the
 	// magnet link's dn), possibly empty.
 	Name string
-}
-
-// Truncated returns the v2 hash as trackers see it: its first 20 bytes.
-func (h Hashes) Truncated() (bittorrent.InfoHash, bool) {
-	if h.V2 == nil {
-		return bittorrent.InfoHash{}, false
-	}
-	return bittorrent.InfoHash(h.V2[:20]), true
 }
 
 // torrent is the part of a .torrent file warden reads.
@@ -102,7 +94,7 @@ func Parse(data []byte) (Hashes, error) {
 	switch inf.MetaVersion {
 	case 0, 1:
 	case 2:
-		v2 := sha256.Sum256(t.Info)
+		v2 := bittorrent.InfoHashV2(sha256.Sum256(t.Info))
 		h.V2 = &v2
 	default:
 		return Hashes{}, fmt.Errorf("info dictionary: unknown meta version %d", inf.MetaVersion)
@@ -139,8 +131,8 @@ func ParseMagnet(link string) (Hashes, error) {
 			if len(mh) != 68 || !strings.HasPrefix(mh, "1220") {
 				return Hashes{}, fmt.Errorf("magnet link: urn:btmh: must be a SHA-256 multihash (1220 and 64 hex digits), got %q", mh)
 			}
-			var v2 [32]byte
-			if _, err := hex.Decode(v2[:], []byte(mh[4:])); err != nil {
+			v2, err := bittorrent.ParseInfoHashV2(mh[4:])
+			if err != nil {
 				return Hashes{}, fmt.Errorf("magnet link: urn:btmh: %w", err)
 			}
 			h.V2 = &v2
@@ -156,8 +148,8 @@ func parseBTIH(s string) (bittorrent.InfoHash, error) {
 	var ih bittorrent.InfoHash
 	switch len(s) {
 	case 40:
-		if _, err := hex.Decode(ih[:], []byte(s)); err == nil {
-			return ih, nil
+		if h, err := bittorrent.ParseInfoHash(s); err == nil {
+			return h, nil
 		}
 	case 32:
 		if b, err := base32.StdEncoding.DecodeString(strings.ToUpper(s)); err == nil {
@@ -168,23 +160,21 @@ func parseBTIH(s string) (bittorrent.InfoHash, error) {
 	return ih, fmt.Errorf("magnet link: urn:btih: must be 40 hex or 32 base32 characters, got %q", s)
 }
 
-// ParseHash reads a bare info hash: 40 hex digits (v1) or 64 (v2).
+// ParseHash reads a bare info hash: 40 hex digits (v1) or 64 (a full v2
+// hash, kept whole). Errors wrap bittorrent.ErrBadInfoHash.
 func ParseHash(s string) (Hashes, error) {
-	switch len(s) {
-	case 40:
-		ih, err := bittorrent.ParseInfoHash(s)
+	if len(s) == 64 {
+		v2, err := bittorrent.ParseInfoHashV2(s)
 		if err != nil {
-			return Hashes{}, err
-		}
-		return Hashes{V1: &ih}, nil
-	case 64:
-		var v2 [32]byte
-		if _, err := hex.Decode(v2[:], []byte(s)); err != nil {
 			return Hashes{}, fmt.Errorf("%q: %w", s, bittorrent.ErrBadInfoHash)
 		}
 		return Hashes{V2: &v2}, nil
 	}
-	return Hashes{}, fmt.Errorf("%q: %w", s, bittorrent.ErrBadInfoHash)
+	ih, err := bittorrent.ParseInfoHash(s) // 40 digits, since 64 are taken above
+	if err != nil {
+		return Hashes{}, err
+	}
+	return Hashes{V1: &ih}, nil
 }
 
 // ParseArg reads what a user may name a torrent by on the command line: a

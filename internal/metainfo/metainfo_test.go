@@ -2,11 +2,13 @@ package metainfo
 
 import (
 	"bufio"
-	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"warden/internal/bittorrent"
 )
 
 // TestReadFileMatchesLibtorrent checks our hashes against the ones
@@ -38,7 +40,7 @@ func TestReadFileMatchesLibtorrent(t *testing.T) {
 			if got := hexOr(h.V1 != nil, func() string { return h.V1.String() }); got != v1 {
 				t.Errorf("v1 = %s, want %s", got, v1)
 			}
-			if got := hexOr(h.V2 != nil, func() string { return hex.EncodeToString(h.V2[:]) }); got != v2 {
+			if got := hexOr(h.V2 != nil, func() string { return h.V2.String() }); got != v2 {
 				t.Errorf("v2 = %s, want %s", got, v2)
 			}
 			if h.Name != "payload" {
@@ -113,7 +115,7 @@ func TestParseArg(t *testing.T) {
 		}
 		gotV2 := ""
 		if h.V2 != nil {
-			gotV2 = hex.EncodeToString(h.V2[:])
+			gotV2 = h.V2.String()
 		}
 		if gotV1 != tt.wantV1 || gotV2 != tt.wantV2 || h.Name != tt.wantName {
 			t.Errorf("ParseArg(%q) = v1 %q v2 %q name %q, want %q %q %q", tt.arg, gotV1, gotV2, h.Name, tt.wantV1, tt.wantV2, tt.wantName)
@@ -149,4 +151,30 @@ func FuzzParseMagnet(f *testing.F) {
 			t.Fatal("ParseMagnet succeeded without a hash")
 		}
 	})
+}
+
+func TestParseHash(t *testing.T) {
+	const v2 = "e20aa2eaef25c3a427a73d1170eb620afc4f00e6cb1d206ba77a2aea7ead44b7"
+	tests := []struct {
+		in, wantV1, wantV2 string // both "" means an error
+	}{
+		{in: v2[:40], wantV1: v2[:40]}, // 40 digits are a v1 hash, even if they begin a v2 one
+		{in: v2, wantV2: v2},           // 64 digits are kept whole, not truncated
+		{in: "zz" + v2[2:]},
+		{in: v2[:50]},
+		{in: ""},
+	}
+	for _, tt := range tests {
+		h, err := ParseHash(tt.in)
+		if tt.wantV1 == "" && tt.wantV2 == "" {
+			if !errors.Is(err, bittorrent.ErrBadInfoHash) {
+				t.Errorf("ParseHash(%q) error = %v, want ErrBadInfoHash", tt.in, err)
+			}
+			continue
+		}
+		if err != nil || (h.V1 != nil) != (tt.wantV1 != "") || (h.V2 != nil) != (tt.wantV2 != "") ||
+			h.V1 != nil && h.V1.String() != tt.wantV1 || h.V2 != nil && h.V2.String() != tt.wantV2 {
+			t.Errorf("ParseHash(%q) = %+v, %v; want v1 %q v2 %q", tt.in, h, err, tt.wantV1, tt.wantV2)
+		}
+	}
 }

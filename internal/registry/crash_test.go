@@ -43,7 +43,7 @@ func TestCrashHelper(t *testing.T) {
 		fmt.Fprintf(out, "add %d\n", i)
 		out.Flush() // the line leaves the process only after Add returned
 		if i%3 == 0 {
-			if _, err := r.Revoke(ctx, hv2(i).InfoHash(), "reason "+strconv.Itoa(i), "crash"); err != nil {
+			if _, err := r.Revoke(ctx, hv2(i).Truncate(), "reason "+strconv.Itoa(i), "crash"); err != nil {
 				fmt.Printf("error %v\n", err)
 				os.Exit(1)
 			}

@@ -1,61 +1,12 @@
 package registry
 
 import (
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
 
 	"warden/internal/bittorrent"
 )
-
-// HashV2 is a full BitTorrent v2 info hash: the SHA-256 of a v2 info
-// dictionary. Clients announce it truncated to 20 bytes (BEP 52); see
-// [HashV2.InfoHash].
-type HashV2 [32]byte
-
-// InfoHash returns the first 20 bytes of h, which is what a client sends to
-// a tracker for a v2 torrent.
-func (h HashV2) InfoHash() bittorrent.InfoHash {
-	return bittorrent.InfoHash(h[:20])
-}
-
-// IsZero reports whether h is all zeros, which the registry reads as "no v2
-// hash".
-func (h HashV2) IsZero() bool { return h == HashV2{} }
-
-// String returns h as 64 lowercase hex digits.
-func (h HashV2) String() string { return hex.EncodeToString(h[:]) }
-
-// MarshalText returns h as 64 lowercase hex digits.
-func (h HashV2) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
-
-// UnmarshalText accepts exactly 64 hex digits.
-func (h *HashV2) UnmarshalText(b []byte) error {
-	v, err := ParseHashV2(string(b))
-	if err != nil {
-		return err
-	}
-	*h = v
-	return nil
-}
-
-// ErrBadHashV2 is returned by [ParseHashV2] for input that is not 64 hex
-// digits.
-var ErrBadHashV2 = errors.New("v2 info hash must be 64 hex digits")
-
-// ParseHashV2 parses a full v2 info hash written as 64 hex digits.
-func ParseHashV2(s string) (HashV2, error) {
-	var h HashV2
-	if len(s) != 64 {
-		return h, fmt.Errorf("%q: %w", clip(s, 80), ErrBadHashV2)
-	}
-	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
-		return h, fmt.Errorf("%q: %w", clip(s, 80), ErrBadHashV2)
-	}
-	return h, nil
-}
 
 // State is whether a registered torrent is tracked.
 type State uint8
@@ -110,20 +61,20 @@ func parseState(s string) (State, bool) {
 // both (a hybrid torrent, reachable by its v1 hash and by its truncated v2
 // hash). An all-zero hash means "absent".
 type Entry struct {
-	ID        int64               `json:"id"` // assigned by the registry; ignored by Add
-	V1        bittorrent.InfoHash `json:"v1,omitzero"`
-	V2        HashV2              `json:"v2,omitzero"`
-	Name      string              `json:"name"`
-	State     State               `json:"state"`
-	Reason    string              `json:"reason,omitempty"` // why it was revoked; empty while active
-	AddedBy   string              `json:"added_by"`
-	AddedAt   time.Time           `json:"added_at"`
-	ChangedBy string              `json:"changed_by"` // who made the last change; AddedBy until then
-	ChangedAt time.Time           `json:"changed_at"`
+	ID        int64                 `json:"id"` // assigned by the registry; ignored by Add
+	V1        bittorrent.InfoHash   `json:"v1,omitzero"`
+	V2        bittorrent.InfoHashV2 `json:"v2,omitzero"`
+	Name      string                `json:"name"`
+	State     State                 `json:"state"`
+	Reason    string                `json:"reason,omitempty"` // why it was revoked; empty while active
+	AddedBy   string                `json:"added_by"`
+	AddedAt   time.Time             `json:"added_at"`
+	ChangedBy string                `json:"changed_by"` // who made the last change; AddedBy until then
+	ChangedAt time.Time             `json:"changed_at"`
 }
 
 // HasV1 reports whether e has a v1 info hash.
-func (e Entry) HasV1() bool { return e.V1 != bittorrent.InfoHash{} }
+func (e Entry) HasV1() bool { return !e.V1.IsZero() }
 
 // HasV2 reports whether e has a v2 info hash.
 func (e Entry) HasV2() bool { return !e.V2.IsZero() }
@@ -141,7 +92,7 @@ func (e *Entry) keys() (ks [2]bittorrent.InfoHash, n int) {
 		n++
 	}
 	if e.HasV2() {
-		ks[n] = e.V2.InfoHash()
+		ks[n] = e.V2.Truncate()
 		n++
 	}
 	return ks, n
@@ -170,17 +121,17 @@ const (
 // Change is one row of the append-only audit log, written in the same
 // transaction as the change it records.
 type Change struct {
-	Seq      int64               `json:"seq"` // increasing; the log's order
-	At       time.Time           `json:"at"`
-	Actor    string              `json:"actor"`
-	Action   Action              `json:"action"`
-	ID       int64               `json:"id"` // the entry changed
-	V1       bittorrent.InfoHash `json:"v1,omitzero"`
-	V2       HashV2              `json:"v2,omitzero"`
-	Name     string              `json:"name"`
-	OldState State               `json:"old_state,omitzero"` // 0 for ActionAdd
-	NewState State               `json:"new_state"`
-	Reason   string              `json:"reason,omitempty"` // the revocation reason, for ActionRevoke
+	Seq      int64                 `json:"seq"` // increasing; the log's order
+	At       time.Time             `json:"at"`
+	Actor    string                `json:"actor"`
+	Action   Action                `json:"action"`
+	ID       int64                 `json:"id"` // the entry changed
+	V1       bittorrent.InfoHash   `json:"v1,omitzero"`
+	V2       bittorrent.InfoHashV2 `json:"v2,omitzero"`
+	Name     string                `json:"name"`
+	OldState State                 `json:"old_state,omitzero"` // 0 for ActionAdd
+	NewState State                 `json:"new_state"`
+	Reason   string                `json:"reason,omitempty"` // the revocation reason, for ActionRevoke
 }
 
 // Limits on the text an entry carries, in bytes.
@@ -214,7 +165,7 @@ func checkNew(e *Entry) error {
 	if !e.HasV1() && !e.HasV2() {
 		return fmt.Errorf("%w: an entry needs a v1 or a v2 info hash", ErrInvalid)
 	}
-	if e.HasV1() && e.HasV2() && e.V1 == e.V2.InfoHash() {
+	if e.HasV1() && e.HasV2() && e.V1 == e.V2.Truncate() {
 		return fmt.Errorf("%w: v1 hash %s equals the truncated v2 hash", ErrInvalid, e.V1)
 	}
 	return checkText("name", e.Name, MaxNameBytes, false)

@@ -35,7 +35,7 @@ func scanEntry(sc scanner) (Entry, error) {
 	return e, nil
 }
 
-func setHashes(dv1 *bittorrent.InfoHash, dv2 *HashV2, v1, v2 []byte) error {
+func setHashes(dv1 *bittorrent.InfoHash, dv2 *bittorrent.InfoHashV2, v1, v2 []byte) error {
 	if (v1 != nil && len(v1) != len(dv1)) || (v2 != nil && len(v2) != len(dv2)) {
 		return fmt.Errorf("%w: info hash of %d/%d bytes", errBadRow, len(v1), len(v2))
 	}
@@ -76,8 +76,8 @@ func (r *Registry) Get(ctx context.Context, ih bittorrent.InfoHash) (Entry, erro
 }
 
 // GetV2 returns the entry whose full v2 hash is h, or ErrNotFound. Unlike
-// Get(h.InfoHash()) it does not match on the truncated form alone.
-func (r *Registry) GetV2(ctx context.Context, h HashV2) (Entry, error) {
+// Get(h.Truncate()) it does not match on the truncated form alone.
+func (r *Registry) GetV2(ctx context.Context, h bittorrent.InfoHashV2) (Entry, error) {
 	if r.isClosed() {
 		return Entry{}, ErrClosed
 	}

@@ -8,7 +8,8 @@
 // through an atomic pointer, so they neither block nor allocate. Changes made
 // through a Registry are in its snapshot when the call returns; changes made
 // by another process writing the same file (a second warden, the CLI) are
-// picked up by [Registry.Run] within a second.
+// picked up by [Registry.Run] within a second, or by [Registry.Follow] as
+// soon as its [ChangeFeed] says so.
 //
 // The package knows nothing of HTTP or the announce protocol: the tracker
 // reaches it through its own one-method interface, and the admin API and the
@@ -56,7 +57,7 @@ var (
 )
 
 // PollInterval is how often Run checks the file for changes made by other
-// processes.
+// processes, and how often Follow does while its feed is failing.
 const PollInterval = 250 * time.Millisecond
 
 // Registry is the set of registered torrents. Its methods are safe for
@@ -104,38 +105,6 @@ func (r *Registry) Len() int { return r.snap.Load().entries }
 
 // Path returns the absolute path of the database file.
 func (r *Registry) Path() string { return r.path }
-
-// Run keeps the snapshot in step with changes other processes make to the
-// file: every PollInterval it reads a change counter (a one-row read), and
-// reloads the snapshot only when the counter moved. It blocks until ctx is
-// done or the Registry is closed, and then returns nil. A failed check is
-// logged and retried on the next tick; Lookup keeps serving the last good
-// snapshot meanwhile.
-func (r *Registry) Run(ctx context.Context) error {
-	t := time.NewTicker(PollInterval)
-	defer t.Stop()
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-r.closed:
-			return nil
-		case <-t.C:
-		}
-		err := r.poll(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil && !r.isClosed():
-			if !failing { // one line per outage, not one per tick
-				r.log.Error("registry poll failed; serving the last snapshot", "err", err)
-			}
-			failing = true
-		case err == nil && failing:
-			r.log.Info("registry poll recovered")
-			failing = false
-		}
-	}
-}
 
 // poll reloads the snapshot if the database's generation differs from it.
 //

@@ -18,8 +18,8 @@ import (
 )
 
 // hv1 and hv2 make distinct, realistic hashes from an integer.
-func hv1(i int) bittorrent.InfoHash { return sha1.Sum(fmt.Appendf(nil, "v1 %d", i)) }
-func hv2(i int) HashV2              { return sha256.Sum256(fmt.Appendf(nil, "v2 %d", i)) }
+func hv1(i int) bittorrent.InfoHash   { return sha1.Sum(fmt.Appendf(nil, "v1 %d", i)) }
+func hv2(i int) bittorrent.InfoHashV2 { return sha256.Sum256(fmt.Appendf(nil, "v2 %d", i)) }
 
 func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
@@ -180,7 +180,7 @@ func TestAddIdempotent(t *testing.T) {
 	hybrid := mustAdd(t, r, Entry{V1: hv1(1), V2: hv2(1), Name: "hybrid"})
 	v1only := mustAdd(t, r, Entry{V1: hv1(2), Name: "v1"})
 	revoked := mustAdd(t, r, Entry{V2: hv2(3), Name: "revoked"})
-	revoked, err := r.Revoke(ctx, revoked.V2.InfoHash(), "dmca 123", "bob")
+	revoked, err := r.Revoke(ctx, revoked.V2.Truncate(), "dmca 123", "bob")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestAddIdempotent(t *testing.T) {
 	if after, _ := r.Changes(ctx, 0, 0); len(after) != len(changes) {
 		t.Errorf("idempotent adds wrote %d audit rows", len(after)-len(changes))
 	}
-	if r.Tracked(hv2(3).InfoHash()) {
+	if r.Tracked(hv2(3).Truncate()) {
 		t.Error("re-adding a revoked torrent made it tracked")
 	}
 }
@@ -227,7 +227,7 @@ func TestAddConflict(t *testing.T) {
 	b := mustAdd(t, r, Entry{V2: hv2(2), Name: "b"})
 
 	// A v2 hash whose first 20 bytes equal a's v1 hash.
-	var collidesWithA HashV2
+	var collidesWithA bittorrent.InfoHashV2
 	copy(collidesWithA[:], a.V1[:])
 	collidesWithA[31] = 1
 	// A different v2 hash with the same truncated form as b's.
@@ -243,7 +243,7 @@ func TestAddConflict(t *testing.T) {
 		{"v1 of one entry, v2 of another", Entry{V1: a.V1, V2: b.V2}},
 		{"v1-only entry given a new v2", Entry{V1: a.V1, V2: hv2(9)}},
 		{"v2-only entry given a new v1", Entry{V1: hv1(9), V2: b.V2}},
-		{"new v1 whose value is a truncated v2", Entry{V1: b.V2.InfoHash()}},
+		{"new v1 whose value is a truncated v2", Entry{V1: b.V2.Truncate()}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -263,7 +263,7 @@ func TestAddConflict(t *testing.T) {
 
 func TestAddInvalid(t *testing.T) {
 	r, _ := openTest(t)
-	var sameAsV1 HashV2
+	var sameAsV1 bittorrent.InfoHashV2
 	v1 := hv1(1)
 	copy(sameAsV1[:], v1[:])
 	tests := []struct {
@@ -322,7 +322,7 @@ func TestRevokeRestore(t *testing.T) {
 			t.Errorf("Lookup(%s) = %v, %q, %v; want revoked with reason", ih, st, reason, ok)
 		}
 	}
-	if reg, rev, reason := r.Status(e.V2.InfoHash()); !reg || !rev || reason != "DMCA notice 42" {
+	if reg, rev, reason := r.Status(e.V2.Truncate()); !reg || !rev || reason != "DMCA notice 42" {
 		t.Errorf("Status = %v, %v, %q; want registered, revoked, reason", reg, rev, reason)
 	}
 	if reg, rev, reason := r.Status(other.V1); !reg || rev || reason != "" {
@@ -334,12 +334,12 @@ func TestRevokeRestore(t *testing.T) {
 	if !r.Tracked(other.V1) {
 		t.Error("revoking one entry untracked another")
 	}
-	if stored, _ := r.Get(ctx, e.V2.InfoHash()); stored != got {
+	if stored, _ := r.Get(ctx, e.V2.Truncate()); stored != got {
 		t.Errorf("Get after Revoke = %+v, want %+v", stored, got)
 	}
 
 	// Same reason again: no change, no audit row. New reason: updated.
-	if again, err := r.Revoke(ctx, e.V2.InfoHash(), "DMCA notice 42", "carol"); err != nil || again != got {
+	if again, err := r.Revoke(ctx, e.V2.Truncate(), "DMCA notice 42", "carol"); err != nil || again != got {
 		t.Errorf("repeated Revoke = %+v, %v; want unchanged %+v", again, err, got)
 	}
 	if _, err := r.Revoke(ctx, e.V1, "DMCA notice 43", "carol"); err != nil {
@@ -350,7 +350,7 @@ func TestRevokeRestore(t *testing.T) {
 	}
 
 	// Restore by the truncated v2 hash.
-	restored, err := r.Restore(ctx, e.V2.InfoHash(), "dave")
+	restored, err := r.Restore(ctx, e.V2.Truncate(), "dave")
 	if err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
@@ -514,7 +514,7 @@ func TestAddMany(t *testing.T) {
 		t.Errorf("Len() = %d, want 1000", n)
 	}
 	for i := range 1000 {
-		if !r.Tracked(hv1(i)) || (i > 0 && !r.Tracked(hv2(i).InfoHash())) {
+		if !r.Tracked(hv1(i)) || (i > 0 && !r.Tracked(hv2(i).Truncate())) {
 			t.Fatalf("entry %d not tracked after AddMany", i)
 		}
 	}
@@ -524,7 +524,7 @@ func TestAddMany(t *testing.T) {
 	}
 
 	// All or nothing: a conflict at the end leaves no trace of the rest.
-	var collides HashV2
+	var collides bittorrent.InfoHashV2
 	v1 := hv1(5)
 	copy(collides[:], v1[:])
 	bad := []Entry{{V1: hv1(5000)}, {V1: hv1(5001)}, {V2: collides}}
@@ -578,12 +578,12 @@ func TestSecondRegistrySeesChanges(t *testing.T) {
 		t.Logf("follower saw %s after %v", what, time.Since(start).Round(time.Millisecond))
 	}
 	e := mustAdd(t, writer, Entry{V1: hv1(1), V2: hv2(1)})
-	waitFor("the add", func() bool { return follower.Tracked(e.V1) && follower.Tracked(e.V2.InfoHash()) })
+	waitFor("the add", func() bool { return follower.Tracked(e.V1) && follower.Tracked(e.V2.Truncate()) })
 	if _, err := writer.Revoke(ctx, e.V1, "gone", "a"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor("the revoke", func() bool {
-		st, reason, _ := follower.Lookup(e.V2.InfoHash())
+		st, reason, _ := follower.Lookup(e.V2.Truncate())
 		return st == Revoked && reason == "gone"
 	})
 	if _, err := writer.AddMany(ctx, []Entry{{V1: hv1(2)}, {V1: hv1(3)}}, "a"); err != nil {

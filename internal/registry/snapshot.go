@@ -131,7 +131,7 @@ func loadSnapshot(ctx context.Context, db *sql.DB) (*snapshot, error) {
 			s.base[bittorrent.InfoHash(v1)] = v
 		}
 		if v2 != nil {
-			s.base[bittorrent.InfoHash(v2[:20])] = v
+			s.base[bittorrent.InfoHashV2(v2).Truncate()] = v
 		}
 		s.entries++
 	}

@@ -11,9 +11,9 @@ import (
 )
 
 // write runs fn in a read-write transaction (BEGIN IMMEDIATE, so it first
-// waits, up to busyTimeout, for other processes' writers), commits, and
-// publishes the entries fn reports changed. fn reports no change by
-// returning none; the transaction is then rolled back.
+// waits, up to sqlitedb.BusyTimeout, for other processes' writers),
+// commits, and publishes the entries fn reports changed. fn reports no
+// change by returning none; the transaction is then rolled back.
 //
 // If no other process changed the file since the snapshot was taken, the
 // new snapshot is the old one plus the change; otherwise it is reloaded

@@ -2,44 +2,64 @@
 // that remembers, per torrent, which peers announced recently, whether each
 // is a seeder, and how many downloads completed. Implementations live in
 // sub-packages (memswarm) and must pass the contract suite in swarmtest.
+// Which torrents may be tracked is the caller's decision; a store only
+// remembers that decision (see Store.Announce).
 package swarm
 
 import (
+	"context"
+	"errors"
 	"time"
 
 	"warden/internal/bittorrent"
+	"warden/internal/confkey"
 )
 
-// Store keeps swarms. Every method is safe for concurrent use.
+// ErrNotAdmitted is returned by Store.Announce, which then records
+// nothing, when the caller has yet to decide whether the torrent may be
+// tracked under the ticket it passed. It is not for clients.
+var ErrNotAdmitted = errors.New("swarm: torrent not admitted under this ticket")
+
+// Store keeps swarms. Every method is safe for concurrent use and may be
+// backed by a network service: calls that may do I/O take a context and
+// return the store's own failures (never an error meant for a client).
 type Store interface {
 	// Announce records the request's peer, keyed by req.Addr (never by peer
 	// ID), or removes it at once for EventStopped. It then fills resp's
 	// Complete and Incomplete counts and appends to resp.Peers up to
 	// numWant other peers of the requester's address family, chosen at
 	// random, never including the requester. A seeder is given only
-	// leechers. Announce does not block on I/O and, once resp.Peers has
-	// grown, allocates only when a torrent or peer is first seen.
+	// leechers. An in-memory store does not block and, once resp.Peers
+	// has grown, allocates only when a torrent or peer is first seen.
 	//
-	// Before it records anything for a torrent, the store asks admit,
-	// unless it already admitted that torrent under the same ticket. The
-	// caller moves the ticket on whenever an earlier answer may no longer
-	// hold (the registry's generation), so a torrent in steady use costs
-	// one admission check per registry change rather than one per
-	// announce, and the check reads nothing the store has not already
-	// loaded. If admit refuses, Announce records nothing, leaves resp as it
-	// was and returns false. admit runs under the store's lock: it must be
-	// quick and must not call the store. A nil admit admits everything.
-	Announce(req *bittorrent.AnnounceRequest, numWant int, resp *bittorrent.AnnounceResponse, ticket uint32, admit func(bittorrent.InfoHash) bool) bool
+	// ticket names the caller's view of which torrents are allowed (the
+	// registry's generation); the caller moves it on whenever an earlier
+	// decision may no longer hold. With admitted false, Announce goes
+	// ahead only for a torrent the store holds as admitted under this same
+	// ticket; otherwise it records nothing, leaves resp as it was and
+	// returns ErrNotAdmitted. The caller then decides, holding no store
+	// lock, and if it allows the torrent calls again with admitted true,
+	// which records and remembers the ticket. So a torrent in steady use
+	// costs one decision per ticket, not one per announce. A store may
+	// remember no tickets and return ErrNotAdmitted whenever admitted is
+	// false; its caller then decides on every announce.
+	Announce(ctx context.Context, req *bittorrent.AnnounceRequest, numWant int, resp *bittorrent.AnnounceResponse, ticket uint32, admitted bool) error
 
-	// Scrape returns the counts for one torrent; a torrent the store has
-	// never seen has all counts zero.
-	Scrape(ih bittorrent.InfoHash) bittorrent.Scrape
+	// Scrape fills in the counts of each entry of sc for the torrent its
+	// InfoHash names, so a network store can fetch them in one round trip;
+	// a torrent the store has never seen gets zero counts. On error the
+	// counts are undefined.
+	Scrape(ctx context.Context, sc []bittorrent.Scrape) error
 
 	// ScrapeAll calls fn for every torrent the store knows, in no
-	// particular order, until fn returns false.
-	ScrapeAll(fn func(bittorrent.Scrape) bool)
+	// particular order, until fn returns false or ctx is done (then it
+	// returns ctx's error). fn is not called under a store lock.
+	ScrapeAll(ctx context.Context, fn func(bittorrent.Scrape) bool) error
 
-	// Stats returns totals over all swarms.
+	// Stats returns totals over all swarms, for the operator. It does not
+	// block on I/O: a store whose swarms live elsewhere returns the totals
+	// it last read, refreshed in the background, because summing a
+	// cluster's swarms is a scan, not something to do per status read.
 	Stats() Stats
 }
 
@@ -72,24 +92,19 @@ func DefaultConfig() Config {
 // MaxPeerTTL is the longest peer_ttl; sweep_interval is at most as long.
 const MaxPeerTTL = 8 * time.Hour
 
-// Validate rejects settings that cannot work.
+// Validate returns a *confkey.Error naming the first setting that cannot
+// work by its key in the [swarm] table.
 func (c Config) Validate() error {
 	// The store keeps last-seen times modulo 2^16 seconds (about 18 h) to
 	// save memory, so a peer must be swept out well before that.
 	if c.PeerTTL < time.Second || c.PeerTTL > MaxPeerTTL {
-		return errField("peer_ttl", "must be between 1s and "+MaxPeerTTL.String())
+		return confkey.Errorf("peer_ttl", "must be between 1s and %v, got %v", MaxPeerTTL, c.PeerTTL)
 	}
 	if c.SweepInterval < time.Second || c.SweepInterval > c.PeerTTL {
-		return errField("sweep_interval", "must be between 1s and peer_ttl")
+		return confkey.Errorf("sweep_interval", "must be between 1s and peer_ttl (%v), got %v", c.PeerTTL, c.SweepInterval)
 	}
 	if c.ThrottleInterval < 0 || c.ThrottleInterval > c.PeerTTL {
-		return errField("throttle_interval", "must be between 0 and peer_ttl")
+		return confkey.Errorf("throttle_interval", "must be between 0 and peer_ttl (%v), got %v", c.PeerTTL, c.ThrottleInterval)
 	}
 	return nil
 }
-
-type fieldError struct{ field, msg string }
-
-func (e *fieldError) Error() string { return "swarm: " + e.field + ": " + e.msg }
-
-func errField(field, msg string) error { return &fieldError{field, msg} }

@@ -7,6 +7,7 @@
 package topk
 
 import (
+	"cmp"
 	"slices"
 	"sync"
 	"time"
@@ -48,18 +49,22 @@ func New[K comparable](k int) *Sketch[K] {
 }
 
 // Observe counts one occurrence of key at time now.
-func (s *Sketch[K]) Observe(key K, now time.Time) {
+func (s *Sketch[K]) Observe(key K, now time.Time) { s.ObserveN(key, 1, now) }
+
+// ObserveN counts n occurrences of key at time now: a caller that feeds
+// the sketch a 1-in-n sample weighs each observation by n.
+func (s *Sketch[K]) ObserveN(key K, n uint64, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.total++
+	s.total += n
 	if i, ok := s.index[key]; ok {
-		s.heap[i].count++
+		s.heap[i].count += n
 		s.heap[i].lastSeen = now
 		s.down(i)
 		return
 	}
 	if len(s.heap) < cap(s.heap) {
-		s.heap = append(s.heap, counter[K]{key: key, count: 1, firstSeen: now, lastSeen: now})
+		s.heap = append(s.heap, counter[K]{key: key, count: n, firstSeen: now, lastSeen: now})
 		i := len(s.heap) - 1
 		s.index[key] = i
 		s.up(i)
@@ -68,7 +73,7 @@ func (s *Sketch[K]) Observe(key K, now time.Time) {
 	// Replace the minimum, at the root of the heap.
 	min := &s.heap[0]
 	delete(s.index, min.key)
-	*min = counter[K]{key: key, count: min.count + 1, err: min.count, firstSeen: now, lastSeen: now}
+	*min = counter[K]{key: key, count: min.count + n, err: min.count, firstSeen: now, lastSeen: now}
 	s.index[key] = 0
 	s.down(0)
 }
@@ -80,7 +85,10 @@ func (s *Sketch[K]) Total() uint64 {
 	return s.total
 }
 
-// Top returns up to n entries, most frequent first.
+// Top returns up to n entries (all for n < 0), ranked by their
+// guaranteed count (Count - Error), highest first, then by Count. Ranking
+// by Count alone would put a key that has just displaced another, and
+// inherited its count, above keys seen many times.
 func (s *Sketch[K]) Top(n int) []Entry[K] {
 	s.mu.Lock()
 	out := make([]Entry[K], len(s.heap))
@@ -88,19 +96,34 @@ func (s *Sketch[K]) Top(n int) []Entry[K] {
 		out[i] = Entry[K]{Key: c.key, Count: c.count, Error: c.err, FirstSeen: c.firstSeen, LastSeen: c.lastSeen}
 	}
 	s.mu.Unlock()
-	slices.SortFunc(out, func(a, b Entry[K]) int {
-		switch {
-		case a.Count > b.Count:
-			return -1
-		case a.Count < b.Count:
-			return 1
+	slices.SortStableFunc(out, func(a, b Entry[K]) int {
+		if c := cmp.Compare(b.Count-b.Error, a.Count-a.Error); c != 0 {
+			return c
 		}
-		return 0
+		return cmp.Compare(b.Count, a.Count)
 	})
 	if n >= 0 && len(out) > n {
 		out = out[:n]
 	}
 	return out
+}
+
+// Decay halves every count and error bound, so that old traffic weighs
+// less than new. The guarantees hold for the decayed stream: halving
+// keeps each count's order and each error's bound.
+func (s *Sketch[K]) Decay() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.heap {
+		c := &s.heap[i]
+		c.count -= c.count / 2
+		c.err -= c.err / 2
+		if c.err > c.count {
+			c.err = c.count
+		}
+	}
+	s.total -= s.total / 2
+	// Halving is monotonic, so the heap order stands.
 }
 
 // Reset forgets every key.

@@ -109,3 +109,56 @@ func BenchmarkObserve(b *testing.B) {
 		s.Observe(k, now)
 	}
 }
+
+// TestRankedByGuaranteedCount checks that a key that has just displaced
+// another, inheriting its count as error, ranks below a key seen often:
+// with two counters, the one-off "new" inherits "steady"'s neighbour's
+// count and so has a higher Count than its own single sighting.
+func TestRankedByGuaranteedCount(t *testing.T) {
+	s := New[string](2)
+	now := time.Unix(100, 0)
+	s.ObserveN("steady", 5, now)
+	s.ObserveN("old", 5, now)
+	s.Observe("new", now) // displaces one of the two, Count 6, Error 5
+	top := s.Top(-1)
+	if len(top) != 2 {
+		t.Fatalf("Top = %+v", top)
+	}
+	if top[1].Key != "new" || top[1].Count != 6 || top[1].Error != 5 {
+		t.Fatalf("Top = %+v, want the newcomer (count 6, error 5) ranked last", top)
+	}
+}
+
+func TestObserveNWeighs(t *testing.T) {
+	s := New[string](4)
+	now := time.Unix(100, 0)
+	s.ObserveN("a", 64, now)
+	s.Observe("b", now)
+	if top := s.Top(-1); top[0].Key != "a" || top[0].Count != 64 || s.Total() != 65 {
+		t.Fatalf("Top = %+v, total %d; want a x64 of 65", top, s.Total())
+	}
+}
+
+func TestDecayHalves(t *testing.T) {
+	s := New[string](2)
+	now := time.Unix(100, 0)
+	s.ObserveN("a", 100, now)
+	s.ObserveN("b", 10, now)
+	s.Observe("c", now) // displaces b: count 11, error 10
+	s.Decay()
+	top := s.Top(-1)
+	want := map[string][2]uint64{"a": {50, 0}, "c": {6, 5}}
+	for _, e := range top {
+		if w := want[e.Key]; e.Count != w[0] || e.Error != w[1] {
+			t.Errorf("after Decay %s = count %d error %d, want %d %d", e.Key, e.Count, e.Error, w[0], w[1])
+		}
+	}
+	for range 10 {
+		s.Decay()
+	}
+	// a (100 requests long ago) has decayed to 1; 3 new ones outrank it.
+	s.ObserveN("d", 3, now)
+	if top := s.Top(1); top[0].Key != "d" {
+		t.Fatalf("Top(1) after decay = %+v, want the recent d first", top)
+	}
+}

@@ -2,14 +2,12 @@ package tracker
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"warden/internal/bittorrent"
-	"warden/internal/topk"
 )
 
 // Mode decides which torrents are tracked.
@@ -60,54 +58,46 @@ type Registry interface {
 	Generation() uint64
 }
 
-// Rejected summarizes refused requests, for the operator.
-type Rejected struct {
-	Unregistered uint64 `json:"unregistered"`
-	Revoked      uint64 `json:"revoked"`
-	// TopHashes and TopSources are the refused info hashes and source
-	// addresses seen most. Counts are estimates: above a few thousand
-	// refusals a second only a sample is counted (see SampleRate).
-	TopHashes  []topk.Entry[bittorrent.InfoHash] `json:"top_hashes"`
-	TopSources []topk.Entry[netip.Addr]          `json:"top_sources"`
-	// SampleRate is the fraction of refusals counted in the top lists
-	// in the last second.
-	SampleRate float64 `json:"sample_rate"`
+// RefusalKind says why a torrent was refused.
+type RefusalKind uint8
+
+const (
+	// RefusedUnregistered: the torrent is not registered (allowlist mode).
+	RefusedUnregistered RefusalKind = iota
+	// RefusedRevoked: the torrent was revoked.
+	RefusedRevoked
+)
+
+func (k RefusalKind) String() string {
+	if k == RefusedRevoked {
+		return "revoked"
+	}
+	return "unregistered"
 }
 
-// refusals keeps the counters and heavy-hitter sketches of refused
-// requests. Observing costs a few atomic operations; above exactPerSec
-// refusals in a second, only one in sampleEvery reaches the sketches, so a
-// flood cannot make the reject path slow.
-type refusals struct {
-	unregistered, revoked atomic.Uint64
-	hashes                *topk.Sketch[bittorrent.InfoHash]
-	sources               *topk.Sketch[netip.Addr]
-	second                atomic.Int64 // unix second of the current window
-	inSecond              atomic.Uint64
-	sampled               atomic.Bool // whether the last window sampled
+// RefusalSink is told of every refused announce and scrape hash, for the
+// operator's record of who knocks. It is called on the request path, so
+// it must not block and should not allocate.
+type RefusalSink interface {
+	Refused(ih bittorrent.InfoHash, src netip.Addr, why RefusalKind, now time.Time)
+}
 
+// refusals keeps the answers the tracker sends for torrents it does not
+// track, built once (and once per revocation reason), so refusing
+// allocates nothing.
+type refusals struct {
 	notRegistered *bittorrent.Refusal // the preallocated "not registered" answer
 
-	mu          sync.Mutex                                     // serializes writers of revoked
+	mu          sync.Mutex                                     // serializes writers of revokedMsgs
 	revokedMsgs atomic.Pointer[map[string]*bittorrent.Refusal] // reason -> answer, copy on write
 	contact     string
 	interval    time.Duration
 }
 
-const (
-	exactPerSec    = 2000
-	sampleEvery    = 64
-	topKeys        = 256
-	maxRevokedMsgs = 1024
-)
+const maxRevokedMsgs = 1024
 
 func newRefusals(contact string, interval time.Duration) *refusals {
-	r := &refusals{
-		hashes:   topk.New[bittorrent.InfoHash](topKeys),
-		sources:  topk.New[netip.Addr](topKeys),
-		contact:  contact,
-		interval: interval,
-	}
+	r := &refusals{contact: contact, interval: interval}
 	r.notRegistered = &bittorrent.Refusal{Reason: r.withContact("torrent not registered on this tracker"), Interval: interval}
 	empty := map[string]*bittorrent.Refusal{}
 	r.revokedMsgs.Store(&empty)
@@ -145,30 +135,4 @@ func (r *refusals) revokedAnswer(reason string) *bittorrent.Refusal {
 	m[reason] = a
 	r.revokedMsgs.Store(&m)
 	return a
-}
-
-func (r *refusals) observe(ih bittorrent.InfoHash, src netip.Addr, now time.Time) {
-	sec := now.Unix()
-	if old := r.second.Load(); old != sec && r.second.CompareAndSwap(old, sec) {
-		r.sampled.Store(r.inSecond.Swap(0) > exactPerSec)
-	}
-	if r.inSecond.Add(1) > exactPerSec && rand.Uint32N(sampleEvery) != 0 {
-		return
-	}
-	r.hashes.Observe(ih, now)
-	r.sources.Observe(src, now)
-}
-
-func (r *refusals) report(n int) Rejected {
-	rate := 1.0
-	if r.sampled.Load() || r.inSecond.Load() > exactPerSec {
-		rate = 1.0 / sampleEvery
-	}
-	return Rejected{
-		Unregistered: r.unregistered.Load(),
-		Revoked:      r.revoked.Load(),
-		TopHashes:    r.hashes.Top(n),
-		TopSources:   r.sources.Top(n),
-		SampleRate:   rate,
-	}
 }

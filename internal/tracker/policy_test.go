@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"warden/internal/bittorrent"
 	"warden/internal/registry"
@@ -95,9 +97,42 @@ func TestRefusedAnnounceIsNotStored(t *testing.T) {
 	if st := tr.Store().Stats(); st.Torrents != 0 {
 		t.Fatalf("refused announces created swarms: %+v", st)
 	}
-	rj := tr.Rejected(3)
-	if rj.Unregistered != 10 || len(rj.TopHashes) != 3 || len(rj.TopSources) != 3 {
-		t.Fatalf("Rejected = %+v, want 10 unregistered and top 3 lists", rj)
+}
+
+// refusalLog is a RefusalSink that keeps what it is told.
+type refusalLog []refusalEvent
+
+type refusalEvent struct {
+	ih  bittorrent.InfoHash
+	src netip.Addr
+	why RefusalKind
+}
+
+func (l *refusalLog) Refused(ih bittorrent.InfoHash, src netip.Addr, why RefusalKind, now time.Time) {
+	*l = append(*l, refusalEvent{ih, src, why})
+}
+
+// TestRefusalsReported checks that every refused announce and scraped
+// hash reaches the sink with its source and kind, and that nothing
+// accepted does.
+func TestRefusalsReported(t *testing.T) {
+	tr := newPolicyTracker(t, ModeAllowlist, 1)
+	var log refusalLog
+	tr.ReportRefusals(&log)
+	ctx := context.Background()
+	var resp bittorrent.AnnounceResponse
+	src := swarmtest.Addr4(7)
+	tr.Announce(ctx, swarmtest.Req(swarmtest.Hash(0), src, 0, bittorrent.EventStarted), &resp)    // registered
+	tr.Announce(ctx, swarmtest.Req(swarmtest.Hash(1000), src, 0, bittorrent.EventStarted), &resp) // unregistered
+	tr.Announce(ctx, swarmtest.Req(swarmtest.Hash(-1), src, 0, bittorrent.EventStarted), &resp)   // revoked
+	tr.Scrape(ctx, src.Addr(), []bittorrent.InfoHash{swarmtest.Hash(0), swarmtest.Hash(1001)}, nil)
+	want := refusalLog{
+		{swarmtest.Hash(1000), src.Addr(), RefusedUnregistered},
+		{swarmtest.Hash(-1), src.Addr(), RefusedRevoked},
+		{swarmtest.Hash(1001), src.Addr(), RefusedUnregistered},
+	}
+	if !slices.Equal(log, want) {
+		t.Fatalf("reported %+v, want %+v", log, want)
 	}
 }
 

@@ -6,12 +6,15 @@ package tracker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"warden/internal/bittorrent"
+	"warden/internal/confkey"
 	"warden/internal/swarm"
 )
 
@@ -50,25 +53,26 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate names the first bad field.
+// Validate returns a *confkey.Error naming the first bad field by its key
+// in the [tracker] table.
 func (c Config) Validate() error {
 	switch {
 	case int(c.Mode) >= len(Modes):
-		return fmt.Errorf("tracker: mode: %v is not one of allowlist, denylist, open", c.Mode)
+		return confkey.Errorf("mode", "%v is not one of allowlist, denylist, open", c.Mode)
 	case len(c.AbuseContact) > 200:
-		return fmt.Errorf("tracker: abuse_contact: at most 200 bytes, got %d", len(c.AbuseContact))
+		return confkey.Errorf("abuse_contact", "must be at most 200 bytes, got %d", len(c.AbuseContact))
 	case c.RefusalInterval < time.Minute:
-		return fmt.Errorf("tracker: refusal_interval: must be at least 1m, got %v", c.RefusalInterval)
+		return confkey.Errorf("refusal_interval", "must be at least 1m, got %v", c.RefusalInterval)
 	case c.AnnounceInterval < time.Second:
-		return fmt.Errorf("tracker: announce_interval: must be at least 1s, got %v", c.AnnounceInterval)
+		return confkey.Errorf("announce_interval", "must be at least 1s, got %v", c.AnnounceInterval)
 	case c.MinAnnounceInterval < 0 || c.MinAnnounceInterval > c.AnnounceInterval:
-		return fmt.Errorf("tracker: min_announce_interval: must be between 0 and announce_interval, got %v", c.MinAnnounceInterval)
+		return confkey.Errorf("min_announce_interval", "must be between 0 and announce_interval, got %v", c.MinAnnounceInterval)
 	case c.MaxNumWant < 0 || c.MaxNumWant > 1000:
-		return fmt.Errorf("tracker: max_numwant: must be 0-1000, got %d", c.MaxNumWant)
+		return confkey.Errorf("max_numwant", "must be 0-1000, got %d", c.MaxNumWant)
 	case c.DefaultNumWant < 0 || c.DefaultNumWant > c.MaxNumWant:
-		return fmt.Errorf("tracker: default_numwant: must be between 0 and max_numwant, got %d", c.DefaultNumWant)
+		return confkey.Errorf("default_numwant", "must be between 0 and max_numwant, got %d", c.DefaultNumWant)
 	case c.MaxScrapeHashes < 1 || c.MaxScrapeHashes > 1000:
-		return fmt.Errorf("tracker: max_scrape_hashes: must be 1-1000, got %d", c.MaxScrapeHashes)
+		return confkey.Errorf("max_scrape_hashes", "must be 1-1000, got %d", c.MaxScrapeHashes)
 	}
 	return nil
 }
@@ -81,7 +85,7 @@ type Tracker struct {
 	log      *slog.Logger
 	now      func() time.Time
 	refusals *refusals
-	admitFn  func(bittorrent.InfoHash) bool // t.admit, bound once; nil in open mode
+	sink     RefusalSink // nil: refusals are not reported
 }
 
 // New returns a tracker over store. reg may be nil only in open mode.
@@ -96,9 +100,6 @@ func New(store swarm.Store, reg Registry, cfg Config, log *slog.Logger) *Tracker
 		log:      log.With("component", "tracker"),
 		now:      time.Now,
 		refusals: newRefusals(cfg.AbuseContact, cfg.RefusalInterval),
-	}
-	if cfg.Mode != ModeOpen {
-		t.admitFn = t.admit
 	}
 	return t
 }
@@ -115,12 +116,14 @@ var ErrInvalidPort = bittorrent.ClientError("invalid port")
 // Announce records the request and fills resp. resp.Peers is reused, so a
 // frontend that keeps one response per worker makes announces allocation
 // free. The error, if any, is a *bittorrent.Refusal for a torrent this
-// tracker does not track, or a bittorrent.ClientError.
+// tracker does not track, a bittorrent.ClientError, or the store's failure,
+// which is for the frontend to log and never to show the client.
 //
-// Whether the mode allows the torrent is decided by the store's admission
-// check (see swarm.Store), which asks the registry once per torrent and
-// registry generation; only a refused announce goes through check for the
-// refusal to send.
+// The store remembers the registry generation under which each torrent was
+// last admitted (see swarm.Store), so a torrent in steady use costs no
+// registry lookup. Otherwise the store records nothing and says so; the
+// tracker then looks the torrent up, holding no store lock, and announces
+// again as admitted, or sends the refusal.
 func (t *Tracker) Announce(ctx context.Context, req *bittorrent.AnnounceRequest, resp *bittorrent.AnnounceResponse) error {
 	if req.Addr.Port() == 0 {
 		if refusal := t.check(req.InfoHash, req.Addr.Addr()); refusal != nil {
@@ -135,16 +138,23 @@ func (t *Tracker) Announce(ctx context.Context, req *bittorrent.AnnounceRequest,
 	if req.Event == bittorrent.EventStopped {
 		numWant = 0
 	}
+	// The generation is read before the registry is, so a torrent is never
+	// credited with a ticket newer than the answer that admitted it.
 	var ticket uint32
-	if t.admitFn != nil {
+	admitted := t.cfg.Mode == ModeOpen
+	if !admitted {
 		ticket = uint32(t.reg.Generation())
 	}
-	if !t.store.Announce(req, numWant, resp, ticket, t.admitFn) {
+	if err := t.store.Announce(ctx, req, numWant, resp, ticket, admitted); err != nil {
+		if !errors.Is(err, swarm.ErrNotAdmitted) {
+			return fmt.Errorf("tracker: announce: %w", err)
+		}
 		if refusal := t.check(req.InfoHash, req.Addr.Addr()); refusal != nil {
 			return refusal
 		}
-		// Allowed on the second look: the registry changed in between.
-		t.store.Announce(req, numWant, resp, ticket, nil)
+		if err := t.store.Announce(ctx, req, numWant, resp, ticket, true); err != nil {
+			return fmt.Errorf("tracker: announce: %w", err)
+		}
 	}
 	resp.Interval = t.cfg.AnnounceInterval
 	resp.MinInterval = t.cfg.MinAnnounceInterval
@@ -159,39 +169,48 @@ var ErrTooManyHashes = bittorrent.ClientError("too many info hashes in one scrap
 // reveals nothing about it; if no hash is tracked, the answer is the
 // *bittorrent.Refusal for the first, so a client scraping a foreign torrent
 // is told to stay away. src is the requester's address, for the operator's
-// view of refusals.
+// view of refusals. Any other error is the store's failure.
 func (t *Tracker) Scrape(ctx context.Context, src netip.Addr, hashes []bittorrent.InfoHash, out []bittorrent.Scrape) ([]bittorrent.Scrape, error) {
 	if len(hashes) > t.cfg.MaxScrapeHashes {
 		return out[:0], ErrTooManyHashes
 	}
+	// The tracked hashes go first, in order, so the store is asked once
+	// and never about a hash it must not reveal.
 	out = out[:0]
 	var first *bittorrent.Refusal
-	tracked := 0
 	for _, ih := range hashes {
 		if refusal := t.check(ih, src); refusal != nil {
 			if first == nil {
 				first = refusal
 			}
-			out = append(out, bittorrent.Scrape{InfoHash: ih})
 			continue
 		}
-		tracked++
-		out = append(out, t.store.Scrape(ih))
+		out = append(out, bittorrent.Scrape{InfoHash: ih})
 	}
+	tracked := len(out)
 	if tracked == 0 && first != nil {
-		return out[:0], first
+		return out, first
+	}
+	if err := t.store.Scrape(ctx, out); err != nil {
+		return out[:0], fmt.Errorf("tracker: scrape: %w", err)
+	}
+	if tracked == len(hashes) {
+		return out, nil
+	}
+	// Move each tracked entry to its place in request order, working from
+	// the end so none is overwritten before it moves (its place is never
+	// before it); the places left get zero counts.
+	out = slices.Grow(out, len(hashes)-tracked)[:len(hashes)]
+	j := tracked - 1
+	for i := len(hashes) - 1; i >= 0; i-- {
+		if j >= 0 && out[j].InfoHash == hashes[i] {
+			out[i] = out[j]
+			j--
+		} else {
+			out[i] = bittorrent.Scrape{InfoHash: hashes[i]}
+		}
 	}
 	return out, nil
-}
-
-// admit reports whether the mode allows the torrent: the store's admission
-// check. It does not count or log anything; check does that for refusals.
-func (t *Tracker) admit(ih bittorrent.InfoHash) bool {
-	registered, revoked, _ := t.reg.Status(ih)
-	if t.cfg.Mode == ModeDenylist {
-		return !revoked
-	}
-	return registered && !revoked
 }
 
 // check returns the refusal for a torrent the mode does not allow, or nil.
@@ -203,23 +222,30 @@ func (t *Tracker) check(ih bittorrent.InfoHash, src netip.Addr) *bittorrent.Refu
 	registered, revoked, reason := t.reg.Status(ih)
 	switch {
 	case revoked:
-		t.refusals.revoked.Add(1)
-		t.refusals.observe(ih, src.Unmap(), t.now())
+		if t.sink != nil {
+			t.sink.Refused(ih, src, RefusedRevoked, t.now())
+		}
 		return t.refusals.revokedAnswer(reason)
 	case !registered && t.cfg.Mode == ModeAllowlist:
-		t.refusals.unregistered.Add(1)
-		t.refusals.observe(ih, src.Unmap(), t.now())
+		if t.sink != nil {
+			t.sink.Refused(ih, src, RefusedUnregistered, t.now())
+		}
 		return t.refusals.notRegistered
 	}
 	return nil
 }
 
-// Rejected reports refused requests: totals and the top n hashes and
-// sources.
-func (t *Tracker) Rejected(n int) Rejected { return t.refusals.report(n) }
+// ReportRefusals makes the tracker tell sink of every refusal. Call it
+// before serving; nil stops the reports.
+func (t *Tracker) ReportRefusals(sink RefusalSink) { t.sink = sink }
 
 // ScrapeAll calls fn for every torrent with peers or downloads, until fn
-// returns false. Frontends offer it only when full scrape is enabled.
-func (t *Tracker) ScrapeAll(ctx context.Context, fn func(bittorrent.Scrape) bool) {
-	t.store.ScrapeAll(fn)
+// returns false. Frontends offer it only when full scrape is enabled. An
+// error is the store's failure or ctx's, possibly after some calls of fn,
+// so the frontend must discard what fn collected.
+func (t *Tracker) ScrapeAll(ctx context.Context, fn func(bittorrent.Scrape) bool) error {
+	if err := t.store.ScrapeAll(ctx, fn); err != nil {
+		return fmt.Errorf("tracker: full scrape: %w", err)
+	}
+	return nil
 }

@@ -2,57 +2,34 @@ package udptracker
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
+	"log/slog"
 	"math"
 	"net/netip"
 	"time"
 	"unicode/utf8"
 
+	"warden/internal/bep15"
 	"warden/internal/bittorrent"
 	"warden/internal/limit"
+	"warden/internal/ratelog"
 	"warden/internal/tracker"
 )
 
-// Wire format of BEP 15. All integers are big-endian.
+// Limits of this tracker; the wire format is package bep15's.
 const (
-	protocolID = 0x41727101980 // connection_id of a connect request
-
-	actionConnect  = 0
-	actionAnnounce = 1
-	actionScrape   = 2
-	actionError    = 3
-
-	headerLen   = 16 // connection_id(8) action(4) transaction_id(4)
-	announceLen = 98 // fixed part of an announce request; BEP 41 options follow
-	hashLen     = 20
-
-	connectReplyLen    = 16 // action(4) transaction_id(4) connection_id(8)
-	announceReplyLen   = 20 // action transaction_id interval leechers seeders, then peers
-	scrapeReplyLen     = 8  // action transaction_id, then one entry per hash
-	scrapeEntryLen     = 12 // seeders completed leechers
-	errorReplyLen      = 8  // action transaction_id, then the message
-	peer4Len, peer6Len = 6, 18
-
 	// maxPacket is the largest request handled; longer datagrams are
 	// dropped. It holds an announce with 1950 bytes of BEP 41 options, or
 	// a scrape of 101 hashes.
 	maxPacket = 2048
 	// maxScrapeHashes is how many hashes fit in maxPacket. The tracker's
 	// MaxScrapeHashes may be lower; a scrape over it gets an error.
-	maxScrapeHashes = (maxPacket - headerLen) / hashLen
+	maxScrapeHashes = (maxPacket - bep15.HeaderLen) / bep15.HashLen
 	// errorCap bounds an error reply to max(request length, errorCap), so
 	// an error never amplifies more than a short request's worth.
 	errorCap = 100
 	// maxDatagram is the largest UDP payload over IPv4.
 	maxDatagram = 65507
-)
-
-// BEP 41 option types. Every other type carries a length byte.
-const (
-	optEndOfOptions = 0x0
-	optNOP          = 0x1
-	optURLData      = 0x2
 )
 
 // textInternal replaces the text of any tracker error that is not a
@@ -72,21 +49,22 @@ type codec struct {
 	tr       *tracker.Tracker
 	jar      *cookieJar
 	stats    *counters
-	errLog   *rateLog // tracker errors that are not ClientErrors
-	maxPeers int      // peers per announce reply
+	errLog   *ratelog.Logger // tracker errors that are not ClientErrors
+	maxPeers int             // peers per announce reply
 	guard    *limit.Guard
 	shed     bool // the worker is behind: drop refusals instead of answering
 
 	// Scratch, reused so the steady state allocates nothing.
+	ann     bep15.Announce
 	req     bittorrent.AnnounceRequest
 	resp    bittorrent.AnnounceResponse
 	hashes  []bittorrent.InfoHash
 	scrapes []bittorrent.Scrape
 }
 
-func newCodec(ctx context.Context, tr *tracker.Tracker, jar *cookieJar, stats *counters, errLog *rateLog) *codec {
+func newCodec(ctx context.Context, tr *tracker.Tracker, jar *cookieJar, stats *counters, errLog *ratelog.Logger) *codec {
 	tc := tr.Config()
-	maxPeers := min(max(tc.MaxNumWant, tc.DefaultNumWant), (maxDatagram-announceReplyLen)/peer6Len)
+	maxPeers := min(max(tc.MaxNumWant, tc.DefaultNumWant), (maxDatagram-bep15.AnnounceReplyLen)/bittorrent.CompactLen6)
 	return &codec{
 		ctx:      ctx,
 		tr:       tr,
@@ -94,7 +72,7 @@ func newCodec(ctx context.Context, tr *tracker.Tracker, jar *cookieJar, stats *c
 		stats:    stats,
 		errLog:   errLog,
 		maxPeers: maxPeers,
-		resp:     bittorrent.AnnounceResponse{Peers: bittorrent.CompactPeers{Bytes: make([]byte, 0, maxPeers*peer6Len)}},
+		resp:     bittorrent.AnnounceResponse{Peers: bittorrent.CompactPeers{Bytes: make([]byte, 0, maxPeers*bittorrent.CompactLen6)}},
 		hashes:   make([]bittorrent.InfoHash, 0, maxScrapeHashes),
 		scrapes:  make([]bittorrent.Scrape, 0, maxScrapeHashes),
 	}
@@ -103,7 +81,8 @@ func newCodec(ctx context.Context, tr *tracker.Tracker, jar *cookieJar, stats *c
 // maxReply is the longest reply handle writes, so an out buffer of this
 // capacity never grows.
 func (c *codec) maxReply() int {
-	return max(announceReplyLen+c.maxPeers*peer6Len, scrapeReplyLen+maxScrapeHashes*scrapeEntryLen, maxPacket)
+	return max(bep15.AnnounceReplyLen+c.maxPeers*bittorrent.CompactLen6,
+		bep15.ReplyHeaderLen+maxScrapeHashes*bep15.ScrapeEntryLen, maxPacket)
 }
 
 // handle answers the datagram pkt from src. It appends the reply to out
@@ -135,7 +114,8 @@ func (c *codec) handle(src netip.AddrPort, pkt, out []byte) []byte {
 // batch, not twice per datagram.
 func (c *codec) handleAt(src netip.AddrPort, pkt, out []byte, now time.Time) []byte {
 	c.stats.inc(cReceived)
-	if len(pkt) < headerLen || len(pkt) > maxPacket || !src.IsValid() || src.Port() == 0 {
+	h, ok := bep15.ParseHeader(pkt)
+	if !ok || len(pkt) > maxPacket || !src.IsValid() || src.Port() == 0 {
 		c.stats.inc(cDroppedBadPacket)
 		return nil
 	}
@@ -148,34 +128,26 @@ func (c *codec) handleAt(src netip.AddrPort, pkt, out []byte, now time.Time) []b
 		c.stats.inc(cDroppedBlocked)
 		return nil
 	}
-	switch binary.BigEndian.Uint32(pkt[8:12]) {
-	case actionConnect:
-		if binary.BigEndian.Uint64(pkt) != protocolID {
+	switch h.Action {
+	case bep15.ActionConnect:
+		if h.ConnID != bep15.ProtocolID {
 			c.stats.inc(cDroppedBadPacket)
 			return nil
 		}
 		c.stats.inc(cConnects)
-		out = binary.BigEndian.AppendUint32(out, actionConnect)
-		out = append(out, pkt[12:16]...)
-		return binary.BigEndian.AppendUint64(out, c.jar.issue(ip, now))
-	case actionAnnounce:
-		if !c.jar.valid(ip, binary.BigEndian.Uint64(pkt), now) {
+		return bep15.AppendConnectReply(out, h.TxID, c.jar.issue(ip, now))
+	case bep15.ActionAnnounce, bep15.ActionScrape:
+		if !c.jar.valid(ip, h.ConnID, now) {
 			c.stats.inc(cDroppedBadCookie)
 			return nil
 		}
 		if !c.allowed(ip, now) {
 			return nil
 		}
-		return c.announce(ip, pkt, out)
-	case actionScrape:
-		if !c.jar.valid(ip, binary.BigEndian.Uint64(pkt), now) {
-			c.stats.inc(cDroppedBadCookie)
-			return nil
+		if h.Action == bep15.ActionAnnounce {
+			return c.announce(ip, h.TxID, pkt, out)
 		}
-		if !c.allowed(ip, now) {
-			return nil
-		}
-		return c.scrape(ip, pkt, out)
+		return c.scrape(ip, h.TxID, pkt, out)
 	}
 	c.stats.inc(cDroppedUnknownAction)
 	return nil
@@ -197,37 +169,39 @@ func (c *codec) allowed(ip netip.Addr, now time.Time) bool {
 
 // announce handles an announce from the verified address ip.
 //
-// The request's IP address field (bytes 84-88) is ignored: the peer is
-// recorded at the datagram's source IP. A connection ID proves only that
-// the sender receives packets at its source address; honouring the field
-// would let anyone enter a victim's address into swarms and have every
-// peer that receives it connect there.
-func (c *codec) announce(ip netip.Addr, pkt, out []byte) []byte {
-	if len(pkt) < announceLen {
+// The request's IP address field is ignored: the peer is recorded at the
+// datagram's source IP. A connection ID proves only that the sender
+// receives packets at its source address; honouring the field would let
+// anyone enter a victim's address into swarms and have every peer that
+// receives it connect there.
+func (c *codec) announce(ip netip.Addr, tid uint32, pkt, out []byte) []byte {
+	opts, ok := bep15.ParseAnnounce(pkt, &c.ann)
+	if !ok {
 		c.stats.inc(cDroppedBadPacket)
 		return nil
 	}
-	tid := pkt[12:16]
 	// BEP 41 options carry only hints (the tracker URL's path and query)
 	// that warden does not use; a malformed list is skipped like a
 	// well-formed one.
-	_ = validOptions(pkt[announceLen:])
-	event := binary.BigEndian.Uint32(pkt[80:84])
-	if event > uint32(bittorrent.EventStopped) {
+	_ = bep15.ValidOptions(opts)
+	a := &c.ann
+	if a.Event > uint32(bittorrent.EventStopped) {
 		c.stats.inc(cAnnouncesFailed)
 		return c.appendError(out, tid, textBadEvent, len(pkt))
 	}
-	c.req = bittorrent.AnnounceRequest{
-		InfoHash:   bittorrent.InfoHash(pkt[16:36]),
-		PeerID:     bittorrent.PeerID(pkt[36:56]),
-		Addr:       netip.AddrPortFrom(ip, binary.BigEndian.Uint16(pkt[96:98])),
-		Downloaded: binary.BigEndian.Uint64(pkt[56:64]),
-		Left:       binary.BigEndian.Uint64(pkt[64:72]),
-		Uploaded:   binary.BigEndian.Uint64(pkt[72:80]),
-		Event:      bittorrent.Event(event), // BEP 15 numbers events as bittorrent.Event does
-		Key:        binary.BigEndian.Uint32(pkt[88:92]),
-		NumWant:    int32(binary.BigEndian.Uint32(pkt[92:96])), // -1 (any negative): the tracker's default
-	}
+	// Cleared, then set field by field: cheaper than a composite literal
+	// here, which would be built aside and copied.
+	r := &c.req
+	*r = bittorrent.AnnounceRequest{}
+	r.InfoHash = a.InfoHash
+	r.PeerID = a.PeerID
+	r.Addr = netip.AddrPortFrom(ip, a.Port)
+	r.Downloaded = a.Downloaded
+	r.Left = a.Left
+	r.Uploaded = a.Uploaded
+	r.Event = bittorrent.Event(a.Event) // BEP 15 numbers events as bittorrent.Event does
+	r.NumWant = a.NumWant               // -1 (any negative): the tracker's default
+	r.Key = a.Key
 	if err := c.tr.Announce(c.ctx, &c.req, &c.resp); err != nil {
 		return c.fail(out, tid, err, len(pkt), cAnnouncesFailed)
 	}
@@ -239,16 +213,13 @@ func (c *codec) announce(ip netip.Addr, pkt, out []byte) []byte {
 // peers for an IPv6 one (the IPv6 note of BEP 15), as the store wrote
 // them. Peers of the other family (which the store never returns) are left
 // out, and so is any peer beyond maxPeers.
-func appendAnnounce(out, tid []byte, resp *bittorrent.AnnounceResponse, v4 bool, maxPeers int) []byte {
-	out = binary.BigEndian.AppendUint32(out, actionAnnounce)
-	out = append(out, tid...)
-	out = binary.BigEndian.AppendUint32(out, seconds(resp.Interval))
-	out = binary.BigEndian.AppendUint32(out, resp.Incomplete) // leechers
-	out = binary.BigEndian.AppendUint32(out, resp.Complete)   // seeders
+func appendAnnounce(out []byte, tid uint32, resp *bittorrent.AnnounceResponse, v4 bool, maxPeers int) []byte {
+	var peers []byte
 	if p := &resp.Peers; p.V6 != v4 {
-		out = append(out, p.Bytes[:min(len(p.Bytes), maxPeers*p.EntryLen())]...)
+		peers = p.Bytes[:min(len(p.Bytes), maxPeers*p.EntryLen())]
 	}
-	return out
+	r := bep15.AnnounceReply{Interval: seconds(resp.Interval), Leechers: resp.Incomplete, Seeders: resp.Complete}
+	return bep15.AppendAnnounceReply(out, tid, r, peers)
 }
 
 func seconds(d time.Duration) uint32 {
@@ -256,16 +227,11 @@ func seconds(d time.Duration) uint32 {
 }
 
 // scrape handles a scrape from the verified address ip.
-func (c *codec) scrape(ip netip.Addr, pkt, out []byte) []byte {
-	body := pkt[headerLen:]
-	if len(body) == 0 || len(body)%hashLen != 0 {
+func (c *codec) scrape(ip netip.Addr, tid uint32, pkt, out []byte) []byte {
+	var ok bool
+	if c.hashes, ok = bep15.ParseScrape(pkt, c.hashes[:0]); !ok {
 		c.stats.inc(cDroppedBadPacket)
 		return nil
-	}
-	tid := pkt[12:16]
-	c.hashes = c.hashes[:0]
-	for ; len(body) > 0; body = body[hashLen:] {
-		c.hashes = append(c.hashes, bittorrent.InfoHash(body[:hashLen]))
 	}
 	var err error
 	c.scrapes, err = c.tr.Scrape(c.ctx, ip, c.hashes, c.scrapes)
@@ -273,22 +239,14 @@ func (c *codec) scrape(ip netip.Addr, pkt, out []byte) []byte {
 		return c.fail(out, tid, err, len(pkt), cScrapesFailed)
 	}
 	c.stats.inc(cScrapesOK)
-	out = binary.BigEndian.AppendUint32(out, actionScrape)
-	out = append(out, tid...)
-	for i := range c.scrapes {
-		sc := &c.scrapes[i]
-		out = binary.BigEndian.AppendUint32(out, sc.Complete) // seeders
-		out = binary.BigEndian.AppendUint32(out, sc.Downloaded)
-		out = binary.BigEndian.AppendUint32(out, sc.Incomplete) // leechers
-	}
-	return out
+	return bep15.AppendScrapeReply(out, tid, c.scrapes)
 }
 
 // fail answers a request the tracker refused with an error action, counted
 // as failed. While the worker is behind, a refusal (a torrent not tracked)
 // is dropped instead: answering it costs a send, and those sends are what
 // a flood of foreign torrents would otherwise spend the worker on.
-func (c *codec) fail(out, tid []byte, err error, reqLen int, failed counter) []byte {
+func (c *codec) fail(out []byte, tid uint32, err error, reqLen int, failed counter) []byte {
 	if _, ok := err.(*bittorrent.Refusal); ok && c.shed {
 		c.stats.inc(cShedRefusals)
 		return nil
@@ -309,42 +267,19 @@ func (c *codec) clientText(err error) string {
 	if errors.As(err, &ce) {
 		return string(ce)
 	}
-	c.errLog.emit(c.jar.now(), err)
+	c.errLog.Log("tracker error", slog.Any("err", err))
 	return textInternal
 }
 
 // appendError appends an error action carrying msg, cut at a UTF-8
 // boundary so the reply is at most max(reqLen, errorCap) bytes.
-func (c *codec) appendError(out, tid []byte, msg string, reqLen int) []byte {
+func (c *codec) appendError(out []byte, tid uint32, msg string, reqLen int) []byte {
 	c.stats.inc(cErrorsSent)
-	if limit := max(reqLen, errorCap) - errorReplyLen; len(msg) > limit {
+	if limit := max(reqLen, errorCap) - bep15.ReplyHeaderLen; len(msg) > limit {
 		for limit > 0 && !utf8.RuneStart(msg[limit]) {
 			limit--
 		}
 		msg = msg[:limit]
 	}
-	out = binary.BigEndian.AppendUint32(out, actionError)
-	out = append(out, tid...)
-	return append(out, msg...)
-}
-
-// validOptions walks the BEP 41 options that follow an announce and
-// reports whether they are well formed: each is EndOfOptions (which ends
-// the list), NOP, or a type byte, a length byte and that many bytes. Data
-// after EndOfOptions is padding and is not examined.
-func validOptions(b []byte) bool {
-	for len(b) > 0 {
-		switch b[0] {
-		case optEndOfOptions:
-			return true
-		case optNOP:
-			b = b[1:]
-		default: // optURLData and types not yet defined
-			if len(b) < 2 || len(b) < 2+int(b[1]) {
-				return false
-			}
-			b = b[2+int(b[1]):]
-		}
-	}
-	return true
+	return bep15.AppendError(out, tid, msg)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"warden/internal/bep15"
 	"warden/internal/bittorrent"
 	"warden/internal/tracker"
 )
@@ -29,13 +30,13 @@ func TestHandleConnect(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newTestCodec(t, newTestTracker(t))
 			r := c.do(tt.src, tt.pkt)
-			if len(r) != connectReplyLen {
+			if len(r) != bep15.ConnectReplyLen {
 				t.Fatalf("handle(connect) = %x, want 16 bytes", r)
 			}
 			if len(r) > len(tt.pkt) {
 				t.Errorf("reply of %d bytes to an unverified %d-byte request", len(r), len(tt.pkt))
 			}
-			if got := binary.BigEndian.Uint32(r); got != actionConnect {
+			if got := binary.BigEndian.Uint32(r); got != bep15.ActionConnect {
 				t.Errorf("action = %d, want 0", got)
 			}
 			if got := binary.BigEndian.Uint32(r[4:]); got != 7 {
@@ -71,13 +72,13 @@ func TestHandleSilence(t *testing.T) {
 		{"source port 0", netip.AddrPortFrom(src4.Addr(), 0), connectPkt(1), cDroppedBadPacket},
 		{"connect bad magic", src4, badMagic, cDroppedBadPacket},
 		{"action error", src4, scrapePkt(cid, 1, testHash(1))[:12:12], cDroppedBadPacket},
-		{"action 3 from client", src4, withAction(scrapePkt(cid, 1, testHash(1)), actionError), cDroppedUnknownAction},
+		{"action 3 from client", src4, withAction(scrapePkt(cid, 1, testHash(1)), bep15.ActionError), cDroppedUnknownAction},
 		{"action 4", src4, withAction(scrapePkt(cid, 1, testHash(1)), 4), cDroppedUnknownAction},
 		{"action 0xffffffff", src4, withAction(scrapePkt(cid, 1, testHash(1)), 0xffffffff), cDroppedUnknownAction},
 		{"announce forged cookie", src4, announce{cid: cid ^ 4}.pkt(), cDroppedBadCookie},
 		{"announce cookie of another IP", src4b, announce{cid: cid}.pkt(), cDroppedBadCookie},
 		{"announce cookie zero", src4, announce{}.pkt(), cDroppedBadCookie},
-		{"announce with magic as cookie", src4, announce{cid: protocolID}.pkt(), cDroppedBadCookie},
+		{"announce with magic as cookie", src4, announce{cid: bep15.ProtocolID}.pkt(), cDroppedBadCookie},
 		{"scrape forged cookie", src4, scrapePkt(cid+1, 1, testHash(1)), cDroppedBadCookie},
 		{"announce 97 bytes", src4, announce{cid: cid}.pkt()[:97], cDroppedBadPacket},
 		{"announce header only", src4, announce{cid: cid}.pkt()[:16], cDroppedBadPacket},
@@ -184,14 +185,14 @@ func TestHandleAnnounce(t *testing.T) {
 		{
 			name:      "BEP 41 URLData, NOP, EndOfOptions",
 			src:       src4,
-			req:       announce{options: append(append([]byte{optURLData, 9}, "/announce"...), optNOP, optEndOfOptions)},
+			req:       announce{options: append(append([]byte{bep15.OptURLData, 9}, "/announce"...), bep15.OptNOP, bep15.OptEndOfOptions)},
 			wantPeers: []netip.AddrPort{peer4, seed4},
 			wantSelf:  netip.AddrPortFrom(src4.Addr(), 6881),
 		},
 		{
 			name:      "BEP 41 truncated URLData",
 			src:       src4,
-			req:       announce{options: []byte{optURLData, 200, 'x'}},
+			req:       announce{options: []byte{bep15.OptURLData, 200, 'x'}},
 			wantPeers: []netip.AddrPort{peer4, seed4},
 			wantSelf:  netip.AddrPortFrom(src4.Addr(), 6881),
 		},
@@ -289,8 +290,8 @@ func TestHandleAnnounceNumWant(t *testing.T) {
 			if len(ar.peers) != tt.want {
 				t.Errorf("numwant %d: got %d peers, want %d", tt.numWant, len(ar.peers), tt.want)
 			}
-			if len(r) != announceReplyLen+tt.want*peer4Len {
-				t.Errorf("reply is %d bytes, want %d", len(r), announceReplyLen+tt.want*peer4Len)
+			if len(r) != bep15.AnnounceReplyLen+tt.want*bittorrent.CompactLen4 {
+				t.Errorf("reply is %d bytes, want %d", len(r), bep15.AnnounceReplyLen+tt.want*bittorrent.CompactLen4)
 			}
 		})
 	}
@@ -378,17 +379,17 @@ func TestHandleScrape(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			pkt := scrapePkt(c.connect(t, tt.src), 77, tt.hashes...)
 			r := c.do(tt.src, pkt)
-			if len(r) != scrapeReplyLen+scrapeEntryLen*len(tt.want) {
-				t.Fatalf("scrape reply %x: %d bytes, want %d", r, len(r), scrapeReplyLen+scrapeEntryLen*len(tt.want))
+			if len(r) != bep15.ReplyHeaderLen+bep15.ScrapeEntryLen*len(tt.want) {
+				t.Fatalf("scrape reply %x: %d bytes, want %d", r, len(r), bep15.ReplyHeaderLen+bep15.ScrapeEntryLen*len(tt.want))
 			}
 			if len(r) > len(pkt) {
 				t.Errorf("scrape reply of %d bytes to a %d-byte request", len(r), len(pkt))
 			}
-			if a, tid := binary.BigEndian.Uint32(r), binary.BigEndian.Uint32(r[4:]); a != actionScrape || tid != 77 {
+			if a, tid := binary.BigEndian.Uint32(r), binary.BigEndian.Uint32(r[4:]); a != bep15.ActionScrape || tid != 77 {
 				t.Errorf("action, transaction_id = %d, %d, want 2, 77", a, tid)
 			}
 			for i, w := range tt.want {
-				e := r[scrapeReplyLen+i*scrapeEntryLen:]
+				e := r[bep15.ReplyHeaderLen+i*bep15.ScrapeEntryLen:]
 				got := entry{binary.BigEndian.Uint32(e), binary.BigEndian.Uint32(e[4:]), binary.BigEndian.Uint32(e[8:])}
 				if got != w {
 					t.Errorf("entry %d = %+v, want %+v", i, got, w)
@@ -421,8 +422,8 @@ func TestAppendError(t *testing.T) {
 		want   string
 	}{
 		{"short kept", "invalid port", 98, "invalid port"},
-		{"cut to errorCap", long, 16, long[:errorCap-errorReplyLen]},
-		{"cut to request length", long, 200, long[:200-errorReplyLen]},
+		{"cut to errorCap", long, 16, long[:errorCap-bep15.ReplyHeaderLen]},
+		{"cut to request length", long, 200, long[:200-bep15.ReplyHeaderLen]},
 		{"fits request exactly", long[:150], 158, long[:150]},
 		{"cut at a rune boundary", "a" + runes, 16, "a" + runes[:90]},
 		{"empty", "", 16, ""},
@@ -430,11 +431,11 @@ func TestAppendError(t *testing.T) {
 	c := newTestCodec(t, newTestTracker(t))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := c.appendError(nil, []byte{1, 2, 3, 4}, tt.msg, tt.reqLen)
-			if got := string(r[errorReplyLen:]); got != tt.want {
+			r := c.appendError(nil, 0x01020304, tt.msg, tt.reqLen)
+			if got := string(r[bep15.ReplyHeaderLen:]); got != tt.want {
 				t.Errorf("appendError(%d-byte msg, %d) text = %q (%d bytes), want %d bytes", len(tt.msg), tt.reqLen, got, len(got), len(tt.want))
 			}
-			if !utf8.Valid(r[errorReplyLen:]) {
+			if !utf8.Valid(r[bep15.ReplyHeaderLen:]) {
 				t.Errorf("text is not valid UTF-8")
 			}
 			if len(r) > max(tt.reqLen, errorCap) {
@@ -442,33 +443,6 @@ func TestAppendError(t *testing.T) {
 			}
 			if !bytes.Equal(r[:8], []byte{0, 0, 0, 3, 1, 2, 3, 4}) {
 				t.Errorf("header = %x, want action 3 and the transaction ID", r[:8])
-			}
-		})
-	}
-}
-
-func TestValidOptions(t *testing.T) {
-	tests := []struct {
-		name string
-		opts []byte
-		want bool
-	}{
-		{"none", nil, true},
-		{"end", []byte{optEndOfOptions}, true},
-		{"end then garbage", []byte{optEndOfOptions, 0xff, 0xff}, true},
-		{"nops", []byte{optNOP, optNOP}, true},
-		{"urldata", append([]byte{optURLData, 3}, "/an"...), true},
-		{"urldata empty", []byte{optURLData, 0}, true},
-		{"two urldata", append(append([]byte{optURLData, 2}, "/a"...), optURLData, 1, '?'), true},
-		{"unknown with length", []byte{0x7f, 1, 0, optEndOfOptions}, true},
-		{"urldata missing length", []byte{optURLData}, false},
-		{"urldata short", []byte{optURLData, 5, 'a'}, false},
-		{"unknown short", []byte{0x80, 255}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := validOptions(tt.opts); got != tt.want {
-				t.Errorf("validOptions(%x) = %v, want %v", tt.opts, got, tt.want)
 			}
 		})
 	}
@@ -494,7 +468,7 @@ func TestHandleAllocs(t *testing.T) {
 		{"connect", src4, connectPkt(1)},
 		{"announce v4", src4, announce{cid: cid4, left: 1}.pkt()},
 		{"announce v6", src6, announce{cid: cid6, left: 1}.pkt()},
-		{"announce with options", src4, announce{cid: cid4, left: 1, options: []byte{optURLData, 1, '/', optEndOfOptions}}.pkt()},
+		{"announce with options", src4, announce{cid: cid4, left: 1, options: []byte{bep15.OptURLData, 1, '/', bep15.OptEndOfOptions}}.pkt()},
 		{"announce error", src4, announce{cid: cid4, event: 9}.pkt()},
 		{"scrape one", src4, scrapePkt(cid4, 1, testHash(1))},
 		{"scrape many", src6, scrapePkt(cid6, 1, make([]bittorrent.InfoHash, 50)...)},
@@ -544,7 +518,7 @@ func TestAppendAnnounce(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp := bittorrent.AnnounceResponse{Interval: 90 * time.Second, Complete: 7, Incomplete: 9, Peers: tt.peers}
-			r := appendAnnounce(nil, []byte{0, 0, 0, 1}, &resp, tt.v4, tt.maxPeers)
+			r := appendAnnounce(nil, 1, &resp, tt.v4, tt.maxPeers)
 			ar := decodeAnnounce(t, r, !tt.v4)
 			if ar.interval != 90 || ar.seeders != 7 || ar.leechers != 9 {
 				t.Errorf("header = %+v, want interval 90, 7 seeders, 9 leechers", ar)

@@ -1,9 +1,10 @@
 package udptracker
 
 import (
-	"fmt"
 	"runtime"
 	"time"
+
+	"warden/internal/confkey"
 )
 
 // Config tunes the UDP frontend. The announce policy (intervals, numwant,
@@ -31,6 +32,14 @@ type Config struct {
 	// a rotation keeps working; at least 2m (the longest an ID lives) is
 	// required so that no ID can see two rotations.
 	CookieRotation time.Duration `toml:"cookie_rotation"`
+	// CookieSecret, if set, derives the connection ID key of each rotation
+	// period from this secret instead of drawing it at random, so that
+	// trackers sharing the secret (and CookieRotation, and a clock within
+	// a few seconds) accept each other's connection IDs: a client may
+	// connect to one and announce to another behind the same address.
+	// Written in hex or base64, at least 32 bytes. It never appears in a
+	// log; anyone who has it can forge connection IDs.
+	CookieSecret CookieSecret `toml:"cookie_secret"`
 	// SocketBufferBytes sets the receive and send buffers of every socket;
 	// 0 keeps the OS default (about 208 KiB on Linux). Past
 	// net.core.rmem_max it takes CAP_NET_ADMIN; without it the kernel caps
@@ -67,27 +76,22 @@ const (
 	maxSocketBytes = 1 << 30
 )
 
-// Validate reports the first field that cannot work, by its toml name. It
-// never adjusts a value.
+// Validate returns a *confkey.Error naming the first field that cannot
+// work by its key in the [udp] table. It never adjusts a value.
 func (c Config) Validate() error {
 	switch {
 	case c.Listen == "":
-		return fieldError("listen", "must not be empty")
+		return confkey.Errorf("listen", "must not be empty")
 	case c.Workers < 1 || c.Workers > maxWorkers:
-		return fieldError("workers", fmt.Sprintf("must be 1-%d, got %d", maxWorkers, c.Workers))
+		return confkey.Errorf("workers", "must be 1-%d, got %d", maxWorkers, c.Workers)
 	case c.BatchSize < 1 || c.BatchSize > maxBatchSize:
-		return fieldError("batch_size", fmt.Sprintf("must be 1-%d, got %d", maxBatchSize, c.BatchSize))
+		return confkey.Errorf("batch_size", "must be 1-%d, got %d", maxBatchSize, c.BatchSize)
 	case c.CookieRotation < minRotation:
-		return fieldError("cookie_rotation", fmt.Sprintf("must be at least %v, got %v", minRotation, c.CookieRotation))
+		return confkey.Errorf("cookie_rotation", "must be at least %v, got %v", minRotation, c.CookieRotation)
+	case len(c.CookieSecret) > 0 && len(c.CookieSecret) < minSecretBytes:
+		return confkey.Errorf("cookie_secret", "must be at least %d bytes, got %d", minSecretBytes, len(c.CookieSecret))
 	case c.SocketBufferBytes < 0 || c.SocketBufferBytes > maxSocketBytes:
-		return fieldError("socket_buffer_bytes", fmt.Sprintf("must be 0-%d, got %d", maxSocketBytes, c.SocketBufferBytes))
+		return confkey.Errorf("socket_buffer_bytes", "must be 0-%d, got %d", maxSocketBytes, c.SocketBufferBytes)
 	}
 	return nil
 }
-
-// ConfigError names the config field Validate rejected.
-type ConfigError struct{ Field, Msg string }
-
-func (e *ConfigError) Error() string { return "udptracker: " + e.Field + ": " + e.Msg }
-
-func fieldError(field, msg string) error { return &ConfigError{Field: field, Msg: msg} }

@@ -2,8 +2,11 @@ package udptracker
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 	"time"
+
+	"warden/internal/confkey"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -27,6 +30,8 @@ func TestConfigValidate(t *testing.T) {
 		{"rotation shorter than an ID lives", func(c *Config) { c.CookieRotation = time.Minute }, "cookie_rotation"},
 		{"zero rotation", func(c *Config) { c.CookieRotation = 0 }, "cookie_rotation"},
 		{"negative socket buffer", func(c *Config) { c.SocketBufferBytes = -1 }, "socket_buffer_bytes"},
+		{"shared cookie secret", func(c *Config) { c.CookieSecret = make(CookieSecret, 32) }, ""},
+		{"short cookie secret", func(c *Config) { c.CookieSecret = make(CookieSecret, 31) }, "cookie_secret"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -34,7 +39,7 @@ func TestConfigValidate(t *testing.T) {
 			tt.edit(&cfg)
 			before := cfg
 			err := cfg.Validate()
-			if cfg != before {
+			if !reflect.DeepEqual(cfg, before) {
 				t.Errorf("Validate changed the config to %+v", cfg)
 			}
 			if tt.wantField == "" {
@@ -43,9 +48,9 @@ func TestConfigValidate(t *testing.T) {
 				}
 				return
 			}
-			var ce *ConfigError
-			if !errors.As(err, &ce) || ce.Field != tt.wantField {
-				t.Errorf("Validate() = %v, want a ConfigError for %s", err, tt.wantField)
+			var ce *confkey.Error
+			if !errors.As(err, &ce) || ce.Key != tt.wantField {
+				t.Errorf("Validate() = %v, want a confkey.Error for %s", err, tt.wantField)
 			}
 		})
 	}

@@ -1,10 +1,18 @@
 package udptracker
 
 import (
+	"bytes"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,8 +38,10 @@ const cookieWindow = time.Minute
 // chance per guess.
 //
 // The key is replaced every rotation period (lazily, by the first packet
-// of a new period) with fresh random bits; the previous key is kept for
-// one period so IDs issued just before a rotation still work. Keys are
+// of a new period); the previous key is kept for one period so IDs issued
+// just before a rotation still work. A new key is fresh random bits, or,
+// with a CookieSecret, derived from the secret and the period's number, so
+// that every tracker sharing the secret holds the same keys. Keys are
 // never logged: sipKey redacts itself.
 //
 // A cookieJar is safe for concurrent use; issue and valid do not allocate
@@ -39,7 +49,7 @@ const cookieWindow = time.Minute
 type cookieJar struct {
 	now      func() time.Time
 	rotation time.Duration
-	random   func([]byte) // fills its argument with secret random bytes
+	key      func(gen int64) sipKey // the key of rotation period gen
 
 	keys atomic.Pointer[keySet]
 	mu   sync.Mutex // serializes rotations; readers use keys without it
@@ -58,22 +68,25 @@ type sipKey struct{ k0, k1 uint64 }
 // mistake.
 func (sipKey) LogValue() slog.Value { return slog.StringValue("REDACTED") }
 
-// newCookieJar returns a jar whose keys come from random (crypto/rand
-// when nil) and whose clock is now.
-func newCookieJar(rotation time.Duration, now func() time.Time, random func([]byte)) *cookieJar {
+// newCookieJar returns a jar whose clock is now and whose keys are derived
+// from secret or, if it is empty, come from random (crypto/rand when nil).
+func newCookieJar(rotation time.Duration, now func() time.Time, secret CookieSecret, random func([]byte)) *cookieJar {
 	if random == nil {
 		random = func(b []byte) { _, _ = rand.Read(b) } // never fails since Go 1.24
 	}
-	j := &cookieJar{now: now, rotation: rotation, random: random}
+	j := &cookieJar{now: now, rotation: rotation}
+	j.key = func(int64) sipKey {
+		var b [16]byte
+		random(b[:])
+		return sipKey{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
+	}
+	if len(secret) > 0 {
+		secret = bytes.Clone(secret)
+		j.key = func(gen int64) sipKey { return secret.key(rotation, gen) }
+	}
 	gen := j.generation(now())
-	j.keys.Store(&keySet{gen: gen, cur: j.newKey(), prev: j.newKey()})
+	j.keys.Store(&keySet{gen: gen, cur: j.key(gen), prev: j.key(gen - 1)})
 	return j
-}
-
-func (j *cookieJar) newKey() sipKey {
-	var b [16]byte
-	j.random(b[:])
-	return sipKey{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
 }
 
 func (j *cookieJar) generation(t time.Time) int64 { return t.UnixNano() / int64(j.rotation) }
@@ -94,11 +107,11 @@ func (j *cookieJar) keysAt(t time.Time) *keySet {
 	if gen <= ks.gen {
 		return ks
 	}
-	next := &keySet{gen: gen, cur: j.newKey()}
+	next := &keySet{gen: gen, cur: j.key(gen)}
 	if gen == ks.gen+1 {
 		next.prev = ks.cur
 	} else {
-		next.prev = j.newKey() // the old keys are two periods stale: accept nothing they issued
+		next.prev = j.key(gen - 1) // random: the old keys are two periods stale, accept nothing they issued
 	}
 	j.keys.Store(next)
 	return next
@@ -135,4 +148,84 @@ func (j *cookieJar) valid(ip netip.Addr, id uint64, t time.Time) bool {
 		k = ks.prev
 	}
 	return k.mac(ip, w)&^3 == id&^3
+}
+
+// CookieSecret is a secret that connection ID keys are derived from (see
+// Config.CookieSecret). It is read from hex or base64 text and is shown as
+// "[redacted]" by slog, fmt and encoders (JSON, TOML), so that printing a
+// Config never leaks it; an empty secret shows as "".
+type CookieSecret []byte
+
+// minSecretBytes is the shortest CookieSecret: 256 bits, the HMAC-SHA256
+// key size.
+const minSecretBytes = 32
+
+// UnmarshalText reads the secret: text of hex digits only is hex, anything
+// else base64 (standard or URL alphabet, padded or not). Empty text is no
+// secret. Errors never quote the text.
+func (s *CookieSecret) UnmarshalText(text []byte) error {
+	if len(text) == 0 {
+		*s = nil
+		return nil
+	}
+	b, ok := decodeSecret(string(text))
+	if !ok {
+		return errors.New("must be hex or base64")
+	}
+	if len(b) < minSecretBytes {
+		return fmt.Errorf("must be at least %d bytes, got %d", minSecretBytes, len(b))
+	}
+	*s = b
+	return nil
+}
+
+func decodeSecret(t string) ([]byte, bool) {
+	if strings.Trim(t, "0123456789abcdefABCDEF") == "" {
+		b, err := hex.DecodeString(t)
+		return b, err == nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(t); err == nil {
+			return b, true
+		}
+	}
+	return nil, false
+}
+
+const redacted = "[redacted]"
+
+func (s CookieSecret) String() string {
+	if len(s) == 0 {
+		return ""
+	}
+	return redacted
+}
+
+// GoString keeps %#v from printing the bytes.
+func (s CookieSecret) GoString() string { return s.String() }
+
+// LogValue redacts the secret in slog output.
+func (s CookieSecret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalText redacts the secret in JSON and TOML; "[redacted]" does not
+// read back, so a marshalled secret cannot pass for a real one.
+func (s CookieSecret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// cookieKeyLabel separates these keys from anything else derived from the
+// same secret.
+const cookieKeyLabel = "warden udp connection id key\x00"
+
+// key derives the key of rotation period gen: the first 16 bytes of
+// HMAC-SHA256(secret, label || rotation || gen). The rotation is part of
+// the input so that trackers configured with different periods never hold
+// the same key for different times.
+func (s CookieSecret) key(rotation time.Duration, gen int64) sipKey {
+	m := hmac.New(sha256.New, s)
+	var msg [len(cookieKeyLabel) + 16]byte
+	copy(msg[:], cookieKeyLabel)
+	binary.BigEndian.PutUint64(msg[len(cookieKeyLabel):], uint64(rotation))
+	binary.BigEndian.PutUint64(msg[len(cookieKeyLabel)+8:], uint64(gen))
+	m.Write(msg[:])
+	sum := m.Sum(nil)
+	return sipKey{binary.LittleEndian.Uint64(sum[:8]), binary.LittleEndian.Uint64(sum[8:16])}
 }

@@ -1,14 +1,14 @@
 package udptracker
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"log/slog"
 	"testing"
 	"time"
 
+	"warden/internal/bep15"
 	"warden/internal/bittorrent"
+	"warden/internal/ratelog"
 )
 
 // FuzzHandle feeds arbitrary datagrams to the codec, from an IPv4 or an
@@ -21,9 +21,9 @@ import (
 // the fuzzer can reach the announce and scrape code.
 func FuzzHandle(f *testing.F) {
 	clk := newFakeClock()
-	jar := newCookieJar(time.Hour, clk.now, seededRandom(7))
+	jar := newCookieJar(time.Hour, clk.now, nil, seededRandom(7))
 	tr := newTestTracker(f)
-	c := newCodec(context.Background(), tr, jar, new(counters), newRateLog(discardLog(), slog.LevelError, "tracker error", time.Second))
+	c := newCodec(context.Background(), tr, jar, new(counters), ratelog.New(discardLog(), slog.LevelError, time.Second, clk.now))
 	cid4, cid6 := jar.issue(src4.Addr(), jar.now()), jar.issue(src6.Addr(), jar.now())
 
 	f.Add(connectPkt(1), false)                    // connect
@@ -54,7 +54,7 @@ func FuzzHandle(f *testing.F) {
 	f.Add(scrapePkt(cid4, 3, make([]bittorrent.InfoHash, 65)...), false)                // more than the tracker allows
 	f.Add(scrapePkt(cid4, 3), false)                                                    // scrape of nothing
 	f.Add(scrapePkt(cid4, 3, testHash(1))[:30], false)                                  // partial hash
-	f.Add(withAction(scrapePkt(cid4, 3, testHash(1)), actionError), false)              // client sends an error action
+	f.Add(withAction(scrapePkt(cid4, 3, testHash(1)), bep15.ActionError), false)        // client sends an error action
 
 	out := make([]byte, 0, c.maxReply())
 	runs := 0
@@ -71,38 +71,35 @@ func FuzzHandle(f *testing.F) {
 		if r == nil {
 			return
 		}
-		verified := len(pkt) >= headerLen && jar.valid(src.Addr(), binary.BigEndian.Uint64(pkt), jar.now()) &&
-			(binary.BigEndian.Uint32(pkt[8:]) == actionAnnounce || binary.BigEndian.Uint32(pkt[8:]) == actionScrape)
+		h, _ := bep15.ParseHeader(pkt)
+		verified := len(pkt) >= bep15.HeaderLen && jar.valid(src.Addr(), h.ConnID, jar.now()) &&
+			(h.Action == bep15.ActionAnnounce || h.Action == bep15.ActionScrape)
 		if !verified && len(r) > len(pkt) {
 			t.Fatalf("unverified %d-byte request got a %d-byte reply %x", len(pkt), len(r), r)
 		}
-		if len(r) < 8 || !bytes.Equal(r[4:8], pkt[12:16]) {
+		action, txid, ok := bep15.ParseReplyHeader(r)
+		if !ok || txid != h.TxID {
 			t.Fatalf("reply %x does not echo the transaction ID of %x", r, pkt)
 		}
-		switch a := binary.BigEndian.Uint32(r); a {
-		case actionConnect:
-			if len(r) != connectReplyLen || binary.BigEndian.Uint32(pkt[8:]) != actionConnect {
-				t.Fatalf("connect reply %x to %x", r, pkt)
+		switch action {
+		case bep15.ActionConnect:
+			if _, f := bep15.CheckConnect(r); f != bep15.NoFault || h.Action != bep15.ActionConnect {
+				t.Fatalf("connect reply %x to %x: %v", r, pkt, f)
 			}
-		case actionAnnounce:
-			size := peer4Len
-			if v6 {
-				size = peer6Len
+		case bep15.ActionAnnounce:
+			if _, f := bep15.CheckAnnounce(r, v6, int32(c.maxPeers)); !verified || f != bep15.NoFault {
+				t.Fatalf("announce reply %x to %x: %v", r, pkt, f)
 			}
-			if !verified || len(r) < announceReplyLen || (len(r)-announceReplyLen)%size != 0 ||
-				(len(r)-announceReplyLen)/size > c.maxPeers {
-				t.Fatalf("announce reply %x to %x", r, pkt)
+		case bep15.ActionScrape:
+			if f := bep15.CheckScrape(r, (len(pkt)-bep15.HeaderLen)/bep15.HashLen); !verified || f != bep15.NoFault || len(r) > len(pkt) {
+				t.Fatalf("scrape reply %x to %x: %v", r, pkt, f)
 			}
-		case actionScrape:
-			if !verified || len(r) != scrapeReplyLen+scrapeEntryLen*((len(pkt)-headerLen)/hashLen) || len(r) > len(pkt) {
-				t.Fatalf("scrape reply %x to %x", r, pkt)
-			}
-		case actionError:
+		case bep15.ActionError:
 			if !verified || len(r) > max(len(pkt), errorCap) {
 				t.Fatalf("error reply of %d bytes to a %d-byte request", len(r), len(pkt))
 			}
 		default:
-			t.Fatalf("reply with action %d", a)
+			t.Fatalf("reply with action %d", action)
 		}
 	})
 }

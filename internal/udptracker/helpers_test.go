@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"warden/internal/bep15"
 	"warden/internal/bittorrent"
+	"warden/internal/ratelog"
 	"warden/internal/swarm/memswarm"
 	"warden/internal/swarm/swarmtest"
 	"warden/internal/tracker"
@@ -80,8 +82,8 @@ type testCodec struct {
 func newTestCodec(tb testing.TB, tr *tracker.Tracker) *testCodec {
 	tb.Helper()
 	clk := newFakeClock()
-	jar := newCookieJar(time.Hour, clk.now, seededRandom(1))
-	c := newCodec(context.Background(), tr, jar, new(counters), newRateLog(discardLog(), slog.LevelError, "tracker error", time.Second))
+	jar := newCookieJar(time.Hour, clk.now, nil, seededRandom(1))
+	c := newCodec(context.Background(), tr, jar, new(counters), ratelog.New(discardLog(), slog.LevelError, time.Second, clk.now))
 	return &testCodec{codec: c, clock: clk, jar: jar}
 }
 
@@ -96,17 +98,18 @@ func (c *testCodec) do(src netip.AddrPort, pkt []byte) []byte {
 func (c *testCodec) connect(tb testing.TB, src netip.AddrPort) uint64 {
 	tb.Helper()
 	r := c.do(src, connectPkt(0x1234))
-	if len(r) != connectReplyLen {
-		tb.Fatalf("connect from %v: reply %x, want 16 bytes", src, r)
+	id, f := bep15.CheckConnect(r)
+	if f != bep15.NoFault {
+		tb.Fatalf("connect from %v: reply %x: %v", src, r, f)
 	}
-	return binary.BigEndian.Uint64(r[8:])
+	return id
 }
 
-func connectPkt(tid uint32) []byte {
-	b := binary.BigEndian.AppendUint64(nil, protocolID)
-	b = binary.BigEndian.AppendUint32(b, actionConnect)
-	return binary.BigEndian.AppendUint32(b, tid)
-}
+func connectPkt(tid uint32) []byte { return bep15.AppendConnect(nil, tid) }
+
+// connectReplyLen is bep15.ConnectReplyLen under the name kernelban's
+// test still uses.
+const connectReplyLen = bep15.ConnectReplyLen
 
 // announce describes an announce request; the zero value is a started
 // leecher on port 6881 of info hash ih(1) that wants the default number of
@@ -127,45 +130,23 @@ type announce struct {
 }
 
 func (a announce) pkt() []byte {
-	b := binary.BigEndian.AppendUint64(nil, a.cid)
-	b = binary.BigEndian.AppendUint32(b, actionAnnounce)
-	b = binary.BigEndian.AppendUint32(b, a.tid)
-	ih := a.ih
-	if ih == (bittorrent.InfoHash{}) {
-		ih = testHash(1)
+	req := bep15.Announce{InfoHash: a.ih, Left: a.left, Event: a.event, IP: a.ip, Key: 0xcafe, NumWant: -1, Port: 6881}
+	if a.ih == (bittorrent.InfoHash{}) {
+		req.InfoHash = testHash(1)
 	}
-	b = append(b, ih[:]...)
-	var id bittorrent.PeerID
-	copy(id[:], "-WD0001-")
-	id[19] = a.peerID
-	b = append(b, id[:]...)
-	b = binary.BigEndian.AppendUint64(b, 0) // downloaded
-	b = binary.BigEndian.AppendUint64(b, a.left)
-	b = binary.BigEndian.AppendUint64(b, 0) // uploaded
-	b = binary.BigEndian.AppendUint32(b, a.event)
-	b = append(b, a.ip[:]...)
-	b = binary.BigEndian.AppendUint32(b, 0xcafe) // key
-	nw := int32(-1)
+	copy(req.PeerID[:], "-WD0001-")
+	req.PeerID[19] = a.peerID
 	if a.numWantSet {
-		nw = a.numWant
+		req.NumWant = a.numWant
 	}
-	b = binary.BigEndian.AppendUint32(b, uint32(nw))
-	port := uint16(6881)
 	if a.portSet {
-		port = a.port
+		req.Port = a.port
 	}
-	b = binary.BigEndian.AppendUint16(b, port)
-	return append(b, a.options...)
+	return append(bep15.AppendAnnounce(nil, a.cid, a.tid, &req), a.options...)
 }
 
 func scrapePkt(cid uint64, tid uint32, hashes ...bittorrent.InfoHash) []byte {
-	b := binary.BigEndian.AppendUint64(nil, cid)
-	b = binary.BigEndian.AppendUint32(b, actionScrape)
-	b = binary.BigEndian.AppendUint32(b, tid)
-	for _, h := range hashes {
-		b = append(b, h[:]...)
-	}
-	return b
+	return bep15.AppendScrape(nil, cid, tid, hashes)
 }
 
 func testHash(n int) bittorrent.InfoHash {
@@ -183,27 +164,17 @@ type announceReply struct {
 	peers                       []netip.AddrPort
 }
 
+// decodeAnnounce checks r as a client would, and decodes it.
 func decodeAnnounce(tb testing.TB, r []byte, v6 bool) announceReply {
 	tb.Helper()
-	if len(r) < announceReplyLen || binary.BigEndian.Uint32(r) != actionAnnounce {
-		tb.Fatalf("not an announce reply: %x (%q)", r, r)
+	fixed, f := bep15.CheckAnnounce(r, v6, -1)
+	if f != bep15.NoFault {
+		tb.Fatalf("announce reply %x (%q): %v", r, r, f)
 	}
-	ar := announceReply{
-		interval: binary.BigEndian.Uint32(r[8:]),
-		leechers: binary.BigEndian.Uint32(r[12:]),
-		seeders:  binary.BigEndian.Uint32(r[16:]),
-	}
-	size := peer4Len
-	if v6 {
-		size = peer6Len
-	}
-	body := r[announceReplyLen:]
-	if len(body)%size != 0 {
-		tb.Fatalf("announce reply has %d bytes of peers, not a multiple of %d", len(body), size)
-	}
-	for ; len(body) > 0; body = body[size:] {
-		a, _ := netip.AddrFromSlice(body[:size-2])
-		ar.peers = append(ar.peers, netip.AddrPortFrom(a, binary.BigEndian.Uint16(body[size-2:])))
+	ar := announceReply{interval: fixed.Interval, leechers: fixed.Leechers, seeders: fixed.Seeders}
+	peers := bittorrent.CompactPeers{Bytes: r[bep15.AnnounceReplyLen:], V6: v6}
+	for i := range peers.Len() {
+		ar.peers = append(ar.peers, peers.At(i))
 	}
 	return ar
 }
@@ -211,10 +182,10 @@ func decodeAnnounce(tb testing.TB, r []byte, v6 bool) announceReply {
 // errorText returns the message of an error reply, or fails.
 func errorText(tb testing.TB, r []byte) string {
 	tb.Helper()
-	if len(r) < errorReplyLen || binary.BigEndian.Uint32(r) != actionError {
+	if a, _, ok := bep15.ParseReplyHeader(r); !ok || a != bep15.ActionError {
 		tb.Fatalf("not an error reply: %x", r)
 	}
-	return string(r[errorReplyLen:])
+	return string(r[bep15.ReplyHeaderLen:])
 }
 
 // addPeer announces a peer straight to the tracker, skipping the codec.

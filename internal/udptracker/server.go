@@ -34,8 +34,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"warden/internal/confkey"
 	"warden/internal/limit"
+	"warden/internal/ratelog"
 	"warden/internal/tracker"
+	"warden/internal/udpbatch"
 )
 
 // Server is a running UDP tracker: one socket and one reader goroutine per
@@ -46,7 +49,7 @@ type Server struct {
 	now     func() time.Time
 	addr    netip.AddrPort
 	workers []*worker
-	ioLog   *rateLog // socket read errors
+	ioLog   *ratelog.Logger // socket errors
 
 	guard      *limit.Guard
 	kernelBans bool
@@ -61,7 +64,7 @@ type Server struct {
 // worker is one socket, its read loop and its scratch.
 type worker struct {
 	pc        *net.UDPConn
-	conn      batchConn
+	conn      *udpbatch.Conn
 	codec     *codec
 	out       [][]byte // reply buffers, one per batch slot
 	batchSize int
@@ -86,7 +89,7 @@ type options struct {
 //
 // Listen starts nothing; the sockets stay open until Close or the end of
 // Run. It logs one Info line with the effective settings, never the
-// cookie key, which is random and lives only in memory.
+// cookie key or secret.
 //
 // guard, if not nil, is consulted for every datagram: a blocklisted source
 // is dropped at once, and a verified announce or scrape from a source over
@@ -100,7 +103,7 @@ func listen(addr string, tr *tracker.Tracker, cfg Config, log *slog.Logger, o op
 		return nil, err
 	}
 	if cfg.Workers > 1 && !haveReusePort {
-		return nil, fieldError("workers", "must be 1: this OS lacks SO_REUSEPORT")
+		return nil, confkey.Errorf("workers", "must be 1: this OS lacks SO_REUSEPORT")
 	}
 	if o.now == nil {
 		o.now = time.Now
@@ -111,11 +114,11 @@ func listen(addr string, tr *tracker.Tracker, cfg Config, log *slog.Logger, o op
 		kernelBans: cfg.KernelBans,
 		log:        log,
 		now:        o.now,
-		ioLog:      newRateLog(log, slog.LevelError, "socket error", 10*time.Second),
+		ioLog:      ratelog.New(log, slog.LevelError, 10*time.Second, o.now),
 		done:       make(chan struct{}),
 	}
-	jar := newCookieJar(cfg.CookieRotation, o.now, o.random)
-	errLog := newRateLog(log, slog.LevelError, "tracker error", 10*time.Second)
+	jar := newCookieJar(cfg.CookieRotation, o.now, cfg.CookieSecret, o.random)
+	errLog := ratelog.New(log, slog.LevelError, 10*time.Second, o.now)
 
 	lc := net.ListenConfig{}
 	bind := addr
@@ -144,18 +147,16 @@ func listen(addr string, tr *tracker.Tracker, cfg Config, log *slog.Logger, o op
 		s.workers = append(s.workers, w)
 	}
 	s.addr = s.workers[0].pc.LocalAddr().(*net.UDPAddr).AddrPort()
-	io := ioName
-	if o.portable {
-		io = "x/net"
-	}
+	io := s.workers[0].conn.Name()
 	log.Info("listening", "addr", s.addr, "workers", cfg.Workers, "batch_size", cfg.BatchSize,
-		"io", io, "cookie_rotation", cfg.CookieRotation, "socket_buffer_bytes", cfg.SocketBufferBytes)
+		"io", io, "cookie_rotation", cfg.CookieRotation, "shared_cookies", len(cfg.CookieSecret) > 0,
+		"socket_buffer_bytes", cfg.SocketBufferBytes)
 	return s, nil
 }
 
 // newWorker binds one socket to addr and allocates everything its loop
 // will ever need.
-func newWorker(lc net.ListenConfig, addr string, tr *tracker.Tracker, jar *cookieJar, errLog *rateLog, cfg Config, o options) (*worker, error) {
+func newWorker(lc net.ListenConfig, addr string, tr *tracker.Tracker, jar *cookieJar, errLog *ratelog.Logger, cfg Config, o options) (*worker, error) {
 	pc, err := lc.ListenPacket(context.Background(), "udp", addr)
 	if err != nil {
 		return nil, err
@@ -167,11 +168,16 @@ func newWorker(lc net.ListenConfig, addr string, tr *tracker.Tracker, jar *cooki
 			return nil, fmt.Errorf("socket_buffer_bytes: %w", err)
 		}
 	}
-	local := w.pc.LocalAddr().(*net.UDPAddr).AddrPort().Addr()
-	v6 := local.Is6() && !local.Is4In6()
+	// Receive buffers one byte longer than maxPacket, so that a longer
+	// datagram shows as one and the codec drops it.
+	in := make([][]byte, cfg.BatchSize)
+	inSlab := make([]byte, cfg.BatchSize*(maxPacket+1))
+	for k := range in {
+		in[k] = inSlab[k*(maxPacket+1) : (k+1)*(maxPacket+1)]
+	}
 	if o.portable {
-		w.conn = newXNetConn(w.pc, v6, cfg.BatchSize)
-	} else if w.conn, err = newBatchConn(w.pc, v6, cfg.BatchSize); err != nil {
+		w.conn = udpbatch.NewPortable(w.pc, in, cfg.BatchSize)
+	} else if w.conn, err = udpbatch.New(w.pc, in, cfg.BatchSize); err != nil {
 		w.pc.Close()
 		return nil, err
 	}
@@ -258,7 +264,7 @@ func (s *Server) syncKernelBans() {
 		}
 		for _, w := range s.workers {
 			if err := setKernelBans(w.pc, want); err != nil {
-				s.ioLog.emit(s.now(), fmt.Errorf("socket filter: %w", err))
+				s.ioLog.Log("socket error", slog.Any("err", fmt.Errorf("socket filter: %w", err)))
 			}
 		}
 		current = want
@@ -305,7 +311,7 @@ func (s *Server) serve(w *worker) {
 			return
 		}
 		w.stats.inc(cReadErrors)
-		s.ioLog.emit(s.now(), err)
+		s.ioLog.Log("socket error", slog.Any("err", err))
 		time.Sleep(ioBackoff)
 	}
 }
@@ -313,7 +319,7 @@ func (s *Server) serve(w *worker) {
 // serveBatch reads one batch, answers it and writes the replies in one
 // batch.
 func (w *worker) serveBatch() error {
-	n, err := w.conn.read()
+	n, err := w.conn.Read()
 	if err != nil {
 		return err
 	}
@@ -324,20 +330,34 @@ func (w *worker) serveBatch() error {
 	now := w.codec.jar.now()
 	q := 0
 	for i := range n {
-		src, pkt := w.conn.packet(i)
-		reply := w.codec.handleAt(src, pkt, w.out[q][:0], now)
+		reply := w.codec.handleAt(w.conn.Source(i), w.conn.Packet(i), w.out[q][:0], now)
 		if reply == nil {
 			continue
 		}
 		w.out[q] = reply[:0] // keep a buffer that had to grow
-		w.conn.queue(i, reply)
+		w.conn.Reply(i, reply)
 		q++
 	}
 	if q == 0 {
 		return nil
 	}
-	sent, refused, err := w.conn.flush()
-	w.stats.add(cSent, uint64(sent))
-	w.stats.add(cWriteErrors, uint64(refused))
-	return err // only net.ErrClosed
+	return w.flush()
+}
+
+// flush writes the queued replies. A reply the OS refuses (a route or a
+// firewall rule against one client) is counted and skipped, so the others
+// still go; only a closed socket ends it, with an error that wraps
+// net.ErrClosed.
+func (w *worker) flush() error {
+	for {
+		sent, err := w.conn.Flush()
+		w.stats.add(cSent, uint64(sent))
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		w.stats.inc(cWriteErrors)
+	}
 }

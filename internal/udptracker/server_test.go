@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"warden/internal/bep15"
+	"warden/internal/confkey"
 	"warden/internal/tracker"
 )
 
@@ -85,10 +87,11 @@ func (c *client) roundTrip(pkt []byte, wait time.Duration) []byte {
 func (c *client) connect() uint64 {
 	c.t.Helper()
 	r := c.roundTrip(connectPkt(42), 5*time.Second)
-	if len(r) != connectReplyLen || binary.BigEndian.Uint32(r[4:]) != 42 {
+	id, f := bep15.CheckConnect(r)
+	if _, txid, _ := bep15.ParseReplyHeader(r); f != bep15.NoFault || txid != 42 {
 		c.t.Fatalf("connect reply = %x", r)
 	}
-	return binary.BigEndian.Uint64(r[8:])
+	return id
 }
 
 func testConfig() Config {
@@ -232,9 +235,9 @@ func TestListenRejectsConfig(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.BatchSize = 0
 	_, err := Listen("127.0.0.1:0", newTestTracker(t), nil, cfg, discardLog())
-	var ce *ConfigError
-	if !errors.As(err, &ce) || ce.Field != "batch_size" {
-		t.Errorf("Listen with batch_size 0 = %v, want a ConfigError for batch_size", err)
+	var ce *confkey.Error
+	if !errors.As(err, &ce) || ce.Key != "batch_size" {
+		t.Errorf("Listen with batch_size 0 = %v, want a confkey.Error for batch_size", err)
 	}
 }
 
@@ -324,12 +327,12 @@ func TestDualStackSourceIsMapped(t *testing.T) {
 			t.Fatal(err)
 		}
 		w := s.workers[0]
-		if n, err := w.conn.read(); n != 1 || err != nil {
-			t.Fatalf("read = %d, %v", n, err)
+		if n, err := w.conn.Read(); n != 1 || err != nil {
+			t.Fatalf("Read = %d, %v", n, err)
 		}
-		src, pkt := w.conn.packet(0)
+		src, pkt := w.conn.Source(0), w.conn.Packet(0)
 		if !src.Addr().Is4In6() || src.Addr().Unmap() != netip.MustParseAddr("127.0.0.1") || len(pkt) != 16 {
-			t.Errorf("portable=%v: packet(0) = %v, %d bytes; want ::ffff:127.0.0.1, 16 bytes", portable, src, len(pkt))
+			t.Errorf("portable=%v: datagram 0 from %v, %d bytes; want ::ffff:127.0.0.1, 16 bytes", portable, src, len(pkt))
 		}
 		if id := s.jarForTest().issue(netip.MustParseAddr("127.0.0.1"), s.jarForTest().now()); !s.jarForTest().valid(src.Addr(), id, s.jarForTest().now()) {
 			t.Errorf("portable=%v: an ID issued to 127.0.0.1 is not valid for %v", portable, src.Addr())

@@ -56,7 +56,7 @@ func testAdminToken(t *testing.T) {
 		{"GET", "/api/torrents/" + active, ""},
 		{"POST", "/api/torrents/" + active + "/revoke", `{"reason":"not authorized"}`},
 		{"POST", "/api/torrents/" + active + "/restore", ""},
-		{"GET", "/api/rejected", ""},
+		{"GET", "/api/refused", ""},
 		{"GET", "/stats", ""},
 	}
 	c := http.Client{Timeout: 5 * time.Second}
@@ -109,7 +109,7 @@ func testAdminToken(t *testing.T) {
 
 	// The tracker's HTTP port serves announces and scrapes only, even with
 	// the right token.
-	for _, path := range []string{"/api/torrents", "/api/rejected", "/stats", "/healthz"} {
+	for _, path := range []string{"/api/torrents", "/api/refused", "/stats", "/healthz"} {
 		req, err := http.NewRequest("GET", "http://"+w.httpAddr+path, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -139,11 +139,11 @@ func testAdminBind(t *testing.T) {
 	tests := []struct {
 		admin, want string
 	}{
-		{"0.0.0.0:" + port, "admin: listen: 0.0.0.0:" + port + " listens on every interface; use a loopback or private address, or set allow_public"},
-		{":" + port, "admin: listen: :" + port + " listens on every interface; use a loopback or private address, or set allow_public"},
-		{"[::]:" + port, "admin: listen: [::]:" + port + " listens on every interface; use a loopback or private address, or set allow_public"},
+		{"0.0.0.0:" + port, "admin.listen: 0.0.0.0:" + port + " listens on every interface; use a loopback or private address, or set allow_public"},
+		{":" + port, "admin.listen: :" + port + " listens on every interface; use a loopback or private address, or set allow_public"},
+		{"[::]:" + port, "admin.listen: [::]:" + port + " listens on every interface; use a loopback or private address, or set allow_public"},
 		// Refused before any socket is opened, so no traffic leaves loopback.
-		{"192.0.2.1:" + port, "admin: listen: 192.0.2.1:" + port + " is a public address; use a loopback or private address, or set allow_public"},
+		{"192.0.2.1:" + port, "admin.listen: 192.0.2.1:" + port + " is a public address; use a loopback or private address, or set allow_public"},
 	}
 	for _, tt := range tests {
 		r := runWarden(15*time.Second, "serve",

@@ -248,10 +248,10 @@ type wardenStats struct {
 		ScrapesOK       int `json:"scrapes_ok"`
 		ScrapesFailed   int `json:"scrapes_failed"`
 	} `json:"udp"`
-	Rejected struct {
+	Refused struct {
 		Unregistered int `json:"unregistered"`
 		Revoked      int `json:"revoked"`
-	} `json:"rejected"`
+	} `json:"refused"`
 }
 
 // stats returns warden's counters from GET /stats. It is safe to call

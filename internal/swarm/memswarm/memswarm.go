@@ -106,14 +106,16 @@ func (s *Store) clock() uint32 {
 
 // shardFor hashes the info hash with the store's secret seed: real info
 // hashes are uniform anyway, but made-up ones (open mode, or refused
-// floods, whose admission check takes the shard's lock) could otherwise
-// be chosen to land in one shard.
+// floods, which take the shard's lock to learn they are not admitted)
+// could otherwise be chosen to land in one shard.
 func (s *Store) shardFor(ih bittorrent.InfoHash) *shard {
 	return &s.shards[maphash.Comparable(s.seed, ih)&(shardCount-1)]
 }
 
-// Announce implements swarm.Store.
-func (s *Store) Announce(req *bittorrent.AnnounceRequest, numWant int, resp *bittorrent.AnnounceResponse, ticket uint32, admit func(bittorrent.InfoHash) bool) bool {
+// Announce implements swarm.Store. It does no I/O and ignores ctx. Each
+// torrent remembers the ticket it was last admitted under, so a caller's
+// steady announces are answered without asking it again.
+func (s *Store) Announce(_ context.Context, req *bittorrent.AnnounceRequest, numWant int, resp *bittorrent.AnnounceResponse, ticket uint32, admitted bool) error {
 	now := s.clock()
 	sh := s.shardFor(req.InfoHash)
 	ip := req.Addr.Addr().Unmap()
@@ -122,23 +124,19 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, numWant int, resp *bit
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	t := sh.torrents[req.InfoHash]
-	if admit != nil && (t == nil || t.ticket != ticket) {
-		if !admit(req.InfoHash) {
-			return false
-		}
-		if t != nil {
-			t.ticket = ticket
-		}
+	if !admitted && (t == nil || t.ticket != ticket) {
+		return swarm.ErrNotAdmitted
 	}
 	resp.Peers.Reset(!ip.Is4())
 	if t == nil {
 		if req.Event == bittorrent.EventStopped {
 			resp.Complete, resp.Incomplete = 0, 0
-			return true
+			return nil
 		}
-		t = &torrent{ticket: ticket}
+		t = &torrent{}
 		sh.torrents[req.InfoHash] = t
 	}
+	t.ticket = ticket
 	t.lastSeen = now
 	var pos, ds, dl int
 	var completed, tooSoon bool
@@ -163,15 +161,20 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, numWant int, resp *bit
 	}
 	resp.Complete = uint32(t.seeders())
 	resp.Incomplete = uint32(t.leechers())
-	return true
+	return nil
 }
 
-// Scrape implements swarm.Store.
-func (s *Store) Scrape(ih bittorrent.InfoHash) bittorrent.Scrape {
-	sh := s.shardFor(ih)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return scrapeLocked(ih, sh.torrents[ih])
+// Scrape implements swarm.Store. It locks one shard at a time, does no
+// I/O and ignores ctx.
+func (s *Store) Scrape(_ context.Context, sc []bittorrent.Scrape) error {
+	for i := range sc {
+		ih := sc[i].InfoHash
+		sh := s.shardFor(ih)
+		sh.mu.Lock()
+		sc[i] = scrapeLocked(ih, sh.torrents[ih])
+		sh.mu.Unlock()
+	}
+	return nil
 }
 
 func scrapeLocked(ih bittorrent.InfoHash, t *torrent) bittorrent.Scrape {
@@ -184,11 +187,14 @@ func scrapeLocked(ih bittorrent.InfoHash, t *torrent) bittorrent.Scrape {
 	return sc
 }
 
-// ScrapeAll implements swarm.Store. It holds one shard's lock at a time and
-// calls fn outside of it.
-func (s *Store) ScrapeAll(fn func(bittorrent.Scrape) bool) {
+// ScrapeAll implements swarm.Store. It holds one shard's lock at a time,
+// calls fn outside of it, and looks at ctx between shards.
+func (s *Store) ScrapeAll(ctx context.Context, fn func(bittorrent.Scrape) bool) error {
 	var batch []bittorrent.Scrape
 	for i := range s.shards {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		sh := &s.shards[i]
 		batch = batch[:0]
 		sh.mu.Lock()
@@ -198,10 +204,11 @@ func (s *Store) ScrapeAll(fn func(bittorrent.Scrape) bool) {
 		sh.mu.Unlock()
 		for _, sc := range batch {
 			if !fn(sc) {
-				return
+				return nil
 			}
 		}
 	}
+	return nil
 }
 
 // Stats implements swarm.Store.

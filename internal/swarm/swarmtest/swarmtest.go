@@ -3,11 +3,14 @@
 package swarmtest
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
+	"time"
 
 	"warden/internal/bittorrent"
 	"warden/internal/swarm"
@@ -33,10 +36,11 @@ func Run(t *testing.T, newStore func() swarm.Store) {
 		{"ipv4 and ipv6 stay apart", testFamilies},
 		{"v4-mapped addresses are ipv4", testMapped},
 		{"scrape of unknown torrent is zero", testScrapeUnknown},
+		{"scrape fills a batch in order", testScrapeBatch},
 		{"scrape all and stats agree", testScrapeAll},
 		{"large swarm stays consistent", testLargeSwarm},
 		{"concurrent announces", testConcurrent},
-		{"admission is asked once per ticket", testAdmission},
+		{"nothing is recorded before admission", testAdmission},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore()) })
@@ -70,10 +74,41 @@ func Req(ih bittorrent.InfoHash, addr netip.AddrPort, left uint64, ev bittorrent
 	return r
 }
 
-func announce(s swarm.Store, req *bittorrent.AnnounceRequest, numWant int) *bittorrent.AnnounceResponse {
+// announce records req as already admitted (ticket 0, as in open mode).
+// It marks itself a helper only on failure: Helper is slow, and the
+// memory benchmarks announce millions of times.
+func announce(tb testing.TB, s swarm.Store, req *bittorrent.AnnounceRequest, numWant int) *bittorrent.AnnounceResponse {
 	var resp bittorrent.AnnounceResponse
-	s.Announce(req, numWant, &resp, 0, nil)
+	if err := s.Announce(context.Background(), req, numWant, &resp, 0, true); err != nil {
+		tb.Helper()
+		tb.Fatalf("Announce: %v", err)
+	}
 	return &resp
+}
+
+func scrape(t *testing.T, s swarm.Store, ih bittorrent.InfoHash) bittorrent.Scrape {
+	t.Helper()
+	sc := []bittorrent.Scrape{{InfoHash: ih}}
+	if err := s.Scrape(context.Background(), sc); err != nil {
+		t.Fatalf("Scrape: %v", err)
+	}
+	return sc[0]
+}
+
+// totals sums ScrapeAll, which, unlike Stats, may not lag.
+func totals(t *testing.T, s swarm.Store) swarm.Stats {
+	t.Helper()
+	var st swarm.Stats
+	err := s.ScrapeAll(context.Background(), func(sc bittorrent.Scrape) bool {
+		st.Torrents++
+		st.Seeders += int(sc.Complete)
+		st.Leechers += int(sc.Incomplete)
+		return true
+	})
+	if err != nil {
+		t.Fatalf("ScrapeAll: %v", err)
+	}
+	return st
 }
 
 func counts(t *testing.T, resp *bittorrent.AnnounceResponse, seeders, leechers uint32) {
@@ -84,7 +119,7 @@ func counts(t *testing.T, resp *bittorrent.AnnounceResponse, seeders, leechers u
 }
 
 func testFirstAnnounce(t *testing.T, s swarm.Store) {
-	resp := announce(s, Req(Hash(1), Addr4(1), 100, bittorrent.EventStarted), 50)
+	resp := announce(t, s, Req(Hash(1), Addr4(1), 100, bittorrent.EventStarted), 50)
 	if resp.Peers.Len() != 0 {
 		t.Fatalf("got %d peers, want 0", resp.Peers.Len())
 	}
@@ -93,10 +128,10 @@ func testFirstAnnounce(t *testing.T, s swarm.Store) {
 
 func testNoSelf(t *testing.T, s swarm.Store) {
 	for i := range 5 {
-		announce(s, Req(Hash(1), Addr4(i), 100, bittorrent.EventStarted), 50)
+		announce(t, s, Req(Hash(1), Addr4(i), 100, bittorrent.EventStarted), 50)
 	}
 	for range 20 {
-		resp := announce(s, Req(Hash(1), Addr4(2), 100, bittorrent.EventNone), 50)
+		resp := announce(t, s, Req(Hash(1), Addr4(2), 100, bittorrent.EventNone), 50)
 		if resp.Peers.Len() != 4 {
 			t.Fatalf("got %d peers, want 4", resp.Peers.Len())
 		}
@@ -110,12 +145,12 @@ func testNoSelf(t *testing.T, s swarm.Store) {
 
 func testSeedersGetLeechers(t *testing.T, s swarm.Store) {
 	for i := range 10 {
-		announce(s, Req(Hash(1), Addr4(i), 0, bittorrent.EventStarted), 50) // seeders 0-9
+		announce(t, s, Req(Hash(1), Addr4(i), 0, bittorrent.EventStarted), 50) // seeders 0-9
 	}
 	for i := 10; i < 13; i++ {
-		announce(s, Req(Hash(1), Addr4(i), 5, bittorrent.EventStarted), 50) // leechers 10-12
+		announce(t, s, Req(Hash(1), Addr4(i), 5, bittorrent.EventStarted), 50) // leechers 10-12
 	}
-	resp := announce(s, Req(Hash(1), Addr4(0), 0, bittorrent.EventNone), 50)
+	resp := announce(t, s, Req(Hash(1), Addr4(0), 0, bittorrent.EventNone), 50)
 	counts(t, resp, 10, 3)
 	if resp.Peers.Len() != 3 {
 		t.Fatalf("seeder got %d peers, want the 3 leechers", resp.Peers.Len())
@@ -129,12 +164,12 @@ func testSeedersGetLeechers(t *testing.T, s swarm.Store) {
 
 func testLeechersGetAll(t *testing.T, s swarm.Store) {
 	for i := range 3 {
-		announce(s, Req(Hash(1), Addr4(i), 0, bittorrent.EventStarted), 50)
+		announce(t, s, Req(Hash(1), Addr4(i), 0, bittorrent.EventStarted), 50)
 	}
 	for i := 3; i < 6; i++ {
-		announce(s, Req(Hash(1), Addr4(i), 5, bittorrent.EventStarted), 50)
+		announce(t, s, Req(Hash(1), Addr4(i), 5, bittorrent.EventStarted), 50)
 	}
-	resp := announce(s, Req(Hash(1), Addr4(5), 5, bittorrent.EventNone), 50)
+	resp := announce(t, s, Req(Hash(1), Addr4(5), 5, bittorrent.EventNone), 50)
 	if resp.Peers.Len() != 5 {
 		t.Fatalf("leecher got %d peers, want 5", resp.Peers.Len())
 	}
@@ -149,10 +184,10 @@ func testLeechersGetAll(t *testing.T, s swarm.Store) {
 
 func testNumWant(t *testing.T, s swarm.Store) {
 	for i := range 100 {
-		announce(s, Req(Hash(1), Addr4(i), 5, bittorrent.EventStarted), 50)
+		announce(t, s, Req(Hash(1), Addr4(i), 5, bittorrent.EventStarted), 50)
 	}
 	for _, n := range []int{0, 1, 7, 99, 500} {
-		resp := announce(s, Req(Hash(1), Addr4(1000), 5, bittorrent.EventNone), n)
+		resp := announce(t, s, Req(Hash(1), Addr4(1000), 5, bittorrent.EventNone), n)
 		if want := min(n, 100); resp.Peers.Len() != want {
 			t.Fatalf("numWant %d: got %d peers, want %d", n, resp.Peers.Len(), want)
 		}
@@ -160,7 +195,7 @@ func testNumWant(t *testing.T, s swarm.Store) {
 	// Random start: over many announces, every peer gets handed out.
 	seen := map[netip.AddrPort]bool{}
 	for range 200 {
-		for _, p := range announce(s, Req(Hash(1), Addr4(1000), 5, bittorrent.EventNone), 5).Peers.All() {
+		for _, p := range announce(t, s, Req(Hash(1), Addr4(1000), 5, bittorrent.EventNone), 5).Peers.All() {
 			seen[p] = true
 		}
 	}
@@ -170,30 +205,30 @@ func testNumWant(t *testing.T, s swarm.Store) {
 }
 
 func testStopped(t *testing.T, s swarm.Store) {
-	announce(s, Req(Hash(1), Addr4(1), 0, bittorrent.EventStarted), 50)
-	announce(s, Req(Hash(1), Addr4(2), 5, bittorrent.EventStarted), 50)
-	resp := announce(s, Req(Hash(1), Addr4(1), 0, bittorrent.EventStopped), 50)
+	announce(t, s, Req(Hash(1), Addr4(1), 0, bittorrent.EventStarted), 50)
+	announce(t, s, Req(Hash(1), Addr4(2), 5, bittorrent.EventStarted), 50)
+	resp := announce(t, s, Req(Hash(1), Addr4(1), 0, bittorrent.EventStopped), 50)
 	counts(t, resp, 0, 1)
-	resp = announce(s, Req(Hash(1), Addr4(3), 5, bittorrent.EventStarted), 50)
+	resp = announce(t, s, Req(Hash(1), Addr4(3), 5, bittorrent.EventStarted), 50)
 	if resp.Peers.Len() != 1 || resp.Peers.At(0) != Addr4(2) {
 		t.Fatalf("after stop, peers = %v, want only %v", resp.Peers.All(), Addr4(2))
 	}
 }
 
 func testStoppedUnknown(t *testing.T, s swarm.Store) {
-	resp := announce(s, Req(Hash(1), Addr4(1), 0, bittorrent.EventStopped), 50)
+	resp := announce(t, s, Req(Hash(1), Addr4(1), 0, bittorrent.EventStopped), 50)
 	counts(t, resp, 0, 0)
-	if st := s.Stats(); st.Seeders+st.Leechers != 0 {
-		t.Fatalf("stats after lone stop = %+v, want no peers", st)
+	if st := totals(t, s); st.Seeders+st.Leechers != 0 {
+		t.Fatalf("totals after lone stop = %+v, want no peers", st)
 	}
 }
 
 func testCompleted(t *testing.T, s swarm.Store) {
-	announce(s, Req(Hash(1), Addr4(1), 5, bittorrent.EventStarted), 50)
-	announce(s, Req(Hash(1), Addr4(1), 0, bittorrent.EventCompleted), 50)
-	announce(s, Req(Hash(1), Addr4(1), 0, bittorrent.EventCompleted), 50) // repeat: not a second download
-	announce(s, Req(Hash(1), Addr4(2), 5, bittorrent.EventStarted), 50)
-	sc := s.Scrape(Hash(1))
+	announce(t, s, Req(Hash(1), Addr4(1), 5, bittorrent.EventStarted), 50)
+	announce(t, s, Req(Hash(1), Addr4(1), 0, bittorrent.EventCompleted), 50)
+	announce(t, s, Req(Hash(1), Addr4(1), 0, bittorrent.EventCompleted), 50) // repeat: not a second download
+	announce(t, s, Req(Hash(1), Addr4(2), 5, bittorrent.EventStarted), 50)
+	sc := scrape(t, s, Hash(1))
 	want := bittorrent.Scrape{InfoHash: Hash(1), Complete: 1, Incomplete: 1, Downloaded: 1}
 	if sc != want {
 		t.Fatalf("Scrape = %+v, want %+v", sc, want)
@@ -201,35 +236,35 @@ func testCompleted(t *testing.T, s swarm.Store) {
 }
 
 func testTransition(t *testing.T, s swarm.Store) {
-	announce(s, Req(Hash(1), Addr4(1), 5, bittorrent.EventStarted), 50)
-	counts(t, announce(s, Req(Hash(1), Addr4(1), 0, bittorrent.EventNone), 50), 1, 0)
-	counts(t, announce(s, Req(Hash(1), Addr4(1), 3, bittorrent.EventNone), 50), 0, 1)
-	if st := s.Stats(); st.Seeders != 0 || st.Leechers != 1 || st.Torrents != 1 {
-		t.Fatalf("Stats = %+v, want 1 torrent, 0 seeders, 1 leecher", st)
+	announce(t, s, Req(Hash(1), Addr4(1), 5, bittorrent.EventStarted), 50)
+	counts(t, announce(t, s, Req(Hash(1), Addr4(1), 0, bittorrent.EventNone), 50), 1, 0)
+	counts(t, announce(t, s, Req(Hash(1), Addr4(1), 3, bittorrent.EventNone), 50), 0, 1)
+	if st := totals(t, s); st.Seeders != 0 || st.Leechers != 1 || st.Torrents != 1 {
+		t.Fatalf("totals = %+v, want 1 torrent, 0 seeders, 1 leecher", st)
 	}
 }
 
 func testKeyedByAddr(t *testing.T, s swarm.Store) {
 	victim := Req(Hash(1), Addr4(1), 5, bittorrent.EventStarted)
-	announce(s, victim, 50)
+	announce(t, s, victim, 50)
 	// An attacker elsewhere sends the victim's peer ID with event=stopped.
 	forged := Req(Hash(1), Addr4(2), 5, bittorrent.EventStopped)
 	forged.PeerID = victim.PeerID
-	announce(s, forged, 50)
-	resp := announce(s, Req(Hash(1), Addr4(3), 5, bittorrent.EventStarted), 50)
+	announce(t, s, forged, 50)
+	resp := announce(t, s, Req(Hash(1), Addr4(3), 5, bittorrent.EventStarted), 50)
 	if resp.Peers.Len() != 1 || resp.Peers.At(0) != Addr4(1) {
 		t.Fatalf("victim gone after a forged stop: peers = %v", resp.Peers.All())
 	}
 	// The same address on another port is another peer.
 	other := Req(Hash(1), netip.AddrPortFrom(Addr4(1).Addr(), 7000), 5, bittorrent.EventStarted)
-	counts(t, announce(s, other, 50), 0, 3)
+	counts(t, announce(t, s, other, 50), 0, 3)
 }
 
 func testFamilies(t *testing.T, s swarm.Store) {
-	announce(s, Req(Hash(1), Addr4(1), 0, bittorrent.EventStarted), 50)
-	announce(s, Req(Hash(1), Addr6(1), 0, bittorrent.EventStarted), 50)
-	r4 := announce(s, Req(Hash(1), Addr4(2), 5, bittorrent.EventStarted), 50)
-	r6 := announce(s, Req(Hash(1), Addr6(2), 5, bittorrent.EventStarted), 50)
+	announce(t, s, Req(Hash(1), Addr4(1), 0, bittorrent.EventStarted), 50)
+	announce(t, s, Req(Hash(1), Addr6(1), 0, bittorrent.EventStarted), 50)
+	r4 := announce(t, s, Req(Hash(1), Addr4(2), 5, bittorrent.EventStarted), 50)
+	r6 := announce(t, s, Req(Hash(1), Addr6(2), 5, bittorrent.EventStarted), 50)
 	if r4.Peers.Len() != 1 || !r4.Peers.At(0).Addr().Is4() {
 		t.Fatalf("ipv4 requester got %v, want the one ipv4 seeder", r4.Peers.All())
 	}
@@ -241,52 +276,79 @@ func testFamilies(t *testing.T, s swarm.Store) {
 
 func testMapped(t *testing.T, s swarm.Store) {
 	mapped := netip.AddrPortFrom(netip.AddrFrom16(Addr4(1).Addr().As16()), 6881)
-	announce(s, Req(Hash(1), mapped, 0, bittorrent.EventStarted), 50)
-	resp := announce(s, Req(Hash(1), Addr4(2), 5, bittorrent.EventStarted), 50)
+	announce(t, s, Req(Hash(1), mapped, 0, bittorrent.EventStarted), 50)
+	resp := announce(t, s, Req(Hash(1), Addr4(2), 5, bittorrent.EventStarted), 50)
 	if resp.Peers.Len() != 1 || resp.Peers.At(0) != Addr4(1) {
 		t.Fatalf("peers = %v, want the mapped peer as plain ipv4 %v", resp.Peers.All(), Addr4(1))
 	}
 }
 
 func testScrapeUnknown(t *testing.T, s swarm.Store) {
-	if sc := s.Scrape(Hash(9)); sc != (bittorrent.Scrape{InfoHash: Hash(9)}) {
+	if sc := scrape(t, s, Hash(9)); sc != (bittorrent.Scrape{InfoHash: Hash(9)}) {
 		t.Fatalf("Scrape(unknown) = %+v, want zero counts", sc)
+	}
+}
+
+func testScrapeBatch(t *testing.T, s swarm.Store) {
+	announce(t, s, Req(Hash(1), Addr4(1), 0, bittorrent.EventStarted), 50)
+	announce(t, s, Req(Hash(2), Addr4(1), 5, bittorrent.EventStarted), 50)
+	announce(t, s, Req(Hash(2), Addr4(2), 5, bittorrent.EventStarted), 50)
+	// Counts already in an entry (a reused slice) are overwritten.
+	got := []bittorrent.Scrape{{InfoHash: Hash(2)}, {InfoHash: Hash(9), Complete: 7}, {InfoHash: Hash(1), Downloaded: 7}, {InfoHash: Hash(2)}}
+	if err := s.Scrape(context.Background(), got); err != nil {
+		t.Fatal(err)
+	}
+	want := []bittorrent.Scrape{{InfoHash: Hash(2), Incomplete: 2}, {InfoHash: Hash(9)}, {InfoHash: Hash(1), Complete: 1}, {InfoHash: Hash(2), Incomplete: 2}}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("Scrape[%d] = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if err := s.Scrape(context.Background(), nil); err != nil {
+		t.Fatalf("Scrape of no hashes: %v", err)
 	}
 }
 
 func testScrapeAll(t *testing.T, s swarm.Store) {
 	for i := range 50 {
 		for j := range i%4 + 1 {
-			announce(s, Req(Hash(i), Addr4(j), uint64(j%2), bittorrent.EventStarted), 50)
+			announce(t, s, Req(Hash(i), Addr4(j), uint64(j%2), bittorrent.EventStarted), 50)
 		}
 	}
-	var got swarm.Stats
-	s.ScrapeAll(func(sc bittorrent.Scrape) bool {
-		got.Torrents++
-		got.Seeders += int(sc.Complete)
-		got.Leechers += int(sc.Incomplete)
-		return true
-	})
-	if st := s.Stats(); st != got || st.Torrents != 50 {
-		t.Fatalf("Stats = %+v, ScrapeAll totals = %+v, want equal with 50 torrents", st, got)
+	got := totals(t, s)
+	if got.Torrents != 50 {
+		t.Fatalf("ScrapeAll saw %d torrents, want 50", got.Torrents)
+	}
+	// Stats may lag by the store's refresh period, but must catch up.
+	deadline := time.Now().Add(10 * time.Second)
+	for st := s.Stats(); st != got; st = s.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("Stats = %+v, ScrapeAll totals = %+v, want equal", st, got)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	n := 0
-	s.ScrapeAll(func(bittorrent.Scrape) bool { n++; return n < 3 })
-	if n != 3 {
-		t.Fatalf("ScrapeAll went on after fn returned false: %d calls", n)
+	err := s.ScrapeAll(context.Background(), func(bittorrent.Scrape) bool { n++; return n < 3 })
+	if err != nil || n != 3 {
+		t.Fatalf("ScrapeAll with fn stopping at the 3rd call: %d calls, err %v; want 3 calls, nil", n, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.ScrapeAll(ctx, func(bittorrent.Scrape) bool { return true }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ScrapeAll with a cancelled context = %v, want context.Canceled", err)
 	}
 }
 
 func testLargeSwarm(t *testing.T, s swarm.Store) {
 	const n = 500
 	for i := range n {
-		announce(s, Req(Hash(1), Addr4(i), uint64(i%3), bittorrent.EventStarted), 50)
+		announce(t, s, Req(Hash(1), Addr4(i), uint64(i%3), bittorrent.EventStarted), 50)
 	}
 	for i := 0; i < n; i += 2 { // stop every other peer
-		announce(s, Req(Hash(1), Addr4(i), uint64(i%3), bittorrent.EventStopped), 50)
+		announce(t, s, Req(Hash(1), Addr4(i), uint64(i%3), bittorrent.EventStopped), 50)
 	}
 	for i := 1; i < n; i += 6 { // some leechers finish
-		announce(s, Req(Hash(1), Addr4(i), 0, bittorrent.EventCompleted), 50)
+		announce(t, s, Req(Hash(1), Addr4(i), 0, bittorrent.EventCompleted), 50)
 	}
 	var seeders, leechers uint32
 	for i := 1; i < n; i += 2 {
@@ -296,35 +358,44 @@ func testLargeSwarm(t *testing.T, s swarm.Store) {
 			leechers++
 		}
 	}
-	sc := s.Scrape(Hash(1))
+	sc := scrape(t, s, Hash(1))
 	if sc.Complete != seeders || sc.Incomplete != leechers {
 		t.Fatalf("Scrape = %+v, want %d seeders %d leechers", sc, seeders, leechers)
 	}
-	resp := announce(s, Req(Hash(1), Addr4(1), 0, bittorrent.EventNone), 1000)
+	resp := announce(t, s, Req(Hash(1), Addr4(1), 0, bittorrent.EventNone), 1000)
 	if uint32(resp.Peers.Len()) != leechers {
 		t.Fatalf("seeder got %d peers, want all %d leechers", resp.Peers.Len(), leechers)
 	}
 }
 
 func testConcurrent(t *testing.T, s swarm.Store) {
+	ctx := context.Background()
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Go(func() {
 			var resp bittorrent.AnnounceResponse
+			sc := make([]bittorrent.Scrape, 1)
 			for i := range 500 {
 				req := Req(Hash(i%20), Addr4(w*1000+i), uint64(i%2), bittorrent.EventStarted)
-				s.Announce(req, 20, &resp, 0, nil)
-				if i%5 == 0 {
+				err := s.Announce(ctx, req, 20, &resp, 0, true)
+				if err == nil && i%5 == 0 {
 					req.Event = bittorrent.EventStopped
-					s.Announce(req, 0, &resp, 0, nil)
+					err = s.Announce(ctx, req, 0, &resp, 0, true)
 				}
-				s.Scrape(Hash(i % 20))
+				if err == nil {
+					sc[0] = bittorrent.Scrape{InfoHash: Hash(i % 20)}
+					err = s.Scrape(ctx, sc)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
 			}
 		})
 	}
 	wg.Wait()
-	if st := s.Stats(); st.Seeders+st.Leechers != 8*400 {
-		t.Fatalf("Stats = %+v, want %d peers", st, 8*400)
+	if st := totals(t, s); st.Seeders+st.Leechers != 8*400 {
+		t.Fatalf("totals = %+v, want %d peers", st, 8*400)
 	}
 }
 
@@ -337,44 +408,55 @@ func Config() swarm.Config {
 	return c
 }
 
+// testAdmission checks the admission handshake. Remembering a ticket is
+// optional (a store may ask every time), but going ahead under a ticket
+// the torrent was not admitted under, or recording anything while asking,
+// is never allowed: that would let a revoked torrent through.
 func testAdmission(t *testing.T, s swarm.Store) {
-	asked, verdict := 0, false
-	admit := func(ih bittorrent.InfoHash) bool {
-		if ih != Hash(1) {
-			t.Errorf("admit asked about %v, want %v", ih, Hash(1))
-		}
-		asked++
-		return verdict
-	}
-	try := func(n int, ticket uint32, wantOK bool, wantAsked int) *bittorrent.AnnounceResponse {
+	ctx := context.Background()
+	try := func(n int, ev bittorrent.Event, ticket uint32, admitted bool) error {
 		t.Helper()
 		resp := &bittorrent.AnnounceResponse{Complete: 99}
-		asked = 0
-		ok := s.Announce(Req(Hash(1), Addr4(n), 5, bittorrent.EventStarted), 50, resp, ticket, admit)
-		if ok != wantOK || asked != wantAsked {
-			t.Fatalf("peer %d, ticket %d: ok %v after %d admission checks; want %v after %d", n, ticket, ok, asked, wantOK, wantAsked)
+		err := s.Announce(ctx, Req(Hash(1), Addr4(n), 5, ev), 50, resp, ticket, admitted)
+		switch {
+		case errors.Is(err, swarm.ErrNotAdmitted):
+			if admitted {
+				t.Fatalf("peer %d, ticket %d: ErrNotAdmitted although admitted", n, ticket)
+			}
+			if resp.Complete != 99 || resp.Peers.Len() != 0 {
+				t.Fatalf("peer %d, ticket %d: an unadmitted announce changed the response: %+v", n, ticket, resp)
+			}
+		case err != nil:
+			t.Fatalf("peer %d, ticket %d: %v", n, ticket, err)
 		}
-		if !ok && resp.Complete != 99 {
-			t.Fatalf("a refused announce changed the response: %+v", resp)
+		return err
+	}
+	wantPeers := func(want int) {
+		t.Helper()
+		if st := totals(t, s); st.Seeders+st.Leechers != want {
+			t.Fatalf("totals = %+v, want %d peers", st, want)
 		}
-		return resp
 	}
 
-	try(1, 1, false, 1) // refused: nothing recorded
-	if st := s.Stats(); st != (swarm.Stats{}) {
-		t.Fatalf("a refused torrent is stored: %+v", st)
+	for _, ev := range []bittorrent.Event{bittorrent.EventStarted, bittorrent.EventStopped} {
+		if err := try(1, ev, 1, false); !errors.Is(err, swarm.ErrNotAdmitted) {
+			t.Fatalf("unknown torrent, event %v, not admitted: %v, want ErrNotAdmitted", ev, err)
+		}
 	}
-	verdict = true
-	try(1, 1, true, 1)
-	try(2, 1, true, 0) // same ticket: not asked again
-	counts(t, try(3, 1, true, 0), 0, 3)
-	verdict = false
-	try(4, 2, false, 1) // new ticket: asked, and refused
-	try(4, 2, false, 1) // still refused, so asked each time
-	verdict = true
-	counts(t, try(4, 2, true, 1), 0, 4)
-	try(5, 2, true, 0)
-	if !s.Announce(Req(Hash(1), Addr4(6), 5, bittorrent.EventStarted), 50, &bittorrent.AnnounceResponse{}, 3, nil) {
-		t.Fatal("a nil admit refused")
+	if st := totals(t, s); st != (swarm.Stats{}) {
+		t.Fatalf("an unadmitted torrent is stored: %+v", st)
 	}
+	try(1, bittorrent.EventStarted, 1, true)
+	wantPeers(1)
+	peers := 1
+	if try(2, bittorrent.EventStarted, 1, false) == nil { // the same ticket: the store may remember it
+		peers++
+	}
+	wantPeers(peers)
+	if err := try(3, bittorrent.EventStarted, 2, false); !errors.Is(err, swarm.ErrNotAdmitted) {
+		t.Fatalf("torrent admitted under ticket 1, asked under 2: %v, want ErrNotAdmitted", err)
+	}
+	wantPeers(peers)
+	try(3, bittorrent.EventStarted, 2, true)
+	wantPeers(peers + 1)
 }

@@ -1,0 +1,58 @@
+// Package status is the typed picture of a running warden: one Snapshot
+// that GET /stats serves as JSON and that metrics will export. Each part
+// of warden serve reports through its own Stats type; the server gathers
+// them here at read time, so nothing on the request path knows about
+// status.
+package status
+
+import (
+	"time"
+
+	"warden/internal/evidence"
+	"warden/internal/httptracker"
+	"warden/internal/limit"
+	"warden/internal/swarm"
+	"warden/internal/tracker"
+	"warden/internal/udptracker"
+)
+
+// Snapshot is warden's state at one moment. A part that is not running
+// (a frontend turned off) is nil.
+type Snapshot struct {
+	Version string       `json:"version"`
+	Started time.Time    `json:"started"`
+	Uptime  Duration     `json:"uptime"`
+	Mode    tracker.Mode `json:"mode"`
+
+	Registry Registry    `json:"registry"`
+	Swarm    swarm.Stats `json:"swarm"`
+	// Refused are the announces and scrapes refused for torrents this
+	// tracker does not track, with the top hashes and sources.
+	Refused evidence.Refusals `json:"refused"`
+	// Guard is the per-source limiter: its counters, and the top sources
+	// it turned away.
+	Guard     limit.Stats        `json:"guard"`
+	Offenders evidence.Offenders `json:"offenders"`
+
+	HTTP *httptracker.Stats `json:"http,omitempty"`
+	UDP  *udptracker.Stats  `json:"udp,omitempty"`
+}
+
+// Registry summarizes the registry.
+type Registry struct {
+	// Entries counts registered torrents, active and revoked.
+	Entries int `json:"entries"`
+}
+
+// Duration is a time.Duration that reads as "1h2m3s" in JSON.
+type Duration time.Duration
+
+// MarshalText writes the duration as time.Duration.String does.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads what MarshalText writes.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
