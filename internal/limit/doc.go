@@ -1,17 +1,24 @@
-// Package limit decides, before any other work, whether a request from a
-// source address is served: per-source rate limits in a fixed amount of
-// memory, automatic bans for sources that keep pushing past them, and a
-// static CIDR blocklist. It owns no socket and no clock: a frontend calls
-// Allow (or AllowBatch) once per request with the time it already has,
-// and drops the request without replying unless the verdict is Allowed.
-// Logging, evidence and exporting bans to a firewall are the callers'
-// business; Bans and Stats give them what they need.
+// Package limit is warden's guard: it decides, before any other work,
+// whether a request from a source address is served. It holds per-source
+// rate limits in a fixed amount of memory (the Limiter), automatic bans
+// for sources that keep pushing past them (and bans the operator imposes),
+// and the operator's static CIDR blocklist. "The guard" in the CLI (warden
+// guard), the admin API (/api/guard) and /stats is this package; its
+// settings are the [limit] section of the config.
 //
-// A frontend checks the blocklist first, since it is cheaper still:
+// It owns no socket and no clock. A frontend asks the Guard once per
+// request, with the time it already has, and drops the request without
+// replying unless the verdict is Allowed:
 //
-//	if blocklist.Load().Contains(src) || lim.Allow(src, now) != limit.Allowed {
+//	if guard.Check(src, now) != limit.Allowed {
 //		return // drop
 //	}
+//
+// Guard.Blocked is a read-only look at the blocklist alone, for sources
+// that have not proven their address. Every request the guard turns away
+// is reported to the Sink the guard was given (cmd/warden connects it to
+// package evidence); exporting bans to a firewall is the caller's
+// business, and Bans and Stats give it what it needs.
 //
 // # Rate limits
 //

@@ -12,8 +12,9 @@
 // soon as its [ChangeFeed] says so.
 //
 // The package knows nothing of HTTP or the announce protocol: the tracker
-// reaches it through its own one-method interface, and the admin API and the
-// CLI call the methods that change it.
+// reaches it through the interface it declares (tracker.Registry: Status
+// and Generation), and the admin API and the CLI call the methods that
+// change it.
 package registry
 
 import (
