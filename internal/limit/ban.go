@@ -32,11 +32,13 @@ const banWays = 8
 // a consistent pair.
 type banSet struct {
 	hash  [banWays]atomic.Uint64 // key hash; 0 is an empty slot
-	until [banWays]atomic.Int64  // Unix ns; a record whose until has passed is kept for its strikes
+	until [banWays]atomic.Int64  // Limiter.ns; a record whose until has passed is kept for its strikes
 }
 
 // banRec is the rest of a ban record, read and written under banTable.mu
 // except dropped. It holds no pointer, so the GC never scans the table.
+// Its times, like banSet.until, are readings of the Limiter's monotonic
+// clock (Limiter.ns).
 type banRec struct {
 	since   int64
 	dropped atomic.Uint64
@@ -109,9 +111,10 @@ func (b *banTable) lookup(h uint64, now int64) (slot int32, until int64, ok bool
 // is 0, for ban_duration or twice its previous ban while that one is
 // remembered. A running ban of the key is returned as it is, unless d
 // would end it later: then it is extended to now+d, keeping its start,
-// strikes and count. out, if not nil, receives the ban. ok is false when
-// the set is full of running bans.
-func (b *banTable) impose(h uint64, p netip.Prefix, now int64, d time.Duration, out *Ban) (slot int32, until int64, ok bool) {
+// strikes and count. out, if not nil, receives the ban, its times placed
+// on wallNow's wall clock. ok is false when the set is full of running
+// bans.
+func (b *banTable) impose(h uint64, p netip.Prefix, now int64, d time.Duration, out *Ban, wallNow time.Time) (slot int32, until int64, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	si := int(index(h, uint64(len(b.sets))))
@@ -132,7 +135,7 @@ func (b *banTable) impose(h uint64, p netip.Prefix, now int64, d time.Duration, 
 				u = now + int64(d)
 				s.until[pick].Store(u) // same key: lookup reads a consistent pair
 			}
-			recs[pick].fill(out, u)
+			recs[pick].fill(out, u, now, wallNow)
 			return int32(si*banWays + pick), u, true
 		}
 		if now < u+int64(b.max) {
@@ -160,7 +163,7 @@ func (b *banTable) impose(h uint64, p netip.Prefix, now int64, d time.Duration, 
 	s.until[pick].Store(until)
 	s.hash[pick].Store(h)
 	b.imposed.Add(1)
-	r.fill(out, until)
+	r.fill(out, until, now, wallNow)
 	return int32(si*banWays + pick), until, true
 }
 
@@ -221,8 +224,9 @@ func (b *banTable) countDrop(slot int32) {
 	}
 }
 
-// running returns the bans still running at now, sorted by prefix.
-func (b *banTable) running(now int64) []Ban {
+// running returns the bans still running at now, sorted by prefix, their
+// times placed on wallNow's wall clock.
+func (b *banTable) running(now int64, wallNow time.Time) []Ban {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []Ban
@@ -234,7 +238,7 @@ func (b *banTable) running(now int64) []Ban {
 				continue
 			}
 			var ban Ban
-			b.recs[si*banWays+i].fill(&ban, u)
+			b.recs[si*banWays+i].fill(&ban, u, now, wallNow)
 			out = append(out, ban)
 		}
 	}
@@ -242,15 +246,16 @@ func (b *banTable) running(now int64) []Ban {
 	return out
 }
 
-// fill sets *out, if out is not nil, to r's ban ending at until.
-func (r *banRec) fill(out *Ban, until int64) {
+// fill sets *out, if out is not nil, to r's ban ending at until, with
+// wall-clock times relative to wallNow, whose reading is now.
+func (r *banRec) fill(out *Ban, until, now int64, wallNow time.Time) {
 	if out == nil {
 		return
 	}
 	*out = Ban{
 		Prefix:  r.prefix(),
-		Since:   time.Unix(0, r.since).UTC(),
-		Until:   time.Unix(0, until).UTC(),
+		Since:   wall(r.since, now, wallNow),
+		Until:   wall(until, now, wallNow),
 		Strikes: int(r.strikes),
 		Dropped: r.dropped.Load(),
 	}

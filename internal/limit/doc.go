@@ -33,10 +33,18 @@
 // of the key that refused it, which bans.
 //
 // Each key's token bucket is a single GCRA theoretical arrival time (tat,
-// Unix nanoseconds): the bucket is full when tat <= now, and a request is
+// in nanoseconds): the bucket is full when tat <= now, and a request is
 // allowed if max(tat, now)+interval <= now+burst*interval, which then
 // becomes the new tat. This is exact to the nanosecond (interval is
 // 1s/rate rounded to a nanosecond) and takes 8 bytes.
+//
+// Those nanoseconds are counted on the monotonic clock, from New: the
+// times the callers pass come from time.Now, whose monotonic reading
+// time.Time.Sub prefers. Counted on the wall clock, a step back of ten
+// seconds (an NTP correction, a VM resumed) would put the bucket of every
+// busy source in the future and ban it on its next request, and a step of
+// an hour everyone seen in that hour (TestClockStepBack). Bans keep their
+// times on the same clock; Bans reports them on the caller's wall clock.
 //
 // # Bounded memory
 //

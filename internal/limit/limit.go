@@ -73,6 +73,44 @@ type Limiter struct {
 	// inherit makes a newcomer that displaces live state inherit its tat;
 	// always true outside tests that measure the alternative.
 	inherit bool
+	// base is New's time, with its monotonic reading: the Limiter's clock
+	// is the time elapsed since base (see ns).
+	base time.Time
+	// mono, if set, replaces the monotonic reading of the callers' times
+	// (tests: a monotonic clock they move apart from the wall clock).
+	mono func() time.Duration
+}
+
+// clockBase is where the Limiter's clock starts at New, so that its
+// readings stay positive (0 means "long ago" in tats and ban records)
+// even for times before New, which a caller's fake clock may give.
+// clockSpan bounds how far from New a reading may be; 2^61 ns is 73
+// years, and 2^62+2^61 plus a year of ban still fits in an int64.
+const (
+	clockBase = int64(1) << 62
+	clockSpan = time.Duration(1) << 61
+)
+
+// ns returns the Limiter's reading of now: nanoseconds since New on the
+// monotonic clock, plus clockBase. A time.Time from time.Now carries a
+// monotonic reading, which Sub uses, so a step of the wall clock (an NTP
+// correction, a VM resumed) moves no bucket and lifts or imposes no ban;
+// only a time without one (a test's, or one that went through Round(0))
+// is measured by the wall clock. It does not allocate.
+func (l *Limiter) ns(now time.Time) int64 {
+	var d time.Duration
+	if l.mono != nil {
+		d = l.mono()
+	} else {
+		d = now.Sub(l.base)
+	}
+	return clockBase + int64(min(max(d, -clockSpan), clockSpan))
+}
+
+// wall returns the wall-clock time of the Limiter's reading t, given the
+// caller's now and its reading tNow.
+func wall(t, tNow int64, now time.Time) time.Time {
+	return now.Add(time.Duration(t - tNow)).Round(0).UTC()
 }
 
 const (
@@ -130,6 +168,7 @@ func New(cfg Config) *Limiter {
 		stripes: make([]stripe, stripeCount),
 		mem:     lay.total,
 		inherit: true,
+		base:    time.Now(),
 	}
 	l.sets = newSets(lay.sets, l)
 	l.lv[v4Addr] = newLevel(cfg.RatePerSec, cfg.Burst, 32, 32)
@@ -201,8 +240,10 @@ func (l *Limiter) MemoryBytes() int { return l.mem }
 // Allow decides whether to serve a request from src at now, and charges
 // it to src's address and prefix. An IPv4-mapped IPv6 address counts as
 // the IPv4 address, a zone is ignored, and the zero Addr counts as "::".
-// now is the caller's clock and may be coarse (a millisecond is plenty);
-// if it steps back, Allow is only stricter until it catches up.
+// now is the caller's clock, normally time.Now, and may be coarse (a
+// millisecond is plenty). Allow measures time by its monotonic reading
+// (see Limiter.ns), so a wall clock stepped back or forward changes no
+// verdict; a time without one is only stricter while it runs backwards.
 //
 // Allow is safe for concurrent use and does not allocate. It blocks only
 // on the spinlocks of src's two sets, held for a few dozen instructions,
@@ -214,7 +255,7 @@ func (l *Limiter) Allow(src netip.Addr, now time.Time) Verdict {
 	var k keyPair
 	src = l.keys(&k, src)
 	k.touch()
-	return l.allowKeys(&k, now.UnixNano(), src)
+	return l.allowKeys(&k, l.ns(now), src)
 }
 
 // batchWindow is how many sources AllowBatch looks up at once: enough to
@@ -229,7 +270,7 @@ const batchWindow = 16
 // It is meant for a frontend that reads datagrams in batches.
 func (l *Limiter) AllowBatch(srcs []netip.Addr, now time.Time, verdicts []Verdict) {
 	verdicts = verdicts[:len(srcs)]
-	t := now.UnixNano()
+	t := l.ns(now)
 	var ks [batchWindow]keyPair
 	var as [batchWindow]netip.Addr
 	for len(srcs) > 0 {
@@ -413,7 +454,7 @@ func (l *Limiter) dropLocked(s *set, w int, h uint64, lv *level, t int64, src ne
 	tu := t / 1e3
 	d := max(s.tat[w]/1e3+int64(s.drop[w]), tu) + l.banStep
 	if d-tu >= l.banMax {
-		if slot, until, ok := l.bans.impose(h, lv.prefix(src), t, 0, nil); ok {
+		if slot, until, ok := l.bans.impose(h, lv.prefix(src), t, 0, nil, time.Time{}); ok {
 			s.tag[w] |= bannedBit
 			s.tat[w] = until
 			s.drop[w] = slot
@@ -453,11 +494,13 @@ func (l *Limiter) Stats() Stats {
 }
 
 // Bans returns the bans running at now, sorted by prefix, for the admin
-// API and firewall exporters. It holds the ban table's mutex while it
-// copies them (Allow does not wait for it unless it imposes a ban) and
-// allocates the result.
+// API and firewall exporters. Their Since and Until are wall-clock times
+// as now's wall clock has them: a ban measured on the monotonic clock,
+// placed relative to now. It holds the ban table's mutex while it copies
+// them (Allow does not wait for it unless it imposes a ban) and allocates
+// the result.
 func (l *Limiter) Bans(now time.Time) []Ban {
-	return l.bans.running(now.UnixNano())
+	return l.bans.running(l.ns(now), now)
 }
 
 // Unban lifts the ban of p, an address or prefix as Bans reports it, and
@@ -515,7 +558,7 @@ func (l *Limiter) Ban(p netip.Prefix, d time.Duration, now time.Time) (Ban, erro
 		return Ban{}, l.notAKey(p)
 	}
 	var b Ban
-	slot, until, ok := l.bans.impose(h, key, now.UnixNano(), d, &b)
+	slot, until, ok := l.bans.impose(h, key, l.ns(now), d, &b, now)
 	if !ok {
 		return Ban{}, fmt.Errorf("limit: ban %v: %w", p, ErrBanTableFull)
 	}

@@ -32,8 +32,8 @@ type set struct {
 	// banned it is the index of the ban record instead.
 	drop [ways]int32
 	_    uint32
-	// tat is the token bucket as a GCRA theoretical arrival time, in Unix
-	// nanoseconds: the bucket is full when tat <= now and has no token
+	// tat is the token bucket as a GCRA theoretical arrival time, a
+	// reading of the Limiter's monotonic clock (Limiter.ns): the bucket is full when tat <= now and has no token
 	// left when tat > now+limit-interval. While the way is banned it is
 	// the ban's end.
 	tat [ways]int64
