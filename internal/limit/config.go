@@ -59,6 +59,21 @@ type Config struct {
 	// MaxBans is the number of ban records the ban table holds (rounded up
 	// to a multiple of 8); it is carved out of TableBytes.
 	MaxBans int `toml:"max_bans"`
+	// ConnectRatePerSec and ConnectBurst limit the UDP connects of each
+	// address (an IPv4 address or an IPv6 /IPv6AddressLen), in a bucket
+	// of their own. A connect proves nothing about its source, so
+	// anyone can spend a victim's bucket by forging its address: this
+	// bucket therefore only drops connects over the rate, never bans, is
+	// never reported as a knock, and is not charged to the address's
+	// announce bucket or to any prefix. A client connects about once a
+	// minute per tracker (a connection ID lasts one to two minutes), so
+	// the default of 20/s (burst 200) serves a thousand clients behind one
+	// address.
+	ConnectRatePerSec float64 `toml:"connect_rate_per_sec"`
+	ConnectBurst      int     `toml:"connect_burst"`
+	// ConnectTableBytes is the memory of the connect buckets, allocated
+	// once beside TableBytes and never grown, as the rate table is.
+	ConnectTableBytes int `toml:"connect_table_bytes"`
 	// BlocklistFile names a file of CIDRs (one per line, # comments) whose
 	// sources are dropped before anything else; it is reloaded when it
 	// changes. Empty: no blocklist.
@@ -68,7 +83,8 @@ type Config struct {
 // DefaultConfig returns the settings warden serve uses when the config file
 // has none: 50 requests/s (burst 500) per address, 500/s (burst 5000) per
 // IPv4 /24 or IPv6 /48, with IPv6 /64s counted as addresses; a ban of 1m,
-// doubling up to 1h, on the 1000th drop within 10s; 64 MiB in all.
+// doubling up to 1h, on the 1000th drop within 10s; 64 MiB in all; and
+// 20 UDP connects/s (burst 200) per address, in 8 MiB.
 func DefaultConfig() Config {
 	return Config{
 		RatePerSec:       50,
@@ -84,6 +100,10 @@ func DefaultConfig() Config {
 		BanDuration:      time.Minute,
 		BanMax:           time.Hour,
 		MaxBans:          65536,
+
+		ConnectRatePerSec: 20,
+		ConnectBurst:      200,
+		ConnectTableBytes: 8 << 20,
 	}
 }
 
@@ -130,6 +150,16 @@ func (c Config) Validate() error {
 	}
 	if lay := layoutFor(c); lay.sets < 1 {
 		return confkey.Errorf("table_bytes", "must be at least %d to hold max_bans=%d and one set, got %d", lay.minBytes, c.MaxBans, c.TableBytes)
+	}
+	if err := checkRate("connect_rate_per_sec", "connect_burst", c.ConnectRatePerSec, c.ConnectBurst); err != nil {
+		return err
+	}
+	cc := c.connectConfig()
+	if int64(cc.TableBytes) > maxTableBytes {
+		return confkey.Errorf("connect_table_bytes", "must be at most %d, got %d", int64(maxTableBytes), c.ConnectTableBytes)
+	}
+	if lay := layoutFor(cc); lay.sets < 1 {
+		return confkey.Errorf("connect_table_bytes", "must be at least %d, got %d", lay.minBytes, c.ConnectTableBytes)
 	}
 	return nil
 }

@@ -121,6 +121,18 @@
 // the Limiter; ParsePrefix reads the addresses and prefixes operators
 // write, for bans as for the blocklist.
 //
+// # Connects
+//
+// A UDP connect comes before its source has proven its address, so
+// anyone can send one in a victim's name. The Guard charges connects to a
+// second Limiter of their own (connect_rate_per_sec, connect_burst,
+// connect_table_bytes), built with its prefix keys equal to its address
+// keys, so each address has one bucket and no prefix is charged: forged
+// connects can hold back the connects of the address they name, no
+// other. It drops over the rate and never bans or reports, and the
+// address's announce bucket is not touched; the first Limiter and its
+// bans see only verified requests.
+//
 // # Concurrency
 //
 // A Limiter is safe for concurrent use. Allow takes the spinlocks of the

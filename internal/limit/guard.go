@@ -13,6 +13,7 @@ import (
 // *Guard allows everything, so tests and tools can leave it out.
 type Guard struct {
 	lim   *Limiter
+	conn  *Limiter // UDP connects: drops only (see Config.ConnectRatePerSec)
 	block atomic.Pointer[Blocklist]
 	file  string
 	log   *slog.Logger
@@ -31,7 +32,7 @@ type Sink interface {
 // If cfg.BlocklistFile is not empty it is read now (an error names the
 // line) and watched by Run.
 func NewGuard(cfg Config, log *slog.Logger) (*Guard, error) {
-	g := &Guard{lim: New(cfg), file: cfg.BlocklistFile, log: log.With("component", "guard")}
+	g := &Guard{lim: New(cfg), conn: newConnectLimiter(cfg), file: cfg.BlocklistFile, log: log.With("component", "guard")}
 	if g.file != "" {
 		bl, err := readBlocklist(g.file)
 		if err != nil {
@@ -66,6 +67,19 @@ func (g *Guard) Check(src netip.Addr, now time.Time) Verdict {
 		g.sink.Dropped(src, v, now)
 	}
 	return v
+}
+
+// AllowConnect charges a UDP connect from src to src's connect bucket
+// and reports whether to answer it. The source has proven nothing, so
+// this is only a ceiling on what one address can be sent: a connect over
+// the rate is to be dropped, but counts toward no ban, reaches no Sink,
+// and leaves src's announce bucket alone, so that forged connects cannot
+// get their supposed source banned or reported. It does not allocate.
+func (g *Guard) AllowConnect(src netip.Addr, now time.Time) bool {
+	if g == nil {
+		return true
+	}
+	return g.conn.Allow(src.Unmap(), now) == Allowed
 }
 
 // ReportDrops makes the guard tell sink of every request it turns away.

@@ -61,3 +61,62 @@ func writeFile(t *testing.T, path, text string) {
 		t.Fatal(err)
 	}
 }
+
+// TestGuardConnects checks the connect bucket: per address only (a
+// network's other addresses are not held back by one that floods), it
+// only drops, it reports nothing, and it leaves the announce buckets and
+// the ban table alone.
+func TestGuardConnects(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ConnectRatePerSec, cfg.ConnectBurst = 10, 20
+	g, err := NewGuard(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := dropLog{}
+	g.ReportDrops(log)
+	now := time.Unix(1_800_000_000, 0)
+	// The whole of 198.51.100.0/24 floods connects, 1,000 each at once.
+	var answered [256]int
+	for i := range 256 {
+		src := netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})
+		for range 1000 {
+			if g.AllowConnect(src, now) {
+				answered[i]++
+			}
+		}
+	}
+	for i, n := range answered {
+		if n != cfg.ConnectBurst {
+			t.Fatalf("198.51.100.%d: %d connects answered, want its burst of %d (no prefix bucket)", i, n, cfg.ConnectBurst)
+		}
+	}
+	if len(log) != 0 || len(g.Limiter().Bans(now)) != 0 {
+		t.Fatalf("connect drops reported %v or banned %v", log, g.Limiter().Bans(now))
+	}
+	if st := g.Limiter().Stats(); st != (Stats{}) {
+		t.Fatalf("announce limiter charged by connects: %+v", st)
+	}
+	// A second later, each address has its rate again.
+	src := netip.MustParseAddr("198.51.100.1")
+	n := 0
+	for range 100 {
+		if g.AllowConnect(src, now.Add(time.Second)) {
+			n++
+		}
+	}
+	if n != int(cfg.ConnectRatePerSec) {
+		t.Errorf("a second later: %d connects answered, want %g", n, cfg.ConnectRatePerSec)
+	}
+	if st := g.conn.Stats(); st.Banned != 0 || st.BansImposed != 0 {
+		t.Errorf("connect limiter banned: %+v", st)
+	}
+	// Memory: fixed at New.
+	if m := g.conn.MemoryBytes(); m > cfg.ConnectTableBytes {
+		t.Errorf("connect table %d bytes, over connect_table_bytes %d", m, cfg.ConnectTableBytes)
+	}
+	var nilGuard *Guard
+	if !nilGuard.AllowConnect(src, now) {
+		t.Error("a nil Guard refused a connect")
+	}
+}

@@ -93,6 +93,12 @@ func TestValidate(t *testing.T) {
 		{"table too small", func(c *Config) { c.TableBytes = 1 << 10 }, "table_bytes"},
 		{"table negative", func(c *Config) { c.TableBytes = -1 }, "table_bytes"},
 		{"table too large", func(c *Config) { big := int64(1) << 41; c.TableBytes = int(big) }, "table_bytes"},
+		{"connect rate zero", func(c *Config) { c.ConnectRatePerSec = 0 }, "connect_rate_per_sec"},
+		{"connect rate NaN", func(c *Config) { c.ConnectRatePerSec = nanFloat() }, "connect_rate_per_sec"},
+		{"connect burst zero", func(c *Config) { c.ConnectBurst = 0 }, "connect_burst"},
+		{"connect burst too slow to fill", func(c *Config) { c.ConnectRatePerSec, c.ConnectBurst = 0.1, 1000 }, "connect_burst"},
+		{"connect table too small", func(c *Config) { c.ConnectTableBytes = 1 << 8 }, "connect_table_bytes"},
+		{"connect table too large", func(c *Config) { big := int64(1) << 41; c.ConnectTableBytes = int(big) }, "connect_table_bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -359,7 +365,8 @@ func TestZeroAddr(t *testing.T) {
 // config file.
 func TestConfigTOMLNames(t *testing.T) {
 	want := []string{"rate_per_sec", "burst", "prefix_rate_per_sec", "prefix_burst", "ipv4_prefix_len",
-		"ipv6_address_len", "ipv6_prefix_len", "table_bytes", "ban_after", "ban_window", "ban_duration", "ban_max", "max_bans", "blocklist_file"}
+		"ipv6_address_len", "ipv6_prefix_len", "table_bytes", "ban_after", "ban_window", "ban_duration", "ban_max", "max_bans",
+		"connect_rate_per_sec", "connect_burst", "connect_table_bytes", "blocklist_file"}
 	typ := reflect.TypeFor[Config]()
 	var got []string
 	for i := range typ.NumField() {

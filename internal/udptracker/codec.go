@@ -95,7 +95,8 @@ func (c *codec) maxReply() int {
 //   - A connect (action 0) with the protocol magic gets a 16-byte reply
 //     carrying a connection ID; with any other magic it is dropped. The
 //     reply is never longer than the request, so a spoofed source gains
-//     no amplification.
+//     no amplification. A connect over its address's connect rate
+//     (limit.Guard.AllowConnect) is dropped; it is never banned for it.
 //   - Actions other than 0, 1 and 2 are dropped.
 //   - An announce or scrape whose connection ID was not issued to this
 //     source IP in the last one to two minutes is dropped. Nothing is
@@ -132,6 +133,10 @@ func (c *codec) handleAt(src netip.AddrPort, pkt, out []byte, now time.Time) []b
 	case bep15.ActionConnect:
 		if h.ConnID != bep15.ProtocolID {
 			c.stats.inc(cDroppedBadPacket)
+			return nil
+		}
+		if !c.guard.AllowConnect(ip, now) {
+			c.stats.inc(cDroppedConnectLimited)
 			return nil
 		}
 		c.stats.inc(cConnects)

@@ -110,7 +110,8 @@ func checkCounted(t *testing.T, c *counters) {
 	var st Stats
 	c.addTo(&st)
 	outcomes := st.Connects + st.AnnouncesOK + st.AnnouncesFailed + st.ScrapesOK + st.ScrapesFailed +
-		st.DroppedBadPacket + st.DroppedBadCookie + st.DroppedUnknownAction
+		st.DroppedBadPacket + st.DroppedBadCookie + st.DroppedUnknownAction +
+		st.DroppedBlocked + st.DroppedLimited + st.DroppedConnectLimited + st.DroppedBanned + st.ShedRefusals
 	if outcomes != st.Received {
 		t.Fatalf("%d datagrams received, %d outcomes counted: %+v", st.Received, outcomes, st)
 	}

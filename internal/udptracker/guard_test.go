@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,9 +50,73 @@ func TestGuardLimitsVerifiedSources(t *testing.T) {
 	if r := c.do(other, announce{cid: c.connect(t, other), tid: 1}.pkt()); r == nil {
 		t.Fatal("an unrelated source was limited")
 	}
-	// Connects are not charged: nothing is kept for an unverified source.
+	// Connects have their own bucket (TestConnectFlood): they leave the
+	// announce bucket alone.
 	for range 50 {
 		c.connect(t, src)
+	}
+}
+
+// countingSink counts what the guard reports.
+type countingSink struct{ n int }
+
+func (s *countingSink) Dropped(netip.Addr, limit.Verdict, time.Time) { s.n++ }
+
+// TestConnectFlood replays one source sending connects at 4,000/s for 5s
+// (20,000 connects, 80 times the announce rate per source), which used to
+// get 20,000 replies. With the default limits it gets its connect burst
+// and rate, is never banned or reported for it, and can still announce
+// with its whole announce burst; other sources connect as usual.
+func TestConnectFlood(t *testing.T) {
+	cfg := limit.DefaultConfig()
+	c := newTestCodec(t, newTestTracker(t))
+	c.guard = newTestGuard(t, cfg, "")
+	sink := &countingSink{}
+	c.guard.ReportDrops(sink)
+	src := netip.MustParseAddrPort("198.51.100.7:40000")
+	start := c.clock.now()
+	const rate, secs = 4000, 5
+	replies := 0
+	for i := range rate * secs {
+		c.clock.set(start.Add(time.Duration(i) * time.Second / rate))
+		if c.do(src, connectPkt(uint32(i))) != nil {
+			replies++
+		}
+	}
+	want := cfg.ConnectBurst + int(cfg.ConnectRatePerSec*secs)
+	t.Logf("%d connects in %ds: %d answered (burst %d + %g/s), %d dropped", rate*secs, secs, replies,
+		cfg.ConnectBurst, cfg.ConnectRatePerSec, c.stat(cDroppedConnectLimited))
+	if replies > want+1 || replies < want-1 {
+		t.Fatalf("%d connects answered, want %d (the connect burst and rate)", replies, want)
+	}
+	if got := c.stat(cDroppedConnectLimited); got != uint64(rate*secs-replies) {
+		t.Errorf("dropped_connect_limited = %d, want %d", got, rate*secs-replies)
+	}
+	if bans := c.guard.Limiter().Bans(c.clock.now()); len(bans) != 0 || sink.n != 0 {
+		t.Fatalf("connects banned or reported their source: bans %+v, %d reports", bans, sink.n)
+	}
+	// Its announce bucket is untouched: a whole burst of announces passes.
+	c.clock.advance(time.Second) // a connect token
+	cid := c.connect(t, src)
+	for i := range cfg.Burst {
+		if c.do(src, announce{cid: cid, tid: uint32(i)}.pkt()) == nil {
+			t.Fatalf("announce %d after the connect flood dropped; want the whole burst of %d", i, cfg.Burst)
+		}
+	}
+	// Another address of the same /24 connects as usual: connects have no
+	// prefix bucket, so forged connects cannot shut out a network.
+	c.connect(t, netip.MustParseAddrPort("198.51.100.8:40000"))
+}
+
+// TestConnectAllocs checks that the connect bucket costs no allocation.
+func TestConnectAllocs(t *testing.T) {
+	c := newTestCodec(t, newTestTracker(t))
+	c.guard = newTestGuard(t, limit.DefaultConfig(), "")
+	src := netip.MustParseAddrPort("10.0.0.1:5000")
+	pkt := connectPkt(1)
+	out := make([]byte, 0, c.maxReply())
+	if n := testing.AllocsPerRun(1000, func() { c.handle(src, pkt, out) }); n != 0 {
+		t.Fatalf("guarded connect allocates %v times", n)
 	}
 }
 
@@ -162,5 +227,53 @@ func BenchmarkBannedSource(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		c.handle(src, pkt, out)
+	}
+}
+
+// TestServerConnectFlood is TestConnectFlood over a real socket: one
+// client sends 20,000 connects as fast as it can (at most 5s), and gets no
+// more replies than its connect burst and rate allow; then it connects
+// and announces as usual.
+func TestServerConnectFlood(t *testing.T) {
+	lcfg := limit.DefaultConfig()
+	s, _ := startServer(t, "127.0.0.1:0", testConfig(), options{guard: newTestGuard(t, lcfg, "")})
+	cl := dial(t, netip.AddrPort{}, s.Addr())
+	const n = 20000
+	replies := 0
+	var readDone sync.WaitGroup
+	readDone.Go(func() {
+		buf := make([]byte, 64)
+		for {
+			cl.conn.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := cl.conn.Read(buf); err != nil {
+				return
+			}
+			replies++
+		}
+	})
+	start := time.Now()
+	pkt := connectPkt(7)
+	sent := 0
+	for ; sent < n && time.Since(start) < 5*time.Second; sent++ {
+		if _, err := cl.conn.Write(pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	elapsed := time.Since(start)
+	readDone.Wait()
+	allowed := lcfg.ConnectBurst + int(lcfg.ConnectRatePerSec*elapsed.Seconds()) + 1
+	st := s.Stats()
+	t.Logf("%d connects sent in %v: %d answered (at most %d allowed), %d dropped by the connect limit",
+		sent, elapsed.Round(time.Millisecond), replies, allowed, st.DroppedConnectLimited)
+	if replies > allowed {
+		t.Fatalf("%d connects answered, want at most %d", replies, allowed)
+	}
+	if st.DroppedConnectLimited == 0 || st.DroppedBanned != 0 {
+		t.Fatalf("Stats = %+v: want connects dropped by their limit, none banned", st)
+	}
+	time.Sleep(100 * time.Millisecond) // two connect tokens
+	cid := cl.connect()
+	if r := cl.roundTrip(announce{cid: cid, tid: 1}.pkt(), 5*time.Second); r == nil {
+		t.Fatal("announce after the connect flood got no reply")
 	}
 }

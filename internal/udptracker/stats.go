@@ -25,8 +25,11 @@ type Stats struct {
 	DroppedUnknownAction uint64 `json:"dropped_unknown_action"` // action other than 0, 1 or 2
 	DroppedBlocked       uint64 `json:"dropped_blocked"`        // source on the blocklist
 	DroppedLimited       uint64 `json:"dropped_limited"`        // source or prefix over its rate
-	DroppedBanned        uint64 `json:"dropped_banned"`         // source or prefix banned
-	ShedRefusals         uint64 `json:"shed_refusals"`          // refusals dropped while the worker was behind
+	// DroppedConnectLimited counts connects over their address's connect
+	// rate (limit.connect_rate_per_sec), which are dropped but never ban.
+	DroppedConnectLimited uint64 `json:"dropped_connect_limited"`
+	DroppedBanned         uint64 `json:"dropped_banned"` // source or prefix banned
+	ShedRefusals          uint64 `json:"shed_refusals"`  // refusals dropped while the worker was behind
 
 	// KernelBans is the number of banned IPv4 prefixes in the sockets'
 	// filters now; their datagrams are dropped by the kernel, uncounted.
@@ -53,6 +56,7 @@ const (
 	cDroppedUnknownAction
 	cDroppedBlocked
 	cDroppedLimited
+	cDroppedConnectLimited
 	cDroppedBanned
 	cShedRefusals
 	cReadErrors
@@ -88,6 +92,7 @@ func (c *counters) addTo(st *Stats) {
 	st.DroppedUnknownAction += c.c[cDroppedUnknownAction].Load()
 	st.DroppedBlocked += c.c[cDroppedBlocked].Load()
 	st.DroppedLimited += c.c[cDroppedLimited].Load()
+	st.DroppedConnectLimited += c.c[cDroppedConnectLimited].Load()
 	st.DroppedBanned += c.c[cDroppedBanned].Load()
 	st.ShedRefusals += c.c[cShedRefusals].Load()
 	st.ReadErrors += c.c[cReadErrors].Load()
