@@ -68,6 +68,7 @@ type worker struct {
 	codec     *codec
 	out       [][]byte // reply buffers, one per batch slot
 	batchSize int
+	queue     *backlog // the socket's receive queue; nil where it cannot be read
 	stats     counters
 }
 
@@ -174,6 +175,12 @@ func newWorker(lc net.ListenConfig, addr string, tr *tracker.Tracker, jar *cooki
 	inSlab := make([]byte, cfg.BatchSize*(maxPacket+1))
 	for k := range in {
 		in[k] = inSlab[k*(maxPacket+1) : (k+1)*(maxPacket+1)]
+	}
+	if haveBacklog {
+		if w.queue, err = newBacklog(w.pc); err != nil {
+			w.pc.Close()
+			return nil, fmt.Errorf("read the receive queue: %w", err)
+		}
 	}
 	if o.portable {
 		w.conn = udpbatch.NewPortable(w.pc, in, cfg.BatchSize)
@@ -323,10 +330,7 @@ func (w *worker) serveBatch() error {
 	if err != nil {
 		return err
 	}
-	// A full batch means datagrams are queueing in the kernel: the worker
-	// is behind, so refusals are shed (dropped unanswered) to keep the
-	// capacity for tracked torrents.
-	w.codec.shed = n == w.batchSize
+	w.codec.shed = n == w.batchSize && w.behind()
 	now := w.codec.jar.now()
 	q := 0
 	for i := range n {
@@ -342,6 +346,36 @@ func (w *worker) serveBatch() error {
 		return nil
 	}
 	return w.flush()
+}
+
+// behind reports whether the worker is falling behind the datagrams
+// coming in: after a read, the datagrams still queued on its socket take
+// a quarter of its receive buffer or more (which drops datagrams once
+// full). While it is behind, refusals for foreign torrents are shed
+// (dropped unanswered) to keep its time for tracked ones.
+//
+// A full batch alone is no sign of it: with batch_size = 1 every read
+// fills its batch, and taken for pressure that shed every refusal of an
+// idle server, so refused clients got silence and retried. A read that
+// leaves the queue empty returns less than a batch, so the queue is read
+// (one getsockopt) only after a full one. Where it cannot be read, the
+// worker never sheds.
+//
+// Linux gives back the memory of read datagrams in steps of a quarter of
+// the buffer, so what it reports as taken is between the true figure and
+// a quarter more: at least half reported means at least a quarter
+// queued, and half queued is always seen. With the default buffer (208
+// KiB, about 830 bytes a short datagram) that is 64 to 128 datagrams
+// waiting (TestShedUnderQueuePressure).
+func (w *worker) behind() bool {
+	if w.queue == nil {
+		return false
+	}
+	queued, capacity, err := w.queue.read()
+	if err != nil {
+		return false // the read of the batch will report a broken socket
+	}
+	return uint64(queued)*2 >= uint64(capacity)
 }
 
 // flush writes the queued replies. A reply the OS refuses (a route or a

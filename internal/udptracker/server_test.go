@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -272,8 +273,15 @@ func TestServeBatchAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
+	// Batches of 1 are always full, so each read also reads the queue.
+	for _, batchSize := range []int{8, 1} {
+		t.Run(fmt.Sprintf("batch %d", batchSize), func(t *testing.T) { testServeBatchAllocs(t, batchSize) })
+	}
+}
+
+func testServeBatchAllocs(t *testing.T, batchSize int) {
 	cfg := testConfig()
-	cfg.Workers = 1
+	cfg.Workers, cfg.BatchSize = 1, batchSize
 	s, err := Listen("127.0.0.1:0", newTestTracker(t), nil, cfg, discardLog())
 	if err != nil {
 		t.Fatal(err)
