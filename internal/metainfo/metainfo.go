@@ -1,19 +1,21 @@
-// Package metainfo reads what warden needs from .torrent files (BEP 3, and
-// BEP 52 for v2 and hybrid torrents) and magnet links (BEP 9): the info
-// hashes that identify a torrent to trackers, and its name.
+// Package metainfo reads and creates .torrent files (BEP 3; BEP 52 for v2
+// and hybrid torrents, with BEP 47 padding) and magnet links (BEP 9).
+//
+// Reading: [Parse] takes only the info hashes and name, as the registry
+// needs; [ParseTorrent] reads and checks everything (files, piece hashes,
+// piece layers, trackers), treating the file as untrusted input. Creating:
+// [Create] lists a file or directory and hashes it once for v1 and v2 on
+// every core, with a context and a progress callback, so a publisher can
+// call it as a library; [Verify] checks data against a torrent. Writing the
+// result to disk, registering it and showing progress are the caller's.
 package metainfo
 
 import (
-	"crypto/sha1"
-	"crypto/sha256"
-	"encoding/base32"
-	"errors"
 	"fmt"
-	"net/url"
+	"io"
 	"os"
 	"strings"
 
-	"warden/internal/bencode"
 	"warden/internal/bittorrent"
 )
 
@@ -31,34 +33,11 @@ type Hashes struct {
 	Name string
 }
 
-// torrent is the part of a .torrent file warden reads.
-type torrent struct {
-	Info bencode.RawMessage `bencode:"info"`
-}
-
-type info struct {
-	Name        string `bencode:"name"`
-	Pieces      []byte `bencode:"pieces"`
-	MetaVersion int64  `bencode:"meta version"`
-}
-
 // ReadFile parses the .torrent file at path.
 func ReadFile(path string) (Hashes, error) {
-	f, err := os.Open(path)
+	data, err := readBounded(path)
 	if err != nil {
 		return Hashes{}, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return Hashes{}, err
-	}
-	if st.Size() > MaxTorrentBytes {
-		return Hashes{}, fmt.Errorf("%s: %d bytes is larger than the %d a .torrent may have", path, st.Size(), MaxTorrentBytes)
-	}
-	data := make([]byte, st.Size())
-	if _, err := f.ReadAt(data, 0); err != nil {
-		return Hashes{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	h, err := Parse(data)
 	if err != nil {
@@ -67,97 +46,32 @@ func ReadFile(path string) (Hashes, error) {
 	return h, nil
 }
 
-// Parse reads the info hashes and name from the bytes of a .torrent file.
-// Keys out of order are accepted, as some real files have them; the hashes
-// are always taken over the info dictionary exactly as written.
-func Parse(data []byte) (Hashes, error) {
-	dec := bencode.Decoder{AllowUnsortedKeys: true, MaxInputBytes: MaxTorrentBytes}
-	var t torrent
-	if err := dec.Unmarshal(data, &t); err != nil {
-		return Hashes{}, fmt.Errorf("not a .torrent file: %w", err)
-	}
-	if len(t.Info) == 0 {
-		return Hashes{}, errors.New("not a .torrent file: no info dictionary")
-	}
-	var inf info
-	if err := dec.Unmarshal(t.Info, &inf); err != nil {
-		return Hashes{}, fmt.Errorf("info dictionary: %w", err)
-	}
-	h := Hashes{Name: inf.Name}
-	if len(inf.Pieces) > 0 {
-		if len(inf.Pieces)%20 != 0 {
-			return Hashes{}, fmt.Errorf("info dictionary: pieces is %d bytes, not a multiple of 20", len(inf.Pieces))
-		}
-		v1 := bittorrent.InfoHash(sha1.Sum(t.Info))
-		h.V1 = &v1
-	}
-	switch inf.MetaVersion {
-	case 0, 1:
-	case 2:
-		v2 := bittorrent.InfoHashV2(sha256.Sum256(t.Info))
-		h.V2 = &v2
-	default:
-		return Hashes{}, fmt.Errorf("info dictionary: unknown meta version %d", inf.MetaVersion)
-	}
-	if h.V1 == nil && h.V2 == nil {
-		return Hashes{}, errors.New("info dictionary has neither v1 pieces nor meta version 2")
-	}
-	return h, nil
-}
-
-// ParseMagnet reads the info hashes and display name of a magnet link:
-// xt=urn:btih: with 40 hex or 32 base32 characters (v1), and xt=urn:btmh:
-// with a SHA-256 multihash, 1220 followed by 64 hex digits (v2).
-func ParseMagnet(link string) (Hashes, error) {
-	rest, ok := strings.CutPrefix(link, "magnet:?")
-	if !ok {
-		return Hashes{}, errors.New("magnet link must start with magnet:?")
-	}
-	q, err := url.ParseQuery(rest)
+// readBounded reads a .torrent file of at most MaxTorrentBytes.
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return Hashes{}, fmt.Errorf("magnet link: %w", err)
+		return nil, err
 	}
-	h := Hashes{Name: q.Get("dn")}
-	for _, xt := range q["xt"] {
-		switch {
-		case strings.HasPrefix(xt, "urn:btih:"):
-			v1, err := parseBTIH(xt[len("urn:btih:"):])
-			if err != nil {
-				return Hashes{}, err
-			}
-			h.V1 = &v1
-		case strings.HasPrefix(xt, "urn:btmh:"):
-			mh := xt[len("urn:btmh:"):]
-			if len(mh) != 68 || !strings.HasPrefix(mh, "1220") {
-				return Hashes{}, fmt.Errorf("magnet link: urn:btmh: must be a SHA-256 multihash (1220 and 64 hex digits), got %q", mh)
-			}
-			v2, err := bittorrent.ParseInfoHashV2(mh[4:])
-			if err != nil {
-				return Hashes{}, fmt.Errorf("magnet link: urn:btmh: %w", err)
-			}
-			h.V2 = &v2
-		}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
 	}
-	if h.V1 == nil && h.V2 == nil {
-		return Hashes{}, errors.New("magnet link has no urn:btih: or urn:btmh: info hash")
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
-	return h, nil
-}
-
-func parseBTIH(s string) (bittorrent.InfoHash, error) {
-	var ih bittorrent.InfoHash
-	switch len(s) {
-	case 40:
-		if h, err := bittorrent.ParseInfoHash(s); err == nil {
-			return h, nil
-		}
-	case 32:
-		if b, err := base32.StdEncoding.DecodeString(strings.ToUpper(s)); err == nil {
-			copy(ih[:], b)
-			return ih, nil
-		}
+	if st.Size() > MaxTorrentBytes {
+		return nil, fmt.Errorf("%s: %d bytes is larger than the %d a .torrent may have", path, st.Size(), MaxTorrentBytes)
 	}
-	return ih, fmt.Errorf("magnet link: urn:btih: must be 40 hex or 32 base32 characters, got %q", s)
+	// Read one byte past the size, so a file that grew is not cut short.
+	data, err := io.ReadAll(io.LimitReader(f, MaxTorrentBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(data) > MaxTorrentBytes {
+		return nil, fmt.Errorf("%s: larger than the %d bytes a .torrent may have", path, MaxTorrentBytes)
+	}
+	return data, nil
 }
 
 // ParseHash reads a bare info hash: 40 hex digits (v1) or 64 (a full v2

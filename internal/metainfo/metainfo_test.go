@@ -133,11 +133,18 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("d4:infod6:pieces20:aaaaaaaaaaaaaaaaaaaaee")) // minimal v1
 	f.Add([]byte("d4:infod12:meta versioni2eee"))              // minimal v2
+	// A whole single-file v1 torrent of 3 bytes.
+	f.Add([]byte("d4:infod6:lengthi3e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee"))
+	// A v2 file tree with a nested directory and an empty file.
+	f.Add([]byte("d4:infod9:file treed1:ad1:bd0:d6:lengthi0eeee1:cd0:d6:lengthi1e11:pieces root32:" +
+		"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbeee12:meta versioni2e4:name1:x12:piece lengthi16384eee"))
+	// Hybrid torrents warden made are in testdata/fuzz/FuzzParse.
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h, err := Parse(data)
 		if err == nil && h.V1 == nil && h.V2 == nil {
 			t.Fatal("Parse succeeded without a hash")
 		}
+		checkParseTorrent(t, data)
 	})
 }
 
