@@ -18,6 +18,7 @@ var commands = []*command{
 	registryCommand,
 	guardCommand,
 	loadCommand,
+	torrentCommand,
 	versionCommand,
 }
 
