@@ -15,6 +15,7 @@ import (
 
 	"warden/internal/admin"
 	"warden/internal/config"
+	"warden/internal/confkey"
 	"warden/internal/evidence"
 	"warden/internal/httptracker"
 	"warden/internal/limit"
@@ -144,7 +145,7 @@ func newServer(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 	s.tracker = tracker.New(s.store, s.reg, cfg.Tracker, log)
 	s.tracker.ReportRefusals(s.knocks)
 	if s.guard, err = limit.NewGuard(cfg.Limit, log); err != nil {
-		return nil, err
+		return nil, confkey.In("limit", err) // limit.table_bytes: the system refused…
 	}
 	s.guard.ReportDrops(s.knocks)
 	if cfg.HTTP.Listen != "" {

@@ -38,7 +38,12 @@ type Config struct {
 	IPv6PrefixLen int `toml:"ipv6_prefix_len"`
 	// TableBytes caps all the memory a Limiter holds: the rate table, the
 	// ban table and its counters are allocated once by New and never grow.
-	// MemoryBytes reports what was allocated, which is at most TableBytes.
+	// MemoryBytes reports what was allocated, which is at most TableBytes,
+	// itself at most 4 GiB. It is mapped at start, and a memory map the
+	// system refuses stops NewGuard with an error naming this key; but a
+	// flood of new sources touches every page, so it must also fit, with
+	// the rest of warden, under a cgroup's limit (systemd's MemoryMax),
+	// which the map does not check.
 	TableBytes int `toml:"table_bytes"`
 	// BanAfter bans a key (an address or a prefix) on its BanAfter-th
 	// dropped request within BanWindow. Drops are counted in a leaky
@@ -109,12 +114,15 @@ func DefaultConfig() Config {
 
 // Limits enforced by Validate.
 const (
-	maxRate       = 1e9 // one token per nanosecond
-	maxFill       = 30 * time.Minute
-	maxBanWindow  = 30 * time.Minute
-	minBanStep    = time.Microsecond
-	maxMaxBans    = 1 << 24
-	maxTableBytes = 1 << 40
+	maxRate      = 1e9 // one token per nanosecond
+	maxFill      = 30 * time.Minute
+	maxBanWindow = 30 * time.Minute
+	minBanStep   = time.Microsecond
+	maxMaxBans   = 1 << 24
+	// maxTableBytes (4 GiB, about 220 million keys, 64 times the default)
+	// is far more than any count of sources needs; the table is mapped at
+	// start and filled as sources arrive, so all of it must fit in memory.
+	maxTableBytes = 4 << 30
 )
 
 // Validate returns a *confkey.Error naming the first field that cannot
@@ -146,7 +154,7 @@ func (c Config) Validate() error {
 	case c.MaxBans < 1 || c.MaxBans > maxMaxBans:
 		return confkey.Errorf("max_bans", "must be 1-%d, got %d", maxMaxBans, c.MaxBans)
 	case int64(c.TableBytes) > maxTableBytes:
-		return confkey.Errorf("table_bytes", "must be at most %d, got %d", int64(maxTableBytes), c.TableBytes)
+		return confkey.Errorf("table_bytes", "must be at most %d (4 GiB), got %d", int64(maxTableBytes), c.TableBytes)
 	}
 	if lay := layoutFor(c); lay.sets < 1 {
 		return confkey.Errorf("table_bytes", "must be at least %d to hold max_bans=%d and one set, got %d", lay.minBytes, c.MaxBans, c.TableBytes)
@@ -156,7 +164,7 @@ func (c Config) Validate() error {
 	}
 	cc := c.connectConfig()
 	if int64(cc.TableBytes) > maxTableBytes {
-		return confkey.Errorf("connect_table_bytes", "must be at most %d, got %d", int64(maxTableBytes), c.ConnectTableBytes)
+		return confkey.Errorf("connect_table_bytes", "must be at most %d (4 GiB), got %d", int64(maxTableBytes), c.ConnectTableBytes)
 	}
 	if lay := layoutFor(cc); lay.sets < 1 {
 		return confkey.Errorf("connect_table_bytes", "must be at least %d, got %d", lay.minBytes, c.ConnectTableBytes)

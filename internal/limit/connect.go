@@ -15,14 +15,17 @@ func (c Config) connectConfig() Config {
 
 // newConnectLimiter returns the Limiter for UDP connects: one bucket per
 // address and none per prefix, so that forged connects in a victim's
-// name can hold back that address's connects but no one else's. cfg must
-// be valid.
-func newConnectLimiter(cfg Config) *Limiter {
-	l := New(cfg.connectConfig())
+// name can hold back that address's connects but no one else's. The
+// error is newLimiter's.
+func newConnectLimiter(cfg Config) (*Limiter, error) {
+	l, err := newLimiter(cfg.connectConfig(), "connect_table_bytes")
+	if err != nil {
+		return nil, err
+	}
 	// With the prefix levels the same as the address levels (same seeds,
 	// same masks), a source's two keys are one key in one way: decideLocked
 	// charges it once and Allow takes a single lock.
 	l.lv[v4Prefix] = l.lv[v4Addr]
 	l.lv[v6Prefix] = l.lv[v6Addr]
-	return l
+	return l, nil
 }

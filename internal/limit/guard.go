@@ -28,11 +28,21 @@ type Sink interface {
 	Dropped(src netip.Addr, v Verdict, now time.Time)
 }
 
-// NewGuard returns a guard over a new Limiter for cfg, which must be valid.
-// If cfg.BlocklistFile is not empty it is read now (an error names the
-// line) and watched by Run.
+// NewGuard returns a guard over new Limiters for cfg. An invalid cfg, or
+// a table the system will not map, is a *confkey.Error naming its key in
+// the [limit] table (table_bytes, connect_table_bytes). If
+// cfg.BlocklistFile is not empty it is read now (an error names the line)
+// and watched by Run.
 func NewGuard(cfg Config, log *slog.Logger) (*Guard, error) {
-	g := &Guard{lim: New(cfg), conn: newConnectLimiter(cfg), file: cfg.BlocklistFile, log: log.With("component", "guard")}
+	lim, err := newLimiter(cfg, "table_bytes")
+	if err != nil {
+		return nil, err
+	}
+	conn, err := newConnectLimiter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g := &Guard{lim: lim, conn: conn, file: cfg.BlocklistFile, log: log.With("component", "guard")}
 	if g.file != "" {
 		bl, err := readBlocklist(g.file)
 		if err != nil {

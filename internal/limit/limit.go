@@ -12,6 +12,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
+
+	"warden/internal/confkey"
 )
 
 // Verdict is what Allow decided.
@@ -155,11 +157,23 @@ func layoutFor(c Config) layout {
 }
 
 // New returns a Limiter for cfg, with the whole of its memory allocated
-// (cfg.TableBytes at most). It panics if cfg.Validate fails: check it
-// first. New starts nothing.
+// (cfg.TableBytes at most). It panics if cfg.Validate fails or the system
+// refuses the memory; NewGuard, which warden serve uses, returns both as
+// errors. New starts nothing.
 func New(cfg Config) *Limiter {
+	l, err := newLimiter(cfg, "table_bytes")
+	if err != nil {
+		panic("limit: New: " + err.Error())
+	}
+	return l
+}
+
+// newLimiter is New, returning an error where New panics. key names the
+// setting that sized cfg.TableBytes, for the error when the system
+// refuses that much memory.
+func newLimiter(cfg Config, key string) (*Limiter, error) {
 	if err := cfg.Validate(); err != nil {
-		panic("limit: New with invalid config: " + err.Error())
+		return nil, err
 	}
 	lay := layoutFor(cfg)
 	l := &Limiter{
@@ -170,7 +184,11 @@ func New(cfg Config) *Limiter {
 		inherit: true,
 		base:    time.Now(),
 	}
-	l.sets = newSets(lay.sets, l)
+	var err error
+	if l.sets, err = newSets(lay.sets, l); err != nil {
+		return nil, confkey.Errorf(key, "%d bytes: the system refused a table that large (%v); lower it to what this machine and the process's limits (ulimit -v) allow",
+			cfg.TableBytes, err)
+	}
 	l.lv[v4Addr] = newLevel(cfg.RatePerSec, cfg.Burst, 32, 32)
 	l.lv[v4Prefix] = newLevel(cfg.PrefixRatePerSec, cfg.PrefixBurst, cfg.IPv4PrefixLen, 32)
 	l.lv[v6Addr] = newLevel(cfg.RatePerSec, cfg.Burst, cfg.IPv6AddressLen, 128)
@@ -179,7 +197,7 @@ func New(cfg Config) *Limiter {
 		l.banStep = int64(cfg.BanWindow/time.Duration(cfg.BanAfter)) / 1e3
 		l.banMax = l.banStep * int64(cfg.BanAfter)
 	}
-	return l
+	return l, nil
 }
 
 func newLevel(rate float64, burst, bits, width int) level {

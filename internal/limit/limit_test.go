@@ -93,6 +93,8 @@ func TestValidate(t *testing.T) {
 		{"table too small", func(c *Config) { c.TableBytes = 1 << 10 }, "table_bytes"},
 		{"table negative", func(c *Config) { c.TableBytes = -1 }, "table_bytes"},
 		{"table too large", func(c *Config) { big := int64(1) << 41; c.TableBytes = int(big) }, "table_bytes"},
+		{"table 1 TiB", func(c *Config) { big := int64(1) << 40; c.TableBytes = int(big) }, "table_bytes"},
+		{"table over 4 GiB", func(c *Config) { c.TableBytes = maxTableBytes + 1 }, "table_bytes"},
 		{"connect rate zero", func(c *Config) { c.ConnectRatePerSec = 0 }, "connect_rate_per_sec"},
 		{"connect rate NaN", func(c *Config) { c.ConnectRatePerSec = nanFloat() }, "connect_rate_per_sec"},
 		{"connect burst zero", func(c *Config) { c.ConnectBurst = 0 }, "connect_burst"},

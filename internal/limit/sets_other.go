@@ -4,4 +4,5 @@ package limit
 
 const setsOffHeap = false
 
-func newSets(n int, _ *Limiter) []set { return make([]set, n) }
+// newSets returns n zeroed sets in the Go heap.
+func newSets(n int, _ *Limiter) ([]set, error) { return make([]set, n), nil }
