@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The real BitTorrent clients the end-to-end tests drive.
-packages=(aria2 transmission-cli python3-libtorrent qbittorrent-nox)
+packages=(aria2 transmission-cli python3-libtorrent qbittorrent-nox mktorrent)
 missing=()
 for pkg in "${packages[@]}"; do
 	if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then

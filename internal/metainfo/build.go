@@ -145,7 +145,7 @@ func Create(ctx context.Context, path string, opts CreateOptions) (*Torrent, err
 	// The data as hashed: aligned with pads whenever v2 is involved.
 	job := hashJob{pieceLen: pl, v1: v1, v2: v2, threads: opts.Threads, progress: opts.Progress}
 	if v2 {
-		job.files = withPads(files, pl, !single) // no pad in a single-file torrent
+		job.files = withPads(files, pl, len(files) > 1) // libtorrent pads only between two or more files
 		job.disk = make([]string, len(job.files))
 		job.listed = make([]os.FileInfo, len(job.files))
 		for i, j := 0, 0; i < len(job.files); i++ {

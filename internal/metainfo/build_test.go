@@ -432,3 +432,17 @@ func TestPieceDoesNotAllocate(t *testing.T) {
 		t.Fatalf("hashing a piece allocates %v times, want 0", n)
 	}
 }
+
+// TestCreateOneFileDirectoryHasNoPad: libtorrent pads only between two or
+// more files, so a directory of one file gets no pad, even at the end.
+func TestCreateOneFileDirectoryHasNoPad(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	writeTree(t, dir, map[string]int{"only": 33_333})
+	tr, err := Create(context.Background(), dir, CreateOptions{PieceLength: 32 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.Info.Files) != 1 || tr.Info.Single {
+		t.Fatalf("files = %+v (single %v), want one file in the multi-file form", tr.Info.Files, tr.Info.Single)
+	}
+}

@@ -448,7 +448,8 @@ func checkPieceLayers(in *Info, raw map[string][]byte) (map[[32]byte][]byte, err
 // withPads lays files out as BEP 52 does: each non-empty file starts on a
 // piece boundary. With pads, a BEP 47 pad entry follows every non-empty
 // file that does not end on a boundary, the last one too, as libtorrent
-// 2.0 writes them; without, only the offsets are set.
+// 2.0 writes them when a torrent has two or more files; without, only the
+// offsets are set.
 func withPads(files []File, pieceLength int64, pads bool) []File {
 	out := make([]File, 0, len(files)*2)
 	var off int64
