@@ -3,9 +3,12 @@ package tracker
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"warden/internal/bittorrent"
 )
@@ -102,6 +105,38 @@ func newRefusals(contact string, interval time.Duration) *refusals {
 	empty := map[string]*bittorrent.Refusal{}
 	r.revokedMsgs.Store(&empty)
 	return r
+}
+
+// contactProblem says why s cannot be tracker.abuse_contact, or returns
+// "". The contact goes verbatim into every refusal: the text of a BEP 15
+// error (raw bytes to the end of the datagram, which clients print, and
+// libtorrent reads up to a NUL) and a bencoded failure reason, which
+// clients decode as UTF-8 and show in one line. So it must be valid UTF-8
+// of printable characters only: no control characters (NUL, line breaks,
+// tabs, escapes, C1), no invisible format characters that reorder or hide
+// text (bidi overrides, zero-width spaces, byte order marks), no spaces
+// but U+0020, and none at either end.
+func contactProblem(s string) string {
+	if !utf8.ValidString(s) {
+		i := 0
+		for i < len(s) {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			i += n
+		}
+		return fmt.Sprintf("is not valid UTF-8 (byte %d is %#02x)", i, s[i])
+	}
+	for i, r := range s {
+		if !unicode.IsPrint(r) {
+			return fmt.Sprintf("has %U at byte %d: only printable characters may go into a refusal's text", r, i)
+		}
+	}
+	if strings.TrimSpace(s) != s {
+		return "starts or ends with a space"
+	}
+	return ""
 }
 
 func (r *refusals) withContact(msg string) string {

@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -10,8 +11,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"warden/internal/bittorrent"
+	"warden/internal/confkey"
 	"warden/internal/registry"
 	"warden/internal/swarm/memswarm"
 	"warden/internal/swarm/swarmtest"
@@ -271,4 +274,75 @@ func TestRegistryChangesApplyAtOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAbuseContactValidate sets tracker.abuse_contact to what would break
+// a refusal: control bytes end or garble a BEP 15 error's text (libtorrent
+// stops at a NUL) and split a client's log line, invalid UTF-8 garbles a
+// bencoded failure reason, and invisible format characters reorder or hide
+// the text a user reads. Each must be refused with a confkey error naming
+// the key; real contacts pass.
+func TestAbuseContactValidate(t *testing.T) {
+	tests := []struct {
+		name, contact, wantErr string // wantErr "" means valid
+	}{
+		{"email", "abuse@example.org", ""},
+		{"url", "https://example.org/abuse?lang=en#form", ""},
+		{"name and email", "Équipe abus <abus@exemple.fr>", ""},
+		{"not latin", "举报 abuse@example.cn", ""},
+		{"empty", "", ""},
+		{"NUL", "abuse@example.org\x00", "U+0000 at byte 17"},
+		{"header injection", "abuse@example.org\r\nX-Evil: 1", "U+000D at byte 17"},
+		{"newline", "abuse@\nexample.org", "U+000A at byte 6"},
+		{"tab", "abuse\t@example.org", "U+0009 at byte 5"},
+		{"escape sequence", "\x1b[31mabuse@example.org", "U+001B at byte 0"},
+		{"DEL", "abuse@example.org\x7f", "U+007F"},
+		{"C1 next line", "abuse@example.org\u0085", "U+0085"},
+		{"invalid UTF-8", "abuse@ex\xffample.org", "not valid UTF-8 (byte 8 is 0xff)"},
+		{"cut rune", "abuse@example.org\xc3", "not valid UTF-8 (byte 17 is 0xc3)"},
+		{"bidi override", "\u202eabuse@example.org", "U+202E"},
+		{"zero-width space", "abuse@\u200bexample.org", "U+200B"},
+		{"byte order mark", "\ufeffabuse@example.org", "U+FEFF"},
+		{"no-break space", "abuse\u00a0team", "U+00A0"},
+		{"leading space", " abuse@example.org", "starts or ends with a space"},
+		{"trailing space", "abuse@example.org ", "starts or ends with a space"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.AbuseContact = tt.contact
+			err := c.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate(abuse_contact %q) = %v, want nil", tt.contact, err)
+				}
+				return
+			}
+			var ce *confkey.Error
+			if !errors.As(err, &ce) || ce.Key != "abuse_contact" || !strings.Contains(ce.Msg, tt.wantErr) {
+				t.Fatalf("Validate(abuse_contact %q) = %v, want a confkey.Error for abuse_contact saying %q", tt.contact, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// FuzzAbuseContact checks the property the validation promises: a contact
+// that passes goes whole, and readable, into a refusal's text.
+func FuzzAbuseContact(f *testing.F) {
+	f.Add("abuse@example.org") // valid
+	f.Add("a\x00b")            // NUL
+	f.Add("\xff")              // invalid UTF-8
+	f.Add("\u202eabuse")       // bidi override
+	f.Fuzz(func(t *testing.T, s string) {
+		if contactProblem(s) != "" {
+			return
+		}
+		if !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }) {
+			t.Fatalf("contact %q passed with a control character or invalid UTF-8", s)
+		}
+		r := newRefusals(s, time.Hour)
+		if s != "" && !strings.HasSuffix(r.notRegistered.Reason, "; contact "+s) {
+			t.Fatalf("refusal %q lacks the contact %q", r.notRegistered.Reason, s)
+		}
+	})
 }

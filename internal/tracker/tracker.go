@@ -61,6 +61,8 @@ func (c Config) Validate() error {
 		return confkey.Errorf("mode", "%v is not one of allowlist, denylist, open", c.Mode)
 	case len(c.AbuseContact) > 200:
 		return confkey.Errorf("abuse_contact", "must be at most 200 bytes, got %d", len(c.AbuseContact))
+	case contactProblem(c.AbuseContact) != "":
+		return confkey.Errorf("abuse_contact", "%q %s", c.AbuseContact, contactProblem(c.AbuseContact))
 	case c.RefusalInterval < time.Minute:
 		return confkey.Errorf("refusal_interval", "must be at least 1m, got %v", c.RefusalInterval)
 	case c.AnnounceInterval < time.Second:
