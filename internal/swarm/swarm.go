@@ -3,7 +3,9 @@
 // is a seeder, and how many downloads completed. Implementations live in
 // sub-packages (memswarm) and must pass the contract suite in swarmtest.
 // Which torrents may be tracked is the caller's decision; a store only
-// remembers that decision (see Store.Announce).
+// remembers that decision (see Store.Announce), and keeps itself within
+// the bounds of Config, refusing what is new rather than dropping what it
+// holds.
 package swarm
 
 import (
@@ -20,6 +22,35 @@ import (
 // tracked under the ticket it passed. It is not for clients.
 var ErrNotAdmitted = errors.New("swarm: torrent not admitted under this ticket")
 
+// ErrFull is returned by Store.Announce, which then records nothing, for a
+// torrent the store does not hold while it holds MaxTorrents. It is not
+// for clients: the caller turns it into its own refusal.
+var ErrFull = errors.New("swarm: torrent table full")
+
+// ErrPrefixFull is returned by Store.Announce, which then records nothing,
+// for a torrent the store does not hold, admitted as Unlisted, when the
+// requester's network (IPv4 /24, IPv6 /48) already created
+// MaxTorrentsPerPrefix of the torrents the store holds. It is not for
+// clients.
+var ErrPrefixFull = errors.New("swarm: source network created too many torrents")
+
+// Admission is the caller's decision about a torrent, passed to
+// Store.Announce.
+type Admission uint8
+
+const (
+	// Undecided: the caller has not looked the torrent up. The store goes
+	// ahead only for a torrent it holds as admitted under the same ticket.
+	Undecided Admission = iota
+	// Registered: the operator vouches for the torrent (the registry holds
+	// it). Creating it counts against MaxTorrents only.
+	Registered
+	// Unlisted: anyone may create the torrent (open mode, or an
+	// unregistered hash in denylist mode). Creating it also counts against
+	// the requester's network, up to MaxTorrentsPerPrefix.
+	Unlisted
+)
+
 // Store keeps swarms. Every method is safe for concurrent use and may be
 // backed by a network service: calls that may do I/O take a context and
 // return the store's own failures (never an error meant for a client).
@@ -32,18 +63,29 @@ type Store interface {
 	// leechers. An in-memory store does not block and, once resp.Peers
 	// has grown, allocates only when a torrent or peer is first seen.
 	//
+	// A peer the store does not hold is not recorded, but answered all
+	// the same, when its torrent holds MaxPeersPerTorrent peers or
+	// MaxPeersPerAddress from the requester's address (an IPv6 /64): a
+	// client behind a crowded address still gets peers, and an address
+	// cannot fill a swarm with ports of its own.
+	//
 	// ticket names the caller's view of which torrents are allowed (the
 	// registry's generation); the caller moves it on whenever an earlier
-	// decision may no longer hold. With admitted false, Announce goes
+	// decision may no longer hold. With adm Undecided, Announce goes
 	// ahead only for a torrent the store holds as admitted under this same
 	// ticket; otherwise it records nothing, leaves resp as it was and
 	// returns ErrNotAdmitted. The caller then decides, holding no store
-	// lock, and if it allows the torrent calls again with admitted true,
-	// which records and remembers the ticket. So a torrent in steady use
-	// costs one decision per ticket, not one per announce. A store may
-	// remember no tickets and return ErrNotAdmitted whenever admitted is
-	// false; its caller then decides on every announce.
-	Announce(ctx context.Context, req *bittorrent.AnnounceRequest, numWant int, resp *bittorrent.AnnounceResponse, ticket uint32, admitted bool) error
+	// lock, and if it allows the torrent calls again with Registered or
+	// Unlisted, which records and remembers the ticket. So a torrent in
+	// steady use costs one decision per ticket, not one per announce. A
+	// store may remember no tickets and return ErrNotAdmitted whenever adm
+	// is Undecided; its caller then decides on every announce.
+	//
+	// A torrent the store does not hold is created only within its
+	// bounds: otherwise Announce records nothing, leaves resp as it was
+	// and returns ErrFull or ErrPrefixFull. Torrents it holds are never
+	// dropped to make room.
+	Announce(ctx context.Context, req *bittorrent.AnnounceRequest, numWant int, resp *bittorrent.AnnounceResponse, ticket uint32, adm Admission) error
 
 	// Scrape fills in the counts of each entry of sc for the torrent its
 	// InfoHash names, so a network store can fetch them in one round trip;
@@ -63,14 +105,28 @@ type Store interface {
 	Stats() Stats
 }
 
-// Stats are totals over all swarms of a store.
+// Stats are totals over all swarms of a store, and what its bounds turned
+// away since it started.
 type Stats struct {
 	Torrents int `json:"torrents"`
 	Seeders  int `json:"seeders"`
 	Leechers int `json:"leechers"`
+
+	// RefusedFull counts new torrents refused with ErrFull.
+	RefusedFull uint64 `json:"refused_full"`
+	// RefusedPrefix counts new torrents refused with ErrPrefixFull.
+	RefusedPrefix uint64 `json:"refused_prefix"`
+	// UnrecordedSwarmFull counts announces of new peers answered but not
+	// recorded because their torrent held MaxPeersPerTorrent.
+	UnrecordedSwarmFull uint64 `json:"unrecorded_swarm_full"`
+	// UnrecordedAddressFull counts announces of new peers answered but not
+	// recorded because their address held MaxPeersPerAddress in the torrent.
+	UnrecordedAddressFull uint64 `json:"unrecorded_address_full"`
 }
 
-// Config tunes how long peers are remembered.
+// Config tunes how long peers are remembered and bounds what a store
+// holds. The bounds refuse what is new and never evict: the swarms real
+// clients are in stay whatever arrives.
 type Config struct {
 	// PeerTTL is how long a peer stays without announcing again. About twice
 	// the announce interval, so one missed announce does not drop a peer.
@@ -82,15 +138,45 @@ type Config struct {
 	// but gets no peers, so hammering clients cost no peer selection. Real
 	// clients re-announce no faster than every minute or two. 0 disables.
 	ThrottleInterval time.Duration `toml:"throttle_interval"`
+
+	// MaxTorrents is how many torrents the store holds at most, a hard
+	// cap on its memory however many hashes arrive: past it, new torrents
+	// are refused (ErrFull) until the sweep removes idle ones.
+	MaxTorrents int `toml:"max_torrents"`
+	// MaxTorrentsPerPrefix is how many of the torrents held one network
+	// (an IPv4 /24, an IPv6 /48) may have created when anyone may create
+	// them (Unlisted), so a few networks cannot fill the table.
+	// Registered torrents do not count.
+	MaxTorrentsPerPrefix int `toml:"max_torrents_per_prefix"`
+	// MaxPeersPerTorrent is how many peers one torrent holds at most.
+	MaxPeersPerTorrent int `toml:"max_peers_per_torrent"`
+	// MaxPeersPerAddress is how many ports one address (an IPv6 /64) may
+	// hold in one torrent, so that no address can crowd a swarm's replies.
+	MaxPeersPerAddress int `toml:"max_peers_per_address"`
 }
 
 // DefaultConfig suits the tracker's default 30 minute announce interval.
 func DefaultConfig() Config {
-	return Config{PeerTTL: 62 * time.Minute, SweepInterval: time.Minute, ThrottleInterval: 30 * time.Second}
+	return Config{
+		PeerTTL:              62 * time.Minute,
+		SweepInterval:        time.Minute,
+		ThrottleInterval:     30 * time.Second,
+		MaxTorrents:          1_000_000,
+		MaxTorrentsPerPrefix: 10_000,
+		MaxPeersPerTorrent:   100_000,
+		MaxPeersPerAddress:   4,
+	}
 }
 
 // MaxPeerTTL is the longest peer_ttl; sweep_interval is at most as long.
 const MaxPeerTTL = 8 * time.Hour
+
+// Upper bounds of the counts in Config: positions in a torrent's peer list
+// are int32.
+const (
+	maxTorrentsLimit = 1 << 30
+	maxPeersLimit    = 1 << 30
+)
 
 // Validate returns a *confkey.Error naming the first setting that cannot
 // work by its key in the [swarm] table.
@@ -105,6 +191,16 @@ func (c Config) Validate() error {
 	}
 	if c.ThrottleInterval < 0 || c.ThrottleInterval > c.PeerTTL {
 		return confkey.Errorf("throttle_interval", "must be between 0 and peer_ttl (%v), got %v", c.PeerTTL, c.ThrottleInterval)
+	}
+	switch {
+	case c.MaxTorrents < 1 || c.MaxTorrents > maxTorrentsLimit:
+		return confkey.Errorf("max_torrents", "must be between 1 and %d, got %d", maxTorrentsLimit, c.MaxTorrents)
+	case c.MaxTorrentsPerPrefix < 1 || c.MaxTorrentsPerPrefix > maxTorrentsLimit:
+		return confkey.Errorf("max_torrents_per_prefix", "must be between 1 and %d, got %d", maxTorrentsLimit, c.MaxTorrentsPerPrefix)
+	case c.MaxPeersPerTorrent < 1 || c.MaxPeersPerTorrent > maxPeersLimit:
+		return confkey.Errorf("max_peers_per_torrent", "must be between 1 and %d, got %d", maxPeersLimit, c.MaxPeersPerTorrent)
+	case c.MaxPeersPerAddress < 1 || c.MaxPeersPerAddress > maxPeersLimit:
+		return confkey.Errorf("max_peers_per_address", "must be between 1 and %d, got %d", maxPeersLimit, c.MaxPeersPerAddress)
 	}
 	return nil
 }

@@ -88,6 +88,13 @@ type Tracker struct {
 	now      func() time.Time
 	refusals *refusals
 	sink     RefusalSink // nil: refusals are not reported
+
+	// The answers for a new torrent the store's bounds refuse, built once.
+	// A full table is the tracker's condition and eases as idle swarms
+	// expire, so the client is asked back after a normal interval; a
+	// network that already created its share of torrents is told to stay
+	// away for the refusal interval, like any other refused client.
+	fullAnswer, prefixAnswer *bittorrent.Refusal
 }
 
 // New returns a tracker over store. reg may be nil only in open mode.
@@ -103,6 +110,8 @@ func New(store swarm.Store, reg Registry, cfg Config, log *slog.Logger) *Tracker
 		now:      time.Now,
 		refusals: newRefusals(cfg.AbuseContact, cfg.RefusalInterval),
 	}
+	t.fullAnswer = &bittorrent.Refusal{Reason: t.refusals.withContact("tracker full: no new torrents for now"), Interval: cfg.AnnounceInterval}
+	t.prefixAnswer = &bittorrent.Refusal{Reason: t.refusals.withContact("too many torrents from your network"), Interval: cfg.RefusalInterval}
 	return t
 }
 
@@ -118,8 +127,9 @@ var ErrInvalidPort = bittorrent.ClientError("invalid port")
 // Announce records the request and fills resp. resp.Peers is reused, so a
 // frontend that keeps one response per worker makes announces allocation
 // free. The error, if any, is a *bittorrent.Refusal for a torrent this
-// tracker does not track, a bittorrent.ClientError, or the store's failure,
-// which is for the frontend to log and never to show the client.
+// tracker does not track or, new, does not take now (the store is at one
+// of its bounds), a bittorrent.ClientError, or the store's failure, which
+// is for the frontend to log and never to show the client.
 //
 // The store remembers the registry generation under which each torrent was
 // last admitted (see swarm.Store), so a torrent in steady use costs no
@@ -143,20 +153,27 @@ func (t *Tracker) Announce(ctx context.Context, req *bittorrent.AnnounceRequest,
 	// The generation is read before the registry is, so a torrent is never
 	// credited with a ticket newer than the answer that admitted it.
 	var ticket uint32
-	admitted := t.cfg.Mode == ModeOpen
-	if !admitted {
+	adm := swarm.Unlisted
+	if t.cfg.Mode != ModeOpen {
 		ticket = uint32(t.reg.Generation())
+		adm = swarm.Undecided
 	}
-	if err := t.store.Announce(ctx, req, numWant, resp, ticket, admitted); err != nil {
-		if !errors.Is(err, swarm.ErrNotAdmitted) {
-			return fmt.Errorf("tracker: announce: %w", err)
-		}
-		if refusal := t.check(req.InfoHash, req.Addr.Addr()); refusal != nil {
+	err := t.store.Announce(ctx, req, numWant, resp, ticket, adm)
+	if errors.Is(err, swarm.ErrNotAdmitted) {
+		var refusal *bittorrent.Refusal
+		if adm, refusal = t.decide(req.InfoHash, req.Addr.Addr()); refusal != nil {
 			return refusal
 		}
-		if err := t.store.Announce(ctx, req, numWant, resp, ticket, true); err != nil {
-			return fmt.Errorf("tracker: announce: %w", err)
-		}
+		err = t.store.Announce(ctx, req, numWant, resp, ticket, adm)
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, swarm.ErrFull):
+		return t.fullAnswer
+	case errors.Is(err, swarm.ErrPrefixFull):
+		return t.prefixAnswer
+	default:
+		return fmt.Errorf("tracker: announce: %w", err)
 	}
 	resp.Interval = t.cfg.AnnounceInterval
 	resp.MinInterval = t.cfg.MinAnnounceInterval
@@ -218,8 +235,16 @@ func (t *Tracker) Scrape(ctx context.Context, src netip.Addr, hashes []bittorren
 // check returns the refusal for a torrent the mode does not allow, or nil.
 // It does not allocate.
 func (t *Tracker) check(ih bittorrent.InfoHash, src netip.Addr) *bittorrent.Refusal {
+	_, refusal := t.decide(ih, src)
+	return refusal
+}
+
+// decide returns how the mode admits a torrent to the store: as
+// registered, as anyone's (open mode, or unregistered in denylist mode),
+// or not at all, with the refusal. It does not allocate.
+func (t *Tracker) decide(ih bittorrent.InfoHash, src netip.Addr) (swarm.Admission, *bittorrent.Refusal) {
 	if t.cfg.Mode == ModeOpen {
-		return nil
+		return swarm.Unlisted, nil
 	}
 	registered, revoked, reason := t.reg.Status(ih)
 	switch {
@@ -227,14 +252,16 @@ func (t *Tracker) check(ih bittorrent.InfoHash, src netip.Addr) *bittorrent.Refu
 		if t.sink != nil {
 			t.sink.Refused(ih, src, RefusedRevoked, t.now())
 		}
-		return t.refusals.revokedAnswer(reason)
-	case !registered && t.cfg.Mode == ModeAllowlist:
+		return swarm.Undecided, t.refusals.revokedAnswer(reason)
+	case registered:
+		return swarm.Registered, nil
+	case t.cfg.Mode == ModeAllowlist:
 		if t.sink != nil {
 			t.sink.Refused(ih, src, RefusedUnregistered, t.now())
 		}
-		return t.refusals.notRegistered
+		return swarm.Undecided, t.refusals.notRegistered
 	}
-	return nil
+	return swarm.Unlisted, nil
 }
 
 // ReportRefusals makes the tracker tell sink of every refusal. Call it

@@ -3,6 +3,7 @@ package tracker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -149,14 +150,14 @@ type netStore struct {
 	down bool
 }
 
-func (s *netStore) Announce(ctx context.Context, req *bittorrent.AnnounceRequest, numWant int, resp *bittorrent.AnnounceResponse, ticket uint32, admitted bool) error {
+func (s *netStore) Announce(ctx context.Context, req *bittorrent.AnnounceRequest, numWant int, resp *bittorrent.AnnounceResponse, ticket uint32, adm swarm.Admission) error {
 	switch {
 	case s.down:
 		return errDown
-	case !admitted:
+	case adm == swarm.Undecided:
 		return swarm.ErrNotAdmitted
 	}
-	return s.Store.Announce(ctx, req, numWant, resp, ticket, admitted)
+	return s.Store.Announce(ctx, req, numWant, resp, ticket, adm)
 }
 
 func (s *netStore) Scrape(ctx context.Context, sc []bittorrent.Scrape) error {
@@ -333,6 +334,13 @@ func TestTrackerAllocs(t *testing.T) {
 	refuse := swarmtest.Req(swarmtest.Hash(99), swarmtest.Addr4(3), 1, bittorrent.EventNone)
 	hashes := []bittorrent.InfoHash{swarmtest.Hash(99), swarmtest.Hash(1), swarmtest.Hash(98), swarmtest.Hash(2)}
 	out := make([]bittorrent.Scrape, 0, len(hashes))
+	// An open tracker at its bounds: one torrent from 10.0.0.0/24 fills
+	// that network's share, a second from elsewhere fills the table.
+	full := boundedTracker(t, ModeOpen, nil)
+	full.Announce(ctx, swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(1), 1, bittorrent.EventStarted), &resp)
+	full.Announce(ctx, swarmtest.Req(swarmtest.Hash(2), swarmtest.Addr4(1<<16), 1, bittorrent.EventStarted), &resp)
+	fullReq := swarmtest.Req(swarmtest.Hash(3), swarmtest.Addr4(2<<16), 1, bittorrent.EventStarted)
+	shareReq := swarmtest.Req(swarmtest.Hash(3), swarmtest.Addr4(2), 1, bittorrent.EventStarted)
 	for _, c := range []struct {
 		name string
 		fn   func() error
@@ -345,6 +353,18 @@ func TestTrackerAllocs(t *testing.T) {
 			return nil
 		}},
 		{"scrape", func() (err error) { out, err = tr.Scrape(ctx, netip.Addr{}, hashes, out); return err }},
+		{"table full", func() error {
+			if err := full.Announce(ctx, fullReq, &resp); err != full.fullAnswer {
+				return fmt.Errorf("got %v, want %v", err, full.fullAnswer)
+			}
+			return nil
+		}},
+		{"network's share used", func() error {
+			if err := full.Announce(ctx, shareReq, &resp); err != full.prefixAnswer {
+				return fmt.Errorf("got %v, want %v", err, full.prefixAnswer)
+			}
+			return nil
+		}},
 	} {
 		if err := c.fn(); err != nil {
 			t.Fatalf("%s: %v", c.name, err)

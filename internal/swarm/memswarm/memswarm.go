@@ -1,7 +1,9 @@
 // Package memswarm is the in-memory swarm store: torrents sharded by info
 // hash, each with compact per-family peer lists kept partitioned into
 // seeders then leechers, so counting is free and picking leechers for a
-// seeder is a slice window.
+// seeder is a slice window. Its bounds (swarm.Config) cost no memory per
+// source: a torrent counts its own peers, one counter counts torrents, and
+// a fixed sketch counts the torrents each network created.
 package memswarm
 
 import (
@@ -11,6 +13,7 @@ import (
 	"math/bits"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/cpu"
@@ -28,7 +31,9 @@ type Store struct {
 	throttle uint32 // cfg.ThrottleInterval in seconds
 	now      func() time.Time
 	epoch    time.Time
-	seed     maphash.Seed // picks the shard, so hashes cannot be chosen to crowd one
+	seed     maphash.Seed // picks the shard and keys the prefix sketch, so neither can be aimed at
+	torrents atomic.Int64 // torrents held in all shards, never more than cfg.MaxTorrents
+	prefixes *prefixCounts
 	shards   []shard
 }
 
@@ -38,17 +43,31 @@ type shard struct {
 	rng      uint64
 	seeders  int
 	leechers int
+	bounds   boundCounts
 	_        cpu.CacheLinePad
 }
 
-// torrent is one swarm: 84 bytes (a 96-byte allocation), plus its peers'
-// arrays.
+// boundCounts are what a shard's bounds turned away (see swarm.Stats).
+type boundCounts struct {
+	full, prefix, swarmFull, addressFull uint64
+}
+
+// torrent is one swarm: 96 bytes, plus its peers' arrays.
 type torrent struct {
 	v4         peerList[addr4]
 	v6         *peerList[addr6] // nil until the first IPv6 peer: most swarms have none
 	downloaded uint32
 	lastSeen   uint32 // seconds since epoch of the store
 	ticket     uint32 // the admission ticket this torrent was last admitted under
+	creator    uint64 // the prefix sketch key of the network that created it, or 0 (see prefixCounts)
+}
+
+func (t *torrent) len() int {
+	n := t.v4.len()
+	if t.v6 != nil {
+		n += t.v6.len()
+	}
+	return n
 }
 
 func (t *torrent) seeders() int {
@@ -71,13 +90,22 @@ func (t *torrent) empty() bool { return t.v4.len() == 0 && (t.v6 == nil || t.v6.
 
 var _ swarm.Store = (*Store)(nil)
 
-// New returns an empty store. It starts nothing: call Run to expire peers.
+// New returns an empty store with cfg, which must have passed Validate. It
+// starts nothing: call Run to expire peers.
 func New(cfg swarm.Config) *Store {
 	return newWithClock(cfg, time.Now)
 }
 
 func newWithClock(cfg swarm.Config, now func() time.Time) *Store {
-	s := &Store{cfg: cfg, throttle: uint32(cfg.ThrottleInterval / time.Second), now: now, epoch: now(), seed: maphash.MakeSeed(), shards: make([]shard, shardCount)}
+	s := &Store{
+		cfg:      cfg,
+		throttle: uint32(cfg.ThrottleInterval / time.Second),
+		now:      now,
+		epoch:    now(),
+		seed:     maphash.MakeSeed(),
+		prefixes: new(prefixCounts),
+		shards:   make([]shard, shardCount),
+	}
 	for i := range s.shards {
 		s.shards[i].torrents = make(map[bittorrent.InfoHash]*torrent)
 		s.shards[i].rng = uint64(i)*0x9E3779B97F4A7C15 + uint64(s.epoch.UnixNano())
@@ -115,53 +143,108 @@ func (s *Store) shardFor(ih bittorrent.InfoHash) *shard {
 // Announce implements swarm.Store. It does no I/O and ignores ctx. Each
 // torrent remembers the ticket it was last admitted under, so a caller's
 // steady announces are answered without asking it again.
-func (s *Store) Announce(_ context.Context, req *bittorrent.AnnounceRequest, numWant int, resp *bittorrent.AnnounceResponse, ticket uint32, admitted bool) error {
+func (s *Store) Announce(_ context.Context, req *bittorrent.AnnounceRequest, numWant int, resp *bittorrent.AnnounceResponse, ticket uint32, adm swarm.Admission) error {
 	now := s.clock()
 	sh := s.shardFor(req.InfoHash)
 	ip := req.Addr.Addr().Unmap()
-	seeder := req.Seeder()
 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	t := sh.torrents[req.InfoHash]
-	if !admitted && (t == nil || t.ticket != ticket) {
+	if adm == swarm.Undecided && (t == nil || t.ticket != ticket) {
 		return swarm.ErrNotAdmitted
 	}
-	resp.Peers.Reset(!ip.Is4())
 	if t == nil {
 		if req.Event == bittorrent.EventStopped {
+			resp.Peers.Reset(!ip.Is4())
 			resp.Complete, resp.Incomplete = 0, 0
 			return nil
 		}
-		t = &torrent{}
-		sh.torrents[req.InfoHash] = t
+		var err error
+		if t, err = s.createLocked(sh, req.InfoHash, ip, adm); err != nil {
+			return err
+		}
 	}
 	t.ticket = ticket
 	t.lastSeen = now
-	var pos, ds, dl int
-	var completed, tooSoon bool
+	resp.Peers.Reset(!ip.Is4())
 	if ip.Is4() {
-		pos, ds, dl, completed, tooSoon = t.v4.update(key4(ip, req.Addr.Port()), seeder, req.Event, now, s.throttle)
-		if !tooSoon {
-			resp.Peers.Bytes = t.v4.pick(pos, seeder, numWant, nextRand(&sh.rng), resp.Peers.Bytes)
-		}
+		announceLocked(s, sh, t, &t.v4, key4(ip, req.Addr.Port()), req, numWant, now, resp)
 	} else {
 		if t.v6 == nil {
 			t.v6 = &peerList[addr6]{}
 		}
-		pos, ds, dl, completed, tooSoon = t.v6.update(key6(ip, req.Addr.Port()), seeder, req.Event, now, s.throttle)
-		if !tooSoon {
-			resp.Peers.Bytes = t.v6.pick(pos, seeder, numWant, nextRand(&sh.rng), resp.Peers.Bytes)
+		announceLocked(s, sh, t, t.v6, key6(ip, req.Addr.Port()), req, numWant, now, resp)
+	}
+	resp.Complete = uint32(t.seeders())
+	resp.Incomplete = uint32(t.leechers())
+	return nil
+}
+
+// createLocked adds an empty torrent for ih if the bounds allow: one more
+// torrent in all, and, for a torrent anyone may create, one more for the
+// requester's network. sh is ih's shard, and the caller holds its lock.
+func (s *Store) createLocked(sh *shard, ih bittorrent.InfoHash, ip netip.Addr, adm swarm.Admission) (*torrent, error) {
+	var creator uint64
+	if adm == swarm.Unlisted {
+		creator = s.prefixKey(ip)
+		if !s.prefixes.add(creator, s.cfg.MaxTorrentsPerPrefix) {
+			sh.bounds.prefix++
+			return nil, swarm.ErrPrefixFull
 		}
 	}
+	if s.torrents.Add(1) > int64(s.cfg.MaxTorrents) {
+		s.torrents.Add(-1)
+		if creator != 0 {
+			s.prefixes.remove(creator)
+		}
+		sh.bounds.full++
+		return nil, swarm.ErrFull
+	}
+	t := &torrent{creator: creator}
+	sh.torrents[ih] = t
+	return t, nil
+}
+
+// deleteLocked removes a torrent and gives back what it was charged.
+func (s *Store) deleteLocked(sh *shard, ih bittorrent.InfoHash, t *torrent) {
+	delete(sh.torrents, ih)
+	s.torrents.Add(-1)
+	if t.creator != 0 {
+		s.prefixes.remove(t.creator)
+	}
+}
+
+// announceLocked applies req to l, the list of t for the requester's
+// family, and appends the peers the requester gets to resp. A new peer
+// past the torrent's or its address's bound is answered from l but not
+// recorded.
+func announceLocked[K addrKey](s *Store, sh *shard, t *torrent, l *peerList[K], k K, req *bittorrent.AnnounceRequest, numWant int, now uint32, resp *bittorrent.AnnounceResponse) {
+	seeder := req.Seeder()
+	i := l.find(k)
+	if i < 0 && req.Event != bittorrent.EventStopped {
+		full := t.len() >= s.cfg.MaxPeersPerTorrent
+		switch {
+		case full:
+			sh.bounds.swarmFull++
+		case l.hostPeers(k, s.cfg.MaxPeersPerAddress) >= s.cfg.MaxPeersPerAddress:
+			full = true
+			sh.bounds.addressFull++
+		}
+		if full {
+			resp.Peers.Bytes = l.pick(-1, seeder, numWant, nextRand(&sh.rng), resp.Peers.Bytes)
+			return
+		}
+	}
+	pos, ds, dl, completed, tooSoon := l.update(i, k, seeder, req.Event, now, s.throttle)
 	sh.seeders += ds
 	sh.leechers += dl
 	if completed {
 		t.downloaded++
 	}
-	resp.Complete = uint32(t.seeders())
-	resp.Incomplete = uint32(t.leechers())
-	return nil
+	if !tooSoon {
+		resp.Peers.Bytes = l.pick(pos, seeder, numWant, nextRand(&sh.rng), resp.Peers.Bytes)
+	}
 }
 
 // Scrape implements swarm.Store. It locks one shard at a time, does no
@@ -220,6 +303,10 @@ func (s *Store) Stats() swarm.Stats {
 		st.Torrents += len(sh.torrents)
 		st.Seeders += sh.seeders
 		st.Leechers += sh.leechers
+		st.RefusedFull += sh.bounds.full
+		st.RefusedPrefix += sh.bounds.prefix
+		st.UnrecordedSwarmFull += sh.bounds.swarmFull
+		st.UnrecordedAddressFull += sh.bounds.addressFull
 		sh.mu.Unlock()
 	}
 	return st
@@ -251,7 +338,7 @@ func (s *Store) Sweep() {
 				}
 			}
 			if t.empty() && t.lastSeen < cutoff {
-				delete(sh.torrents, ih)
+				s.deleteLocked(sh, ih, t)
 			}
 		}
 		sh.mu.Unlock()

@@ -3,6 +3,9 @@ package memswarm
 import (
 	"context"
 	"errors"
+	"net/netip"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,17 +15,17 @@ import (
 )
 
 func TestContract(t *testing.T) {
-	swarmtest.Run(t, func() swarm.Store { return New(swarmtest.Config()) })
+	swarmtest.Run(t, func(cfg swarm.Config) swarm.Store { return New(cfg) })
 }
 
 func BenchmarkStore(b *testing.B) {
 	swarmtest.Bench(b, func() swarm.Store { return New(swarmtest.Config()) })
 }
 
-// announce records req as admitted under ticket 0, as in open mode.
+// announce records req as registered under ticket 0.
 func announce(t *testing.T, s *Store, req *bittorrent.AnnounceRequest, numWant int, resp *bittorrent.AnnounceResponse) {
 	t.Helper()
-	if err := s.Announce(context.Background(), req, numWant, resp, 0, true); err != nil {
+	if err := s.Announce(context.Background(), req, numWant, resp, 0, swarm.Registered); err != nil {
 		t.Fatalf("Announce: %v", err)
 	}
 }
@@ -33,7 +36,8 @@ func (c *fakeClock) now() time.Time { return c.t }
 
 func TestExpiry(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	cfg := swarm.Config{PeerTTL: 10 * time.Minute, SweepInterval: time.Minute}
+	cfg := swarmtest.Config()
+	cfg.PeerTTL = 10 * time.Minute
 	s := newWithClock(cfg, clk.now)
 	var resp bittorrent.AnnounceResponse
 	for i := range 40 { // past indexMin, so the index is exercised too
@@ -83,7 +87,7 @@ func TestAnnounceAllocs(t *testing.T) {
 	req := swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(7), 1, bittorrent.EventNone)
 	ctx := context.Background()
 	if n := testing.AllocsPerRun(100, func() {
-		if err := s.Announce(ctx, req, 50, &resp, 0, false); err != nil {
+		if err := s.Announce(ctx, req, 50, &resp, 0, swarm.Undecided); err != nil {
 			t.Fatal(err)
 		}
 	}); n != 0 {
@@ -131,7 +135,8 @@ func TestThrottle(t *testing.T) {
 // and the throttle reads the ages right across the wrap.
 func TestStampWraps(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	cfg := swarm.Config{PeerTTL: swarm.MaxPeerTTL, SweepInterval: swarm.MaxPeerTTL, ThrottleInterval: 30 * time.Second}
+	cfg := swarmtest.Config()
+	cfg.PeerTTL, cfg.SweepInterval, cfg.ThrottleInterval = swarm.MaxPeerTTL, swarm.MaxPeerTTL, 30*time.Second
 	s := newWithClock(cfg, clk.now)
 	var resp bittorrent.AnnounceResponse
 	stay := swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(1), 1, bittorrent.EventStarted)
@@ -183,14 +188,15 @@ func TestShardsCannotBeAimed(t *testing.T) {
 // and forgets it with the torrent.
 func TestAdmissionRemembered(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	cfg := swarm.Config{PeerTTL: 10 * time.Minute, SweepInterval: time.Minute}
+	cfg := swarmtest.Config()
+	cfg.PeerTTL = 10 * time.Minute
 	s := newWithClock(cfg, clk.now)
 	ctx := context.Background()
 	var resp bittorrent.AnnounceResponse
 	ask := func(peer int, ev bittorrent.Event, ticket uint32) error {
-		return s.Announce(ctx, swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(peer), 5, ev), 50, &resp, ticket, false)
+		return s.Announce(ctx, swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(peer), 5, ev), 50, &resp, ticket, swarm.Undecided)
 	}
-	if err := s.Announce(ctx, swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(1), 5, bittorrent.EventStarted), 50, &resp, 7, true); err != nil {
+	if err := s.Announce(ctx, swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(1), 5, bittorrent.EventStarted), 50, &resp, 7, swarm.Registered); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 10 {
@@ -208,5 +214,156 @@ func TestAdmissionRemembered(t *testing.T) {
 	s.Sweep() // every peer expires, and the torrent with them
 	if err := ask(1, bittorrent.EventStarted, 7); !errors.Is(err, swarm.ErrNotAdmitted) {
 		t.Fatalf("announce after the torrent was swept: %v, want ErrNotAdmitted", err)
+	}
+}
+
+// TestSweepGivesBackBounds: a torrent the sweep deletes frees its place in
+// the table and in its network's share.
+func TestSweepGivesBackBounds(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	cfg := swarmtest.Config()
+	cfg.PeerTTL, cfg.MaxTorrents, cfg.MaxTorrentsPerPrefix = 10*time.Minute, 2, 1
+	s := newWithClock(cfg, clk.now)
+	ctx := context.Background()
+	var resp bittorrent.AnnounceResponse
+	create := func(n int, adm swarm.Admission) error {
+		return s.Announce(ctx, swarmtest.Req(swarmtest.Hash(n), swarmtest.Addr4(1), 5, bittorrent.EventStarted), 50, &resp, 0, adm)
+	}
+	if err := create(1, swarm.Unlisted); err != nil {
+		t.Fatal(err)
+	}
+	if err := create(2, swarm.Unlisted); !errors.Is(err, swarm.ErrPrefixFull) {
+		t.Fatalf("2nd torrent from one network with a share of 1: %v, want ErrPrefixFull", err)
+	}
+	if err := create(3, swarm.Registered); err != nil {
+		t.Fatal(err)
+	}
+	if err := create(4, swarm.Registered); !errors.Is(err, swarm.ErrFull) {
+		t.Fatalf("3rd torrent with max_torrents 2: %v, want ErrFull", err)
+	}
+	clk.t = clk.t.Add(11 * time.Minute)
+	s.Sweep()
+	if st := s.Stats(); st.Torrents != 0 {
+		t.Fatalf("after the sweep: %+v, want no torrents", st)
+	}
+	if err := create(2, swarm.Unlisted); err != nil {
+		t.Fatalf("the network's torrent was swept, a new one: %v", err)
+	}
+	if err := create(4, swarm.Registered); err != nil {
+		t.Fatalf("two torrents swept, a 2nd new one: %v", err)
+	}
+}
+
+// TestMaxTorrentsConcurrent: torrents created from every core at once
+// never pass MaxTorrents, and every one refused is counted.
+func TestMaxTorrentsConcurrent(t *testing.T) {
+	cfg := swarmtest.Config()
+	cfg.MaxTorrents = 100
+	s := New(cfg)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			var resp bittorrent.AnnounceResponse
+			for i := range 100 {
+				req := swarmtest.Req(swarmtest.Hash(w*1000+i), swarmtest.Addr4(w), 5, bittorrent.EventStarted)
+				if err := s.Announce(context.Background(), req, 5, &resp, 0, swarm.Registered); err != nil && !errors.Is(err, swarm.ErrFull) {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if st := s.Stats(); st.Torrents != 100 || st.RefusedFull != 700 {
+		t.Fatalf("800 torrents with max_torrents 100: %+v, want 100 held and 700 refused", st)
+	}
+}
+
+// TestBoundAllocs: the answers the bounds give (a refused torrent, a peer
+// answered but not recorded) allocate nothing.
+func TestBoundAllocs(t *testing.T) {
+	cfg := swarmtest.Config()
+	cfg.MaxTorrents, cfg.MaxTorrentsPerPrefix, cfg.MaxPeersPerAddress = 2, 1, 1
+	s := New(cfg)
+	ctx := context.Background()
+	var resp bittorrent.AnnounceResponse
+	for _, r := range []*bittorrent.AnnounceRequest{
+		swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(1), 5, bittorrent.EventStarted),
+		swarmtest.Req(swarmtest.Hash(2), swarmtest.Addr4(2), 5, bittorrent.EventStarted),
+	} {
+		if err := s.Announce(ctx, r, 50, &resp, 0, swarm.Unlisted); r.InfoHash == swarmtest.Hash(1) && err != nil {
+			t.Fatal(err)
+		}
+	}
+	announce(t, s, swarmtest.Req(swarmtest.Hash(3), swarmtest.Addr4(1<<8), 5, bittorrent.EventStarted), 50, &resp)
+	for _, c := range []struct {
+		name string
+		req  *bittorrent.AnnounceRequest
+		adm  swarm.Admission
+		want error
+	}{
+		{"table full", swarmtest.Req(swarmtest.Hash(9), swarmtest.Addr4(1<<16), 5, bittorrent.EventStarted), swarm.Registered, swarm.ErrFull},
+		{"network's share used", swarmtest.Req(swarmtest.Hash(9), swarmtest.Addr4(3), 5, bittorrent.EventStarted), swarm.Unlisted, swarm.ErrPrefixFull},
+		{"address full", swarmtest.Req(swarmtest.Hash(1), netip.AddrPortFrom(swarmtest.Addr4(1).Addr(), 7), 5, bittorrent.EventStarted), swarm.Unlisted, nil},
+	} {
+		var err error
+		if n := testing.AllocsPerRun(100, func() { err = s.Announce(ctx, c.req, 50, &resp, 0, c.adm) }); n != 0 {
+			t.Errorf("%s: allocates %v times, want 0", c.name, n)
+		}
+		if !errors.Is(err, c.want) || err != nil && c.want == nil {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+}
+
+// TestPrefixCounts: the sketch's estimate of a network is never below the
+// torrents it holds, so no network passes its share; networks that fill
+// their share do not push innocent ones out; and giving every torrent
+// back leaves the sketch empty.
+func TestPrefixCounts(t *testing.T) {
+	s := New(swarmtest.Config())
+	p := s.prefixes
+	const share = 5
+	key := func(net int) uint64 { return s.prefixKey(netip.AddrFrom4([4]byte{10, byte(net >> 8), byte(net), 1})) }
+	// 2,000 networks, each trying to create twice its share.
+	for n := range 2000 {
+		got := 0
+		for range 2 * share {
+			if p.add(key(n), share) {
+				got++
+			}
+		}
+		if got != share {
+			t.Fatalf("network %d created %d torrents with a share of %d", n, got, share)
+		}
+	}
+	// 50,000 other networks create one torrent each: with every counter
+	// of 2,000 full networks in each of 4 rows of 65,536, about 8e-7 of
+	// them are refused for sharing all four.
+	var refused []int
+	for n := 2000; n < 52_000; n++ {
+		if !p.add(key(n), share) {
+			refused = append(refused, n)
+		}
+	}
+	if len(refused) > 2 {
+		t.Fatalf("%d of 50,000 networks refused their first torrent", len(refused))
+	}
+	for n := range 52_000 {
+		switch {
+		case n < 2000:
+			for range share {
+				p.remove(key(n))
+			}
+		case !slices.Contains(refused, n):
+			p.remove(key(n))
+		}
+	}
+	for r := range p {
+		for i := range p[r] {
+			if v := p[r][i].Load(); v != 0 {
+				t.Fatalf("counter %d of row %d is %d after every torrent was given back", i, r, v)
+			}
+		}
 	}
 }

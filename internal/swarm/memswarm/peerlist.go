@@ -67,14 +67,36 @@ func (l *peerList[K]) swap(i, j int) {
 	}
 }
 
-// update applies an announce from the peer at k. It returns the peer's
-// position afterwards (-1 once stopped), the change in seeders and
-// leechers, whether this announce completes a download (a completed event
-// from a peer not already known as a seeder), and whether the peer, already
-// known, announced with no event within throttle seconds of its last
-// announce.
-func (l *peerList[K]) update(k K, seeder bool, ev bittorrent.Event, now, throttle uint32) (pos, dSeeders, dLeechers int, completed, tooSoon bool) {
-	i := l.find(k)
+// hostPeers counts the peers in l from k's host (its IPv4 address, or its
+// IPv6 /64), stopping at limit.
+func (l *peerList[K]) hostPeers(k K, limit int) int {
+	n := 0
+	for i := range l.keys {
+		if sameHost(&l.keys[i], &k) {
+			if n++; n >= limit {
+				break
+			}
+		}
+	}
+	return n
+}
+
+// sameHost reports whether a and b are ports of one host: the same IPv4
+// address, or the same IPv6 /64, which one subscriber usually holds whole.
+func sameHost[K addrKey](a, b *K) bool {
+	if unsafe.Sizeof(*a) == unsafe.Sizeof(addr4{}) {
+		return *(*[4]byte)(unsafe.Pointer(a)) == *(*[4]byte)(unsafe.Pointer(b))
+	}
+	return *(*[8]byte)(unsafe.Pointer(a)) == *(*[8]byte)(unsafe.Pointer(b))
+}
+
+// update applies an announce from the peer at k, found at position i (-1
+// if l does not hold it). It returns the peer's position afterwards (-1
+// once stopped), the change in seeders and leechers, whether this announce
+// completes a download (a completed event from a peer not already known
+// as a seeder), and whether the peer, already known, announced with no
+// event within throttle seconds of its last announce.
+func (l *peerList[K]) update(i int, k K, seeder bool, ev bittorrent.Event, now, throttle uint32) (pos, dSeeders, dLeechers int, completed, tooSoon bool) {
 	if ev == bittorrent.EventStopped {
 		if i < 0 {
 			return -1, 0, 0, false, false

@@ -17,7 +17,7 @@ func TestPick(t *testing.T) {
 			var l peerList[addr4]
 			for i := range size {
 				k := addr4{10, 0, 0, byte(i), 0x1a, 0xe1}
-				_, _, _, _, _ = l.update(k, i < seeders, bittorrent.EventStarted, 1, 0)
+				_, _, _, _, _ = l.update(l.find(k), k, i < seeders, bittorrent.EventStarted, 1, 0)
 			}
 			if l.len() != size || int(l.seeders) != seeders {
 				t.Fatalf("list holds %d peers, %d seeders; want %d, %d", l.len(), l.seeders, size, seeders)

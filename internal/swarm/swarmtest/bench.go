@@ -26,7 +26,7 @@ func Bench(b *testing.B, newStore func() swarm.Store) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := s.Announce(ctx, req, 50, &sinkResp, 0, false); err != nil {
+				if err := s.Announce(ctx, req, 50, &sinkResp, 0, swarm.Undecided); err != nil {
 					if err := readmit(ctx, s, req, &sinkResp, err); err != nil {
 						b.Fatal(err)
 					}
@@ -53,7 +53,7 @@ func Bench(b *testing.B, newStore func() swarm.Store) {
 			for pb.Next() {
 				i++
 				req := reqs[i%len(reqs)]
-				if err := s.Announce(ctx, req, 50, &resp, 0, false); err != nil {
+				if err := s.Announce(ctx, req, 50, &resp, 0, swarm.Undecided); err != nil {
 					if err := readmit(ctx, s, req, &resp, err); err != nil {
 						b.Error(err)
 						return
@@ -94,5 +94,5 @@ func readmit(ctx context.Context, s swarm.Store, req *bittorrent.AnnounceRequest
 	if !errors.Is(err, swarm.ErrNotAdmitted) {
 		return err
 	}
-	return s.Announce(ctx, req, 50, resp, 0, true)
+	return s.Announce(ctx, req, 50, resp, 0, swarm.Registered)
 }

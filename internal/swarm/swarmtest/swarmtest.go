@@ -10,15 +10,15 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
-	"time"
 
 	"warden/internal/bittorrent"
 	"warden/internal/swarm"
 )
 
 // Run checks store behaviour every implementation must share. newStore
-// returns a fresh, empty store for each subtest.
-func Run(t *testing.T, newStore func() swarm.Store) {
+// returns a fresh, empty store with the given configuration for each
+// subtest.
+func Run(t *testing.T, newStore func(swarm.Config) swarm.Store) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s swarm.Store)
@@ -43,7 +43,27 @@ func Run(t *testing.T, newStore func() swarm.Store) {
 		{"nothing is recorded before admission", testAdmission},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore()) })
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStore(Config())) })
+	}
+	bounded := []struct {
+		name string
+		cfg  func(*swarm.Config)
+		fn   func(t *testing.T, s swarm.Store)
+	}{
+		{"a full table refuses new torrents, never live ones", func(c *swarm.Config) { c.MaxTorrents = 3 }, testMaxTorrents},
+		{"a network creates at most its share of torrents", func(c *swarm.Config) { c.MaxTorrentsPerPrefix = 2 }, testPerPrefix},
+		{"an address holds a handful of ports per torrent", func(c *swarm.Config) { c.MaxPeersPerAddress = 2 }, testPerAddress},
+		{"a full swarm answers new peers without recording them", func(c *swarm.Config) { c.MaxPeersPerTorrent = 5 }, testPerTorrent},
+	}
+	for _, tt := range bounded {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Config()
+			tt.cfg(&cfg)
+			if err := cfg.Validate(); err != nil {
+				t.Fatalf("test config: %v", err)
+			}
+			tt.fn(t, newStore(cfg))
+		})
 	}
 }
 
@@ -74,12 +94,13 @@ func Req(ih bittorrent.InfoHash, addr netip.AddrPort, left uint64, ev bittorrent
 	return r
 }
 
-// announce records req as already admitted (ticket 0, as in open mode).
-// It marks itself a helper only on failure: Helper is slow, and the
-// memory benchmarks announce millions of times.
+// announce records req for a torrent admitted as registered (ticket 0),
+// so that no network's share of torrents is charged. It marks itself a
+// helper only on failure: Helper is slow, and the memory benchmarks
+// announce millions of times.
 func announce(tb testing.TB, s swarm.Store, req *bittorrent.AnnounceRequest, numWant int) *bittorrent.AnnounceResponse {
 	var resp bittorrent.AnnounceResponse
-	if err := s.Announce(context.Background(), req, numWant, &resp, 0, true); err != nil {
+	if err := s.Announce(context.Background(), req, numWant, &resp, 0, swarm.Registered); err != nil {
 		tb.Helper()
 		tb.Fatalf("Announce: %v", err)
 	}
@@ -319,14 +340,9 @@ func testScrapeAll(t *testing.T, s swarm.Store) {
 	if got.Torrents != 50 {
 		t.Fatalf("ScrapeAll saw %d torrents, want 50", got.Torrents)
 	}
-	// Stats may lag by the store's refresh period, but must catch up.
-	deadline := time.Now().Add(10 * time.Second)
-	for st := s.Stats(); st != got; st = s.Stats() {
-		if time.Now().After(deadline) {
-			t.Fatalf("Stats = %+v, ScrapeAll totals = %+v, want equal", st, got)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually(t, s, "Stats agree with ScrapeAll's totals", func(st swarm.Stats) bool {
+		return st.Torrents == got.Torrents && st.Seeders == got.Seeders && st.Leechers == got.Leechers
+	})
 	n := 0
 	err := s.ScrapeAll(context.Background(), func(bittorrent.Scrape) bool { n++; return n < 3 })
 	if err != nil || n != 3 {
@@ -377,10 +393,10 @@ func testConcurrent(t *testing.T, s swarm.Store) {
 			sc := make([]bittorrent.Scrape, 1)
 			for i := range 500 {
 				req := Req(Hash(i%20), Addr4(w*1000+i), uint64(i%2), bittorrent.EventStarted)
-				err := s.Announce(ctx, req, 20, &resp, 0, true)
+				err := s.Announce(ctx, req, 20, &resp, 0, swarm.Registered)
 				if err == nil && i%5 == 0 {
 					req.Event = bittorrent.EventStopped
-					err = s.Announce(ctx, req, 0, &resp, 0, true)
+					err = s.Announce(ctx, req, 0, &resp, 0, swarm.Registered)
 				}
 				if err == nil {
 					sc[0] = bittorrent.Scrape{InfoHash: Hash(i % 20)}
@@ -399,12 +415,14 @@ func testConcurrent(t *testing.T, s swarm.Store) {
 	}
 }
 
-// Config is swarm.DefaultConfig without re-announce throttling, for tests
-// and benchmarks that announce the same peer again and again and expect
-// the whole answer each time.
+// Config is swarm.DefaultConfig without re-announce throttling and with
+// no bound on an address's ports, for tests and benchmarks that announce
+// the same peer again and again and expect the whole answer each time, or
+// play a swarm's peers from one loopback address.
 func Config() swarm.Config {
 	c := swarm.DefaultConfig()
 	c.ThrottleInterval = 0
+	c.MaxPeersPerAddress = c.MaxPeersPerTorrent
 	return c
 }
 
@@ -417,7 +435,11 @@ func testAdmission(t *testing.T, s swarm.Store) {
 	try := func(n int, ev bittorrent.Event, ticket uint32, admitted bool) error {
 		t.Helper()
 		resp := &bittorrent.AnnounceResponse{Complete: 99}
-		err := s.Announce(ctx, Req(Hash(1), Addr4(n), 5, ev), 50, resp, ticket, admitted)
+		adm := swarm.Undecided
+		if admitted {
+			adm = swarm.Registered
+		}
+		err := s.Announce(ctx, Req(Hash(1), Addr4(n), 5, ev), 50, resp, ticket, adm)
 		switch {
 		case errors.Is(err, swarm.ErrNotAdmitted):
 			if admitted {
