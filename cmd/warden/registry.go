@@ -40,6 +40,24 @@ Every command takes --admin ADDR (default 127.0.0.1:7070) and --data DIR
 		{name: "history", args: "HASH", summary: "show the audit log of one torrent: who added, revoked or restored it, and when", setup: setupRegistryHistory},
 		{name: "changes", args: "[--after SEQ] [--limit N]", summary: "show the audit log of every change, oldest first", setup: setupRegistryChanges},
 		{name: "refused", args: "[-n N]", summary: "refused announces and scrapes: totals, top hashes and sources", setup: setupRegistryRefused},
+		{name: "backup", args: "FILE [--offline] [--force]", summary: "write a consistent copy of the registry, recent changes included, to FILE", setup: setupRegistryBackup, help: `
+Asks the running warden for a copy of its registry (GET /api/registry/backup)
+and writes it to FILE, a SQLite database: a consistent snapshot including
+the changes still in registry.db-wal, which a copy of registry.db alone
+would miss. The copy is checked before it is renamed into place. With
+--offline it reads DATA/registry.db itself (read-only, whether or not warden
+runs; needs read access to the data directory) instead of asking the server.
+Restore a backup with: warden registry recover --from FILE.`},
+		{name: "recover", args: "[--from BACKUP]", summary: "after warden refused to start for missing registry changes: restore a backup, or accept the loss", setup: setupRegistryRecover, help: `
+warden serve refuses to start when the registry reads as older than its
+commit record (DATA/registry.db-mark) says it was: changes it acknowledged
+are missing, usually because registry.db-wal was damaged after a crash.
+Stop warden first (recover refuses while it runs). With --from BACKUP it
+checks the backup (made with warden registry backup) and puts it in the
+registry's place; without, it accepts the registry as it is, and the
+missing changes are given up. Either way the files as they were are kept
+beside it (*.before-recover-TIME), and it prints what was lost. With nothing
+missing it changes nothing.`},
 	},
 }
 
@@ -67,9 +85,6 @@ func adminURL(s string) (string, error) {
 	}
 	return strings.TrimRight(s, "/"), nil
 }
-
-// adminClient is the admin API client the CLI commands share.
-type adminClient = admin.Client
 
 func (f *adminFlags) client() (*admin.Client, error) {
 	tok := admin.Token(os.Getenv(admin.TokenEnv))
@@ -249,6 +264,176 @@ func setupRegistryChanges(fs *flag.FlagSet) runFunc {
 		}
 		return printChanges(out.stdout, a.json, cs)
 	}
+}
+
+func setupRegistryBackup(fs *flag.FlagSet) runFunc {
+	var a adminFlags
+	a.register(fs)
+	offline := fs.Bool("offline", false, "read DATA/registry.db directly instead of asking the running server")
+	force := fs.Bool("force", false, "replace FILE if it exists")
+	return func(ctx context.Context, out streams, args []string) error {
+		if err := wantArgs("registry backup", args, 1, "one FILE"); err != nil {
+			return err
+		}
+		var c *admin.Client
+		if !*offline {
+			var err error
+			if c, err = a.client(); err != nil {
+				return err
+			}
+		}
+		res, err := registryBackup(ctx, c, filepath.Join(a.data, registryFile), args[0], *force)
+		if err != nil {
+			return fmt.Errorf("registry backup: %w", err)
+		}
+		if a.json {
+			return writeJSONTo(out.stdout, res)
+		}
+		fmt.Fprintf(out.stdout, "backed up %d entries (generation %d) to %s (%d bytes)\n", res.Entries, res.Generation, res.File, res.Bytes)
+		return nil
+	}
+}
+
+// backupResult is what `warden registry backup --json` prints.
+type backupResult struct {
+	File string `json:"file"`
+	registry.Info
+	Bytes int64 `json:"bytes"`
+}
+
+// registryBackup writes a backup to dst, through the server c or, if c is
+// nil, from the file at dbPath. It writes to a temporary file beside dst,
+// checks it (an intact registry holding what the server said), and only
+// then renames it into place, so dst is never a partial copy.
+func registryBackup(ctx context.Context, c *admin.Client, dbPath, dst string, force bool) (backupResult, error) {
+	res := backupResult{File: dst}
+	if _, err := os.Lstat(dst); err == nil && !force {
+		return res, fmt.Errorf("%s exists; give --force to replace it", dst)
+	}
+	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".part-*")
+	if err != nil {
+		return res, err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // fails harmlessly once renamed
+	var got registry.Info
+	if c == nil {
+		f.Close()
+		got, err = registry.BackupFile(ctx, dbPath, tmp)
+	} else {
+		got, err = c.Backup(ctx, f)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			var check registry.Info
+			if check, err = registry.Inspect(ctx, tmp); err == nil && check != got {
+				err = fmt.Errorf("the copy received holds generation %d with %d entries; the server sent generation %d with %d",
+					check.Generation, check.Entries, got.Generation, got.Entries)
+			}
+		}
+	}
+	if err != nil {
+		return res, err
+	}
+	fi, err := os.Stat(tmp)
+	if err != nil {
+		return res, err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return res, err
+	}
+	if d, err := os.Open(filepath.Dir(dst)); err == nil {
+		d.Sync() // make the rename durable
+		d.Close()
+	}
+	res.Info, res.Bytes = got, fi.Size()
+	return res, nil
+}
+
+func setupRegistryRecover(fs *flag.FlagSet) runFunc {
+	data := fs.String("data", "./warden-data", "data `directory` holding registry.db")
+	from := fs.String("from", "", "restore this backup `file` (made with warden registry backup) instead of accepting the registry as it is")
+	asJSON := fs.Bool("json", false, "print JSON")
+	return func(ctx context.Context, out streams, args []string) error {
+		if err := wantArgs("registry recover", args, 0, "no arguments"); err != nil {
+			return err
+		}
+		path := filepath.Join(*data, registryFile)
+		rec, err := registry.Recover(ctx, path, *from, nil)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSONTo(out.stdout, recoveryJSON(path, rec))
+		}
+		printRecovery(out.stdout, path, *from, rec)
+		return nil
+	}
+}
+
+// recoveryJSON is what `warden registry recover --json` prints.
+func recoveryJSON(path string, rec registry.Recovery) any {
+	errText := func(err error) string {
+		if err == nil {
+			return ""
+		}
+		return err.Error()
+	}
+	return struct {
+		Registry  string        `json:"registry"`
+		Changed   bool          `json:"changed"`
+		Record    registry.Info `json:"record"`
+		RecordErr string        `json:"record_error,omitempty"`
+		Found     registry.Info `json:"found"`
+		FoundErr  string        `json:"found_error,omitempty"`
+		Now       registry.Info `json:"now"`
+		SetAside  []string      `json:"set_aside"`
+	}{path, rec.Changed, rec.Record, errText(rec.RecordErr), rec.Found, errText(rec.FoundErr), rec.Now, rec.SetAside}
+}
+
+func printRecovery(w io.Writer, path, from string, rec registry.Recovery) {
+	if !rec.Changed {
+		fmt.Fprintf(w, "%s: nothing is missing (generation %d, %d entries); nothing changed\n", path, rec.Now.Generation, rec.Now.Entries)
+		return
+	}
+	if rec.RecordErr != nil {
+		fmt.Fprintf(w, "commit record: unreadable (%v)\n", rec.RecordErr)
+	} else {
+		fmt.Fprintf(w, "commit record: generation %d with %d entries had been committed\n", rec.Record.Generation, rec.Record.Entries)
+	}
+	if rec.FoundErr != nil {
+		fmt.Fprintf(w, "registry found: unreadable (%v)\n", rec.FoundErr)
+	} else {
+		fmt.Fprintf(w, "registry found: generation %d with %d entries\n", rec.Found.Generation, rec.Found.Entries)
+	}
+	if from != "" {
+		fmt.Fprintf(w, "restored %s: now generation %d with %d entries\n", from, rec.Now.Generation, rec.Now.Entries)
+	} else {
+		fmt.Fprintf(w, "accepted as it is: generation %d with %d entries\n", rec.Now.Generation, rec.Now.Entries)
+	}
+	if rec.RecordErr == nil && rec.Now.Generation < rec.Record.Generation {
+		fmt.Fprintf(w, "given up: the last %d changes; %d entries fewer than recorded\n",
+			rec.Record.Generation-rec.Now.Generation, rec.Record.Entries-rec.Now.Entries)
+	}
+	fmt.Fprintf(w, "the files as they were: %s\n", strings.Join(rec.SetAside, " "))
+	fmt.Fprintln(w, "warden serve can start now")
+}
+
+// registryOpenAdvice adds to the registry's refusal to open what the
+// operator does next, in the words of the CLI.
+func registryOpenAdvice(err error, data string) error {
+	if !errors.Is(err, registry.ErrRolledBack) && !errors.Is(err, registry.ErrRecordDamaged) {
+		return err
+	}
+	db := filepath.Join(data, registryFile)
+	return fmt.Errorf("%w. What to do: first copy %s, %s-wal and %s-mark aside; then restore a backup made with "+
+		"`warden registry backup FILE`: warden registry recover --data %s --from FILE; "+
+		"or accept the loss: warden registry recover --data %s (see warden help registry recover)",
+		err, db, db, db, data, data)
 }
 
 func printChanges(w io.Writer, asJSON bool, cs []registry.Change) error {

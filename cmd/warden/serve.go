@@ -135,7 +135,7 @@ func newServer(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 		}
 	}()
 	if s.reg, err = registry.Open(filepath.Join(cfg.Data, registryFile), log); err != nil {
-		return nil, err
+		return nil, registryOpenAdvice(err, cfg.Data)
 	}
 	// Loading a large registry leaves several times the snapshot's size in
 	// garbage (rows, entries); give those pages back to the OS now rather

@@ -2,7 +2,9 @@ package admin
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -399,5 +401,100 @@ func TestBanAPI(t *testing.T) {
 	}
 	if err := c.Unban(ctx, "192.0.2.66"); !IsStatus(err, http.StatusNotFound) {
 		t.Errorf("second Unban = %v, want 404", err)
+	}
+}
+
+// TestRegistryBusy holds a write transaction on the registry's file from
+// another connection, as another process would: reads still answer, and a
+// change is refused with 503 and Retry-After, which the client reports as
+// "registry busy" with nothing changed.
+func TestRegistryBusy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the registry's busy timeout")
+	}
+	f := newFixture(t)
+	c := &Client{BaseURL: f.srv.URL, Token: testToken, Actor: "test"}
+	ctx := context.Background()
+	v1 := strings.Repeat("ab", 20)
+	if _, err := c.Add(ctx, []AddTorrent{{V1: v1}}); err != nil {
+		t.Fatal(err)
+	}
+
+	other, err := sql.Open("sqlite", "file:"+f.reg.Path()+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	tx, err := other.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec("UPDATE meta SET generation = generation"); err != nil {
+		t.Fatal(err)
+	}
+
+	if list, err := c.List(ctx, ""); err != nil || len(list) != 1 {
+		t.Errorf("List while another connection writes = %d entries, %v", len(list), err)
+	}
+	// One change only: a second would wait for the first's busy timeout
+	// before starting its own.
+	_, err = c.Revoke(ctx, v1, "x")
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || ae.RetryAfter <= 0 ||
+		!strings.Contains(err.Error(), "registry busy") || !strings.Contains(err.Error(), "try again") {
+		t.Fatalf("Revoke while another connection writes = %v, want a 503 saying registry busy, try again", err)
+	}
+	if e, err := c.Get(ctx, v1); err != nil || e.State != registry.Active {
+		t.Errorf("after the refused revoke, Get = %+v, %v; want active", e, err)
+	}
+}
+
+// TestBackupAPI takes a backup through the API while the registry's recent
+// changes are still in its write-ahead log, and checks the copy: a
+// registry holding every entry, as the headers say, with nothing left
+// behind in the registry's directory.
+func TestBackupAPI(t *testing.T) {
+	f := newFixture(t)
+	c := &Client{BaseURL: f.srv.URL, Token: testToken, Actor: "test"}
+	ctx := context.Background()
+	bulk := make([]AddTorrent, 500)
+	for i := range bulk {
+		bulk[i] = AddTorrent{V1: fmt.Sprintf("%040x", i+1)}
+	}
+	if _, err := c.Add(ctx, bulk); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Revoke(ctx, bulk[7].V1, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "backup.db")
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Backup(ctx, out)
+	out.Close()
+	if err != nil || info.Entries != 500 {
+		t.Fatalf("Backup = %+v, %v; want 500 entries", info, err)
+	}
+	if got, err := registry.Inspect(ctx, path); err != nil || got != info {
+		t.Fatalf("Inspect(backup) = %+v, %v; want %+v as the server said", got, err, info)
+	}
+	copyReg, err := registry.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer copyReg.Close()
+	ih, _ := bittorrent.ParseInfoHash(bulk[7].V1)
+	if st, reason, ok := copyReg.Lookup(ih); !ok || st != registry.Revoked || reason != "gone" {
+		t.Errorf("the backup has entry 7 as %v %q %v, want revoked: gone", st, reason, ok)
+	}
+	left, _ := filepath.Glob(filepath.Join(filepath.Dir(f.reg.Path()), ".registry-backup-*"))
+	if len(left) > 0 {
+		t.Errorf("backup left files in the registry's directory: %v", left)
+	}
+	if code, _ := f.do(t, "GET", "/api/registry/backup", "", ""); code != http.StatusUnauthorized {
+		t.Errorf("GET /api/registry/backup without token = %d, want 401", code)
 	}
 }

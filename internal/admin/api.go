@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +33,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /api/torrents/{hash}/restore", s.auth(s.restoreTorrent))
 	mux.Handle("GET /api/torrents/{hash}/history", s.auth(s.torrentHistory))
 	mux.Handle("GET /api/changes", s.auth(s.changes))
+	mux.Handle("GET /api/registry/backup", s.auth(s.backup))
 	mux.Handle("GET /api/refused", s.auth(s.refused))
 	mux.Handle("GET /api/guard/bans", s.auth(s.bans))
 	mux.Handle("POST /api/guard/ban", s.auth(s.ban))
@@ -333,6 +336,63 @@ func writeChanges(w http.ResponseWriter, cs []registry.Change) {
 	writeJSON(w, http.StatusOK, ChangesResponse{Changes: cs})
 }
 
+// Headers of GET /api/registry/backup: how far the copy has got, so the
+// client can check the file it wrote.
+const (
+	HeaderGeneration = "X-Warden-Registry-Generation"
+	HeaderEntries    = "X-Warden-Registry-Entries"
+)
+
+// backupWriteTimeout replaces the server's write timeout for a backup,
+// which may be hundreds of megabytes on a slow link.
+const backupWriteTimeout = time.Hour
+
+// backup answers with a consistent copy of the registry, changes still in
+// its write-ahead log included, as a SQLite file. The copy is made in the
+// registry's directory (the one place the service may write), opened,
+// removed, and then sent, so nothing is left behind however the request
+// ends.
+func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(backupWriteTimeout))
+	reg := s.deps.Registry
+	tmp, err := os.CreateTemp(filepath.Dir(reg.Path()), ".registry-backup-*.db")
+	if err != nil {
+		s.fail(w, fmt.Errorf("backup: %w", err))
+		return
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	info, err := reg.Backup(r.Context(), tmp.Name())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	f, err := os.Open(tmp.Name())
+	if err != nil {
+		s.fail(w, fmt.Errorf("backup: %w", err))
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		s.fail(w, fmt.Errorf("backup: %w", err))
+		return
+	}
+	os.Remove(tmp.Name()) // f stays readable
+	h := w.Header()
+	h.Set("Content-Type", "application/vnd.sqlite3")
+	h.Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
+	h.Set("Content-Disposition", `attachment; filename="registry-`+time.Now().UTC().Format("20060102T150405Z")+`.db"`)
+	h.Set(HeaderGeneration, strconv.FormatInt(info.Generation, 10))
+	h.Set(HeaderEntries, strconv.FormatInt(info.Entries, 10))
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.Copy(w, f); err != nil {
+		s.log.Warn("registry backup not delivered", "err", err)
+		return
+	}
+	s.log.Info("registry backup sent", "entries", info.Entries, "generation", info.Generation, "bytes", fi.Size(), "by", actor(r))
+}
+
 func (s *Server) refused(w http.ResponseWriter, r *http.Request) {
 	n := 20
 	if v := r.URL.Query().Get("n"); v != "" {
@@ -446,8 +506,14 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 
 type badRequest struct{ error }
 
+// busyRetryAfter is the Retry-After of a 503 "registry busy": the change
+// was not made, and another process's write transaction usually ends soon.
+const busyRetryAfter = 5 * time.Second
+
 // fail maps an error to its status: 400 for bad input, 404 for an unknown
-// torrent, 409 for a conflict, and 500 (logged, not shown) for the rest.
+// torrent, 409 for a conflict, 503 with Retry-After when another process
+// holds the registry's write lock, and 500 (logged, not shown) for the
+// rest.
 func (s *Server) fail(w http.ResponseWriter, err error) {
 	var br badRequest
 	switch {
@@ -457,6 +523,10 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusNotFound, err)
 	case errors.Is(err, registry.ErrConflict):
 		writeError(w, http.StatusConflict, err)
+	case errors.Is(err, registry.ErrBusy):
+		s.log.Warn("registry busy; change refused with 503", "err", err)
+		w.Header().Set("Retry-After", strconv.Itoa(int(busyRetryAfter.Seconds())))
+		writeError(w, http.StatusServiceUnavailable, err)
 	default:
 		s.log.Error("admin request failed", "err", err)
 		writeError(w, http.StatusInternalServerError, errors.New("internal error; see the server log"))

@@ -29,9 +29,17 @@ type Client struct {
 type APIError struct {
 	Status int
 	Msg    string
+	// RetryAfter is the server's Retry-After, given with 503 (registry
+	// busy: nothing was changed, and the request may be sent again).
+	RetryAfter time.Duration
 }
 
-func (e *APIError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Msg, e.Status) }
+func (e *APIError) Error() string {
+	if e.Status == http.StatusServiceUnavailable && e.RetryAfter > 0 {
+		return fmt.Sprintf("%s; nothing was changed: try again in %v (HTTP %d)", e.Msg, e.RetryAfter, e.Status)
+	}
+	return fmt.Sprintf("%s (HTTP %d)", e.Msg, e.Status)
+}
 
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
@@ -46,32 +54,20 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+string(c.Token))
-	if c.Actor != "" {
-		req.Header.Set("X-Warden-Actor", c.Actor)
-	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: time.Minute}
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.send(req, false)
 	if err != nil {
-		return fmt.Errorf("admin API at %s: %w (is warden serve running?)", c.BaseURL, err)
+		return err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
 		return fmt.Errorf("admin API: %w", err)
 	}
-	if resp.StatusCode >= 300 {
-		var e struct{ Error string }
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			e.Error = http.StatusText(resp.StatusCode)
-		}
-		return &APIError{Status: resp.StatusCode, Msg: e.Error}
+	if len(data) > maxBody {
+		return fmt.Errorf("admin API: reply larger than %d MiB", maxBody>>20)
 	}
 	if out == nil {
 		return nil
@@ -85,6 +81,45 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	return nil
 }
+
+// send sends req with the token and actor, and returns the response if
+// its status is 2xx, or the error reply as an *APIError. streaming drops the
+// client's default one-minute timeout (ctx still bounds the request).
+func (c *Client) send(req *http.Request, streaming bool) (*http.Response, error) {
+	req.Header.Set("Authorization", "Bearer "+string(c.Token))
+	if c.Actor != "" {
+		req.Header.Set("X-Warden-Actor", c.Actor)
+	}
+	hc := c.HTTP
+	switch {
+	case hc == nil && streaming:
+		hc = &http.Client{}
+	case hc == nil:
+		hc = &http.Client{Timeout: DefaultTimeout}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("admin API at %s: %w (is warden serve running?)", c.BaseURL, err)
+	}
+	if resp.StatusCode < 300 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e struct{ Error string }
+	if json.Unmarshal(data, &e) != nil || e.Error == "" {
+		e.Error = http.StatusText(resp.StatusCode)
+	}
+	ae := &APIError{Status: resp.StatusCode, Msg: e.Error}
+	if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+		ae.RetryAfter = time.Duration(n) * time.Second
+	}
+	return nil, ae
+}
+
+// DefaultTimeout bounds each request of a Client without its own
+// http.Client, from sending to the end of the reply.
+const DefaultTimeout = time.Minute
 
 // Add registers torrents.
 func (c *Client) Add(ctx context.Context, ts []AddTorrent) (AddResponse, error) {
@@ -176,6 +211,37 @@ func (c *Client) Export(ctx context.Context, format string) (string, error) {
 	var out rawText
 	err := c.do(ctx, http.MethodGet, "/api/guard/export?format="+url.QueryEscape(format), nil, &out)
 	return string(out), err
+}
+
+// Backup streams a consistent copy of the registry (a SQLite file) to w and
+// returns what the server says it holds; check the written file against it
+// (registry.Inspect). It is not bounded by the client's usual timeout,
+// only by ctx.
+func (c *Client) Backup(ctx context.Context, w io.Writer) (registry.Info, error) {
+	var info registry.Info
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+"/api/registry/backup", nil)
+	if err != nil {
+		return info, err
+	}
+	resp, err := c.send(req, true)
+	if err != nil {
+		return info, err
+	}
+	defer resp.Body.Close()
+	if info.Generation, err = strconv.ParseInt(resp.Header.Get(HeaderGeneration), 10, 64); err == nil {
+		info.Entries, err = strconv.ParseInt(resp.Header.Get(HeaderEntries), 10, 64)
+	}
+	if err != nil {
+		return info, fmt.Errorf("admin API: backup reply without %s and %s", HeaderGeneration, HeaderEntries)
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+		err = fmt.Errorf("got %d of %d bytes", n, resp.ContentLength)
+	}
+	if err != nil {
+		return info, fmt.Errorf("admin API: backup: %w", err)
+	}
+	return info, nil
 }
 
 // rawText takes a reply body as it is.

@@ -38,23 +38,20 @@ func Open(path string, log *slog.Logger) (*Registry, error) {
 		return nil, fmt.Errorf("open registry %s: %w", path, err)
 	}
 	ctx := context.Background()
-	db, opened, err := sqlitedb.Open(ctx, abs, sqlitedb.Options{
-		ApplicationID: applicationID,
-		Migrations:    migrations,
-		MaxOpenConns:  4,
-		Log:           log,
-	})
+	db, opened, err := sqlitedb.Open(ctx, abs, fileOptions(log))
 	if err != nil {
 		return nil, openError(abs, err)
 	}
 	s, err := loadSnapshot(ctx, db)
 	if err != nil {
 		db.Close()
+		opened.Mark.Close()
 		return nil, damagedOr(abs, err)
 	}
 	r := &Registry{
 		path:   abs,
 		db:     db,
+		mark:   opened.Mark,
 		log:    log,
 		now:    time.Now,
 		wsem:   make(chan struct{}, 1),
@@ -65,9 +62,24 @@ func Open(path string, log *slog.Logger) (*Registry, error) {
 	return r, nil
 }
 
+// progressQuery is how far the registry has got, for its commit record:
+// the generation the triggers raise on every change, and the entries.
+const progressQuery = "SELECT generation, (SELECT count(*) FROM torrents) FROM meta WHERE id = 1"
+
+// fileOptions describe the registry's kind of SQLite file.
+func fileOptions(log *slog.Logger) sqlitedb.Options {
+	return sqlitedb.Options{
+		ApplicationID: applicationID,
+		Migrations:    migrations,
+		MaxOpenConns:  4,
+		Log:           log,
+		Progress:      progressQuery,
+	}
+}
+
 // openError words sqlitedb's refusals as the registry's own errors, so
-// callers branch on ErrDamaged and ErrNotRegistry and the operator reads
-// which file and what to do.
+// callers branch on ErrDamaged, ErrNotRegistry, ErrRolledBack and
+// ErrInUse, and the operator reads which file and what happened.
 func openError(abs string, err error) error {
 	var e *sqlitedb.Error
 	if !errors.As(err, &e) {
@@ -80,6 +92,16 @@ func openError(abs string, err error) error {
 	case sqlitedb.ErrTooNew:
 		return fmt.Errorf("open registry %s: %w: schema version %d is newer than this warden knows (%d); upgrade warden",
 			abs, ErrNotRegistry, e.Found, e.Want)
+	case sqlitedb.ErrRolledBack:
+		return fmt.Errorf("open registry %s: %w: its commit record %s says generation %d (%d entries) was committed, "+
+			"but the file reads as generation %d (%d entries): SQLite stops reading the write-ahead log %s "+
+			"at its first damaged frame, so every change after it is missing; the files were left as they are",
+			abs, ErrRolledBack, abs+sqlitedb.MarkSuffix, e.Record.Generation, e.Record.Count,
+			e.Have.Generation, e.Have.Count, abs+"-wal")
+	case sqlitedb.ErrRecordDamaged:
+		return fmt.Errorf("open registry %s: %w: %s; the files were left as they are", abs, ErrRecordDamaged, e.Detail)
+	case sqlitedb.ErrInUse:
+		return fmt.Errorf("open registry %s: %w: a recovery is at work on it", abs, ErrInUse)
 	}
 	return damaged(abs, e.Detail)
 }

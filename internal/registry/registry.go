@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"warden/internal/bittorrent"
+	"warden/internal/sqlitedb"
 )
 
 // Errors callers branch on with errors.Is.
@@ -55,6 +56,23 @@ var (
 	ErrNotRegistry = errors.New("not a warden registry")
 	// ErrClosed: the Registry was closed.
 	ErrClosed = errors.New("registry closed")
+	// ErrRolledBack: Open found the file behind its commit record
+	// (registry.db-mark): changes acknowledged as committed are missing,
+	// because the write-ahead log was damaged after a crash or an older
+	// copy was put in the file's place. The files are left as they were;
+	// Recover accepts the loss or restores a backup.
+	ErrRolledBack = errors.New("registry is missing committed changes")
+	// ErrRecordDamaged: Open found the commit record beside the file
+	// damaged, so it cannot tell whether changes are missing. Recover
+	// rewrites it.
+	ErrRecordDamaged = errors.New("registry commit record is damaged")
+	// ErrInUse: Recover found the registry open in another process (warden
+	// serve must be stopped), or Open found Recover at work on it.
+	ErrInUse = errors.New("registry in use by another process")
+	// ErrBusy: another process held a write transaction on the file for
+	// longer than sqlitedb.BusyTimeout, so the change was not made. It may
+	// be retried; reads are not affected.
+	ErrBusy = errors.New("registry busy")
 )
 
 // PollInterval is how often Run checks the file for changes made by other
@@ -67,6 +85,7 @@ const PollInterval = 250 * time.Millisecond
 type Registry struct {
 	path string
 	db   *sql.DB
+	mark *sqlitedb.Mark // the commit record, advanced after every change
 	log  *slog.Logger
 	now  func() time.Time
 
@@ -78,6 +97,10 @@ type Registry struct {
 	// database or publishes a snapshot, so snapshots are published in the
 	// order the database changed. Readers never take it.
 	wsem chan struct{}
+
+	// backupMu makes backups wait for each other, so that two at once do
+	// not need twice the disk space.
+	backupMu sync.Mutex
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -133,7 +156,21 @@ func (r *Registry) poll(ctx context.Context) error {
 	}
 	s := r.snap.Load()
 	r.log.Debug("registry reloaded after an outside change", "entries", s.entries, "generation", s.gen, "took", time.Since(start))
+	r.advanceLocked(s.gen) // the other process may not keep the record
 	return nil
+}
+
+// advanceLocked raises the commit record to gen (committed, and at most the
+// snapshot's), so a damaged WAL cannot take the change with it unnoticed.
+// The caller holds wsem. A failure is logged, not returned: the change is
+// committed all the same.
+func (r *Registry) advanceLocked(gen int64) {
+	s := r.snap.Load()
+	rec := sqlitedb.Record{Generation: max(gen, s.gen), Count: int64(s.entries)}
+	if err := r.mark.Advance(rec); err != nil {
+		r.log.Error("commit record not updated: if the WAL is damaged before the next change, this one could be lost unnoticed",
+			"err", err, "generation", rec.Generation)
+	}
 }
 
 // reloadLocked replaces the snapshot with one read from the database. The
@@ -182,6 +219,9 @@ func (r *Registry) Close() error {
 		close(r.closed)
 		r.wsem <- struct{}{} // wait out a writer; never released
 		r.closeErr = r.db.Close()
+		if err := r.mark.Close(); r.closeErr == nil {
+			r.closeErr = err
+		}
 		if r.closeErr != nil {
 			r.closeErr = fmt.Errorf("close registry %s: %w", r.path, r.closeErr)
 		}

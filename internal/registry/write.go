@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"warden/internal/bittorrent"
+	"warden/internal/sqlitedb"
 )
 
 // write runs fn in a read-write transaction (BEGIN IMMEDIATE, so it first
@@ -23,6 +24,20 @@ func (r *Registry) write(ctx context.Context, fn func(tx *sql.Tx, now time.Time)
 		return err
 	}
 	defer r.unlockWriter()
+	return r.busyOr(r.writeLocked(ctx, fn))
+}
+
+// busyOr words SQLite's "database is locked" as ErrBusy, saying which file
+// and for how long, so callers can answer "try again" rather than fail.
+func (r *Registry) busyOr(err error) error {
+	if err != nil && sqlitedb.IsBusy(err) {
+		return fmt.Errorf("%w: another process has held a write transaction on %s for over %v: %w",
+			ErrBusy, r.path, sqlitedb.BusyTimeout, err)
+	}
+	return err
+}
+
+func (r *Registry) writeLocked(ctx context.Context, fn func(tx *sql.Tx, now time.Time) (changed []Entry, added int, err error)) error {
 
 	tx, err := r.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -52,13 +67,12 @@ func (r *Registry) write(ctx context.Context, fn func(tx *sql.Tx, now time.Time)
 
 	if cur := r.snap.Load(); cur.gen == before {
 		r.snap.Store(cur.with(changed, added, after))
-		return nil
-	}
-	// Another process wrote since our snapshot: ours must include its
-	// change too. The commit stands even if this fails; Run retries.
-	if err := r.reloadLocked(context.WithoutCancel(ctx)); err != nil {
+	} else if err := r.reloadLocked(context.WithoutCancel(ctx)); err != nil {
+		// Another process wrote since our snapshot, which must include its
+		// change too. The commit stands even if this fails; Run retries.
 		r.log.Error("registry reload after a write; Run will retry", "err", err)
 	}
+	r.advanceLocked(after) // before the caller hears of the change
 	return nil
 }
 

@@ -45,6 +45,18 @@ var (
 	// ErrTooNew: a schema version beyond the migrations this program has,
 	// so a file written by a newer release.
 	ErrTooNew = errors.New("schema is newer than this program knows")
+	// ErrRolledBack: the file's generation is behind its commit record, so
+	// changes acknowledged as committed are missing: SQLite stopped
+	// reading the write-ahead log at a damaged frame (or an older copy of
+	// the file was put in its place). Error.Record and Error.Have say how
+	// far. Recover accepts the file as it is or restores a backup.
+	ErrRolledBack = errors.New("committed changes are missing")
+	// ErrRecordDamaged: the file's commit record holds no valid slot.
+	// Recover rewrites it.
+	ErrRecordDamaged = errors.New("commit record is damaged")
+	// ErrInUse: Recover found the file open in another process, or Open
+	// found Recover at work on it.
+	ErrInUse = errors.New("file is in use by another process")
 )
 
 // Error says why Open (or Check) refused a file. It does not name the file:
@@ -55,6 +67,9 @@ type Error struct {
 	// For ErrNotOurs the application_id found and wanted; for ErrTooNew the
 	// schema version found and the newest this program knows.
 	Found, Want int64
+	// For ErrRolledBack, what the commit record says was committed and
+	// what the file holds.
+	Record, Have Record
 }
 
 func (e *Error) Error() string {
@@ -63,6 +78,11 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("%v (application_id is %#x, want %#x)", e.Err, e.Found, e.Want)
 	case ErrTooNew:
 		return fmt.Sprintf("%v (schema version %d, newest known %d)", e.Err, e.Found, e.Want)
+	case ErrRolledBack:
+		return fmt.Sprintf("%v: generation %d (%d records) was committed, the file reads as generation %d (%d records)",
+			e.Err, e.Record.Generation, e.Record.Count, e.Have.Generation, e.Have.Count)
+	case ErrInUse:
+		return e.Err.Error()
 	}
 	return e.Err.Error() + ": " + e.Detail
 }
@@ -93,6 +113,19 @@ func IsCorrupt(err error) bool {
 	return code == sqlite3.SQLITE_CORRUPT || code == sqlite3.SQLITE_NOTADB
 }
 
+// IsBusy reports whether err is SQLite giving up on a lock another
+// connection or process held for longer than [BusyTimeout] (SQLITE_BUSY,
+// or SQLITE_LOCKED within one process). The operation did not happen and
+// may be retried.
+func IsBusy(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	code := se.Code() & 0xff
+	return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+}
+
 // A Migration takes a file's schema from one version to the next. It runs
 // inside the transaction that also records the new version, so it either
 // lands whole or not at all.
@@ -121,6 +154,14 @@ type Options struct {
 	// Log receives the rare events an operator should know of: a file
 	// switched to WAL mode, a schema migrated. Nil discards.
 	Log *slog.Logger
+	// Progress, if set, turns on the commit record (see [Mark]): a query
+	// returning two integers, a generation that every committed change
+	// raises (a counter kept by triggers) and a count of the records the
+	// file holds. It must work on every schema version the file may
+	// have. Open then refuses, with ErrRolledBack, a file whose
+	// generation is behind its record, and the caller advances the record
+	// through Opened.Mark after each commit.
+	Progress string
 }
 
 // Opened reports what Open did.
@@ -131,21 +172,27 @@ type Opened struct {
 	// From and To are the schema versions found and reached; equal when
 	// nothing was migrated. A created file has From 0.
 	From, To int
+	// Mark is the file's commit record, open, when Options.Progress is
+	// set; the caller advances it after each commit and closes it with
+	// the pool.
+	Mark *Mark
 }
 
 // Open opens the SQLite file at path, creating it (mode 0600) if it does not
 // exist; its directory must exist. It refuses, with an [*Error] and without
 // changing the file, a file that is damaged (an existing empty file counts:
-// Open never leaves one), another program's, or of a newer schema. It then
-// applies the migrations the file lacks. Open reads the whole file once (a
-// quick integrity check), so it takes time in proportion to its size.
+// Open never leaves one), another program's, or of a newer schema, and,
+// when opts.Progress is set, a file that is behind its commit record. It
+// then applies the migrations the file lacks. Open reads the whole file once
+// (a quick integrity check), so it takes time in proportion to its size.
 //
 // Every connection of the returned pool waits up to [BusyTimeout] for other
 // writers, fsyncs each commit (synchronous=FULL, WAL mode), enforces foreign
 // keys, and starts read-write transactions with BEGIN IMMEDIATE, so a
 // transaction that reads and then writes cannot fail halfway because
-// another process committed in between. Errors other than an *Error do not
-// name the file; the caller does.
+// another process committed in between. Open itself takes the write lock
+// only to migrate, so it does not wait for another process's transaction.
+// Errors other than an *Error do not name the file; the caller does.
 func Open(ctx context.Context, path string, opts Options) (*sql.DB, Opened, error) {
 	var res Opened
 	if opts.ApplicationID == 0 || len(opts.Migrations) == 0 {
@@ -175,9 +222,52 @@ func Open(ctx context.Context, path string, opts Options) (*sql.DB, Opened, erro
 		return nil, res, err
 	}
 
+	var (
+		mark  *Mark
+		found bool
+	)
+	if opts.Progress != "" {
+		if mark, found, err = checkMark(ctx, abs, &opts); err != nil {
+			return nil, res, err
+		}
+	}
+	db, err := openPool(ctx, abs, &opts, log, &res)
+	if err != nil {
+		mark.Close()
+		return nil, res, err
+	}
+	if opts.Progress != "" {
+		if mark == nil {
+			if mark, _, _, err = openMark(abs, true); err != nil {
+				mark.Close()
+				db.Close()
+				return nil, res, err
+			}
+		}
+		have, err := progress(ctx, db, opts.Progress)
+		if err == nil {
+			err = mark.Advance(have)
+		}
+		if err != nil {
+			db.Close()
+			mark.Close()
+			return nil, res, fmt.Errorf("commit record: %w", err)
+		}
+		if !found && have.Generation > 0 {
+			log.Warn("database had no commit record; starting one (expected once, after upgrading)",
+				"path", abs, "record", mark.Path(), "generation", have.Generation)
+		}
+		res.Mark = mark
+	}
+	return db, res, nil
+}
+
+// openPool opens the read-write pool on the file at abs, checks the file
+// and migrates it.
+func openPool(ctx context.Context, abs string, opts *Options, log *slog.Logger, res *Opened) (*sql.DB, error) {
 	db, err := sql.Open("sqlite", dsn(abs))
 	if err != nil {
-		return nil, res, err
+		return nil, err
 	}
 	n := opts.MaxOpenConns
 	if n <= 0 {
@@ -185,14 +275,14 @@ func Open(ctx context.Context, path string, opts Options) (*sql.DB, Opened, erro
 	}
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
-	if res.From, res.To, err = prepare(ctx, db, abs, &opts, log); err != nil {
+	if res.From, res.To, err = prepare(ctx, db, abs, opts, log); err != nil {
 		db.Close()
-		return nil, res, err
+		return nil, err
 	}
 	if res.Created {
 		res.From = 0
 	}
-	return db, res, nil
+	return db, nil
 }
 
 // dsn returns the modernc.org/sqlite data source name for the file at the
@@ -408,7 +498,14 @@ func version(ctx context.Context, q querier) (int, error) {
 // transaction that also sets user_version, and returns the version reached.
 // BEGIN IMMEDIATE (see dsn) makes a second process migrating at the same
 // time wait and then find nothing to do.
+//
+// The version is read first outside any transaction: a file that needs no
+// migration (nearly always) is opened without taking the write lock, so
+// Open does not wait for, or fail on, another process's long write.
 func migrate(ctx context.Context, db *sql.DB, ms []Migration) (int, error) {
+	if v, err := version(ctx, db); err != nil || v >= len(ms) {
+		return v, err
+	}
 	for {
 		v, done, err := migrateOne(ctx, db, ms)
 		if err != nil || done {
