@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 
 	"warden/internal/confkey"
@@ -54,18 +55,41 @@ is flooded. Two classes run at once:
          Reported: success %, latency from each join's start to its
          announce reply (connect included), and how far the generator
          lagged behind the schedule.
+         With --legit-new-conn (HTTP) every join opens a connection of its
+         own and asks the server to close it, as most clients do; its
+         latency is then connect, request and reply.
   flood  announces for random unknown info hashes from --flood-sources, at
          --flood-rate (0 = as fast as the generator can, -1 = no flood).
          UDP: a real connect per source, then batches sent without waiting
          (sendmmsg, GSO); replies are counted by kind as they come.
          --flood-mode garbage or bad-cookie sends random bytes or forged
-         connection IDs instead. HTTP: 16 pipelined requests per connection.
+         connection IDs instead.
+         HTTP: --flood-conns connections (default one per flood source),
+         split by --flood-mix between these modes (MODE:WEIGHT,...):
+           pipeline  keep-alive: one request on a new connection, then, if
+                     the server keeps it, up to --flood-pipeline requests
+                     in flight, a new one written as each reply comes
+           churn     a new connection per request (Connection: close)
+           idle      connect and say nothing, until the server closes the
+                     connection or --flood-hold passes; then again
+           partial   send an announce's request line and Host header, never
+                     the end of the header; held like idle
+         e.g. --flood-mix pipeline:3,churn:1. The report gives offered
+         (sent) and answered requests, connections made, and how long the
+         server held idle and partial connections, per mode. One core opens
+         some 10-15,000 loopback connections a second at most (the kernel
+         does both ends' handshakes on it), so heavier HTTP floods come
+         from pipelining.
 --workers, --window, --rate, --sources, --peers and --unknown-fraction do
-not apply to it. The legit class is timed from one process; if the report
-says the generator fell behind its schedule (an HTTP flood of many
-connections can do that on one core), run the flood from a second process
-with --legit-rate 0 and the legit class with --flood-rate -1, so that the
-kernel, not Go's scheduler, shares the core between them.
+not apply to it.
+
+The legit class is timed by the process that floods unless --legit-rt PRIO
+is given: a flood sharing the legit class's core delays it, and the delay
+is counted as the tracker's latency (10-50 ms measured beside an HTTP
+flood). --legit-rt starts a second warden process for the legit class with
+its threads at real-time priority PRIO (SCHED_FIFO; Linux, needs root or
+CAP_SYS_NICE), so the kernel runs it as soon as a reply arrives; the report
+is one, with both classes.
 
 With --server-pid (any scenario) the tracker's peak RSS and CPU use are
 sampled from /proc; every report says how busy each CPU was, to tell a quiet
@@ -77,7 +101,9 @@ Examples:
   warden load --http http://127.0.0.1:6969/announce --workers 64 --scenario mixed
   warden load --udp 127.0.0.1:6969 --rate 50000 --unknown-fraction 0.1 --json
   warden load --scenario flood --udp 127.0.0.1:6969 --hashes whitelist --server-pid 1234
-  warden load --scenario flood --udp 127.0.0.1:6969 --flood-rate 8000 --flood-sources 127.1.0.1/32`
+  warden load --scenario flood --udp 127.0.0.1:6969 --flood-rate 8000 --flood-sources 127.1.0.1/32
+  warden load --scenario flood --http http://127.0.0.1:6969/announce --hashes whitelist \
+      --legit-new-conn --legit-rt 10 --flood-mix pipeline:3,churn:1 --flood-conns 2044`
 
 // setupLoad declares the flags of "warden load". The run writes the
 // report to stdout (a table, or JSON with --json) and returns a usageError
@@ -117,10 +143,20 @@ func setupLoad(fs *flag.FlagSet) runFunc {
 		floodRate   = fs.Float64("flood-rate", def.FloodRate, "flood scenario: flood datagrams (UDP) or requests (HTTP) per second; 0 = as fast as possible, -1 = no flood")
 		floodMode   = fs.String("flood-mode", string(def.FloodMode), "flood scenario: valid (cookie-valid announces), garbage (random bytes, UDP) or bad-cookie (forged connection IDs, UDP)")
 		floodWork   = fs.Int("flood-workers", def.FloodWorkers, fmt.Sprintf("flood scenario: goroutines sending the UDP flood, 1-%d; one core's worth each", loadgen.MaxFloodWorkers))
+		floodMix    = fs.String("flood-mix", def.FloodMix.String(), "flood scenario, HTTP: `MIX` of connection modes, MODE[:WEIGHT],... of pipeline, churn, idle, partial")
+		floodConns  = fs.Int("flood-conns", def.FloodConns, fmt.Sprintf("flood scenario, HTTP: flood connections, spread over --flood-sources; 0 = one per source; at most %d", loadgen.MaxFloodConns))
+		floodPipe   = fs.Int("flood-pipeline", def.FloodPipeline, fmt.Sprintf("flood scenario, HTTP: requests in flight on a pipelined connection, 1-%d", loadgen.MaxPipeline))
+		floodHold   = fs.Duration("flood-hold", def.FloodHold, "flood scenario, HTTP: longest an idle or partial connection is held; 0 = until the server closes it or sending stops")
+		legitNew    = fs.Bool("legit-new-conn", def.LegitNewConn, "flood scenario, HTTP: a new connection per join (Connection: close), as most clients do")
+		legitRT     = fs.Int("legit-rt", def.LegitRealtime, "flood scenario: time the legit class from a second process at this real-time (SCHED_FIFO) `PRIORITY`, 1-99; 0 = in this process")
+		legitChild  = fs.Bool("legit-child", false, "internal: run the legit class for a parent started with --legit-rt, talking JSON on stdin and stdout")
 	)
 	return func(ctx context.Context, out streams, args []string) error {
 		if len(args) > 0 {
 			return usageError{fmt.Errorf("load: unexpected argument %q", args[0])}
+		}
+		if *legitChild {
+			return loadgen.ServeLegitChild(ctx, os.Stdin, out.stdout)
 		}
 		if *printHashes {
 			for _, h := range loadgen.GenerateHashes(*torrents) {
@@ -156,7 +192,20 @@ func setupLoad(fs *flag.FlagSet) runFunc {
 		cfg.ServerPID = *serverPID
 		cfg.LegitRate, cfg.FloodRate = *legitRate, *floodRate
 		cfg.FloodMode, cfg.FloodWorkers = loadgen.FloodMode(*floodMode), *floodWork
-		var err error
+		cfg.FloodConns, cfg.FloodPipeline, cfg.FloodHold = *floodConns, *floodPipe, *floodHold
+		cfg.LegitNewConn, cfg.LegitRealtime = *legitNew, *legitRT
+		mix, err := loadgen.ParseFloodMix(*floodMix)
+		if err != nil {
+			return usageError{fmt.Errorf("load: %w", confkey.Errorf("--flood-mix", "%v", err))}
+		}
+		cfg.FloodMix = mix
+		if cfg.LegitRealtime > 0 {
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("load: --legit-rt: find this program to start it again: %w", err)
+			}
+			cfg.ChildCommand = []string{self, "load", "--legit-child"}
+		}
 		if cfg.LegitSources, err = parsePrefix("legit-sources", *legitSrc); err != nil {
 			return err
 		}

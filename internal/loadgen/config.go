@@ -71,6 +71,9 @@ const (
 	MaxLegitRate    = 100_000 // joins per second
 	MaxFloodRate    = 1e8     // datagrams or requests per second
 	MaxFloodWorkers = 64
+	MaxFloodConns   = 16384 // HTTP flood connections, each a goroutine and about 10 KiB
+	MaxPipeline     = 256   // requests in flight on a pipelined flood connection
+	MaxRealtime     = 99    // SCHED_FIFO priorities are 1-99
 )
 
 // Config describes one load run. Start from DefaultConfig: its zero value is
@@ -171,7 +174,7 @@ type Config struct {
 	// the addresses of LegitSources in turn. Over UDP each source has its
 	// own socket and connection ID, got with a connect before its first
 	// announce and reused while valid; over HTTP each source keeps one
-	// connection alive.
+	// connection alive, or with LegitNewConn opens one per join.
 	LegitSources netip.Prefix
 	LegitRate    float64
 	// The flood: announces for random unknown info hashes from the
@@ -179,14 +182,42 @@ type Config struct {
 	// for as many as the generator can send, FloodOff (-1) for none. Over
 	// UDP the flood does not wait for replies: it sends in batches
 	// (sendmmsg, GSO) and counts the replies that come back, by kind. Over
-	// HTTP each source has one connection that pipelines up to 16
-	// requests.
+	// HTTP it is FloodConns connections of the modes of FloodMix (below).
 	FloodSources netip.Prefix
 	FloodRate    float64
 	FloodMode    FloodMode
 	// FloodWorkers is the number of goroutines sending the UDP flood,
 	// each with a share of FloodSources' sockets; one core's worth each.
 	FloodWorkers int
+
+	// The HTTP flood (see floodhttp.go): FloodConns connections (0 for one
+	// per flood source), spread over the flood sources and split between
+	// the modes of FloodMix by weight. A pipelined connection keeps up to
+	// FloodPipeline requests in flight once the server has shown that it
+	// keeps connections alive. Idle and partial connections are held until
+	// the server closes them or FloodHold passes (0: until sending stops),
+	// then opened again.
+	FloodMix      FloodMix
+	FloodConns    int
+	FloodPipeline int
+	FloodHold     time.Duration
+
+	// LegitNewConn makes every HTTP join open a connection of its own,
+	// with "Connection: close", as most clients do, rather than reuse its
+	// source's kept-alive one. The join's latency is then its connect,
+	// request and reply, and joins of one source do not wait for each
+	// other.
+	LegitNewConn bool
+	// LegitRealtime, if not 0, runs the legit class in a child process
+	// (ChildCommand) at this SCHED_FIFO priority, 1-99 (Linux, needs
+	// CAP_SYS_NICE), while this process runs the flood: a flood generator
+	// sharing a core with the legit class would otherwise delay it, and
+	// its delays would be counted as the tracker's latency.
+	LegitRealtime int
+	// ChildCommand starts a process that runs ServeLegitChild on its
+	// standard input and output: for warden, its own executable with
+	// "load --legit-child". Needed by LegitRealtime.
+	ChildCommand []string `json:"-"`
 }
 
 // DefaultConfig returns a short UDP announce run with 16 workers.
@@ -210,6 +241,8 @@ func DefaultConfig() Config {
 		FloodSources:    netip.MustParsePrefix("127.1.0.0/22"),
 		FloodMode:       FloodValid,
 		FloodWorkers:    1,
+		FloodMix:        FloodMix{Pipeline: 1},
+		FloodPipeline:   16,
 	}
 }
 
@@ -321,6 +354,35 @@ func (c *Config) validateFlood() error {
 	}
 	if c.FloodWorkers < 1 || c.FloodWorkers > MaxFloodWorkers {
 		return confkey.Errorf("--flood-workers", "must be 1-%d, got %d", MaxFloodWorkers, c.FloodWorkers)
+	}
+	if err := c.FloodMix.check(); err != nil {
+		return confkey.Errorf("--flood-mix", "%v", err)
+	}
+	if c.FloodMix != (FloodMix{Pipeline: 1}) && c.Protocol != HTTP {
+		return confkey.Errorf("--flood-mix", "is for HTTP only")
+	}
+	if c.FloodConns < 0 || c.FloodConns > MaxFloodConns {
+		return confkey.Errorf("--flood-conns", "must be 0 (one per flood source) to %d, got %d", MaxFloodConns, c.FloodConns)
+	}
+	if c.FloodPipeline < 1 || c.FloodPipeline > MaxPipeline {
+		return confkey.Errorf("--flood-pipeline", "must be 1-%d, got %d", MaxPipeline, c.FloodPipeline)
+	}
+	if c.FloodHold < 0 || c.FloodHold > MaxDuration {
+		return confkey.Errorf("--flood-hold", "must be 0 (until sending stops) to %v, got %v", MaxDuration, c.FloodHold)
+	}
+	if c.LegitNewConn && c.Protocol != HTTP {
+		return confkey.Errorf("--legit-new-conn", "is for HTTP only")
+	}
+	if c.LegitRealtime < 0 || c.LegitRealtime > MaxRealtime {
+		return confkey.Errorf("--legit-rt", "must be 0 (in this process) or a SCHED_FIFO priority 1-%d, got %d", MaxRealtime, c.LegitRealtime)
+	}
+	if c.LegitRealtime > 0 {
+		if c.LegitRate == 0 {
+			return confkey.Errorf("--legit-rt", "needs a legit class (--legit-rate above 0)")
+		}
+		if len(c.ChildCommand) == 0 {
+			return confkey.Errorf("--legit-rt", "needs a command to start the legit process (Config.ChildCommand)")
+		}
 	}
 	legit, flood := c.LegitRate > 0, c.FloodRate != FloodOff
 	if !legit && !flood {

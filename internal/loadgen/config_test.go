@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,14 @@ func TestValidate(t *testing.T) {
 			f(&c)
 		}
 		return c
+	}
+	httpFlood := func(f func(*Config)) Config {
+		return http("http://127.0.0.1:6969/announce", func(c *Config) {
+			c.Scenario = ScenarioFlood
+			if f != nil {
+				f(c)
+			}
+		})
 	}
 	flood := func(f func(*Config)) Config {
 		return udp(func(c *Config) {
@@ -78,6 +87,20 @@ func TestValidate(t *testing.T) {
 		{name: "flood rate negative", cfg: flood(func(c *Config) { c.FloodRate = -2 }), wantErr: "--flood-rate: must be -1 (off), 0 (as fast as possible) or a rate up to 1e+08 per second, got -2"},
 		{name: "flood rate inf", cfg: flood(func(c *Config) { c.FloodRate = math.Inf(1) }), wantErr: "--flood-rate"},
 		{name: "flood mode", cfg: flood(func(c *Config) { c.FloodMode = "loud" }), wantErr: `--flood-mode: must be valid, garbage or bad-cookie, got "loud"`},
+		{name: "flood http mix", cfg: httpFlood(func(c *Config) { c.FloodMix = FloodMix{Pipeline: 3, Churn: 1, Idle: 1, Partial: 1} })},
+		{name: "flood http mix empty", cfg: httpFlood(func(c *Config) { c.FloodMix = FloodMix{} }), wantErr: "--flood-mix: no mode has a weight above 0"},
+		{name: "flood http mix weight", cfg: httpFlood(func(c *Config) { c.FloodMix = FloodMix{Churn: 1001} }), wantErr: "--flood-mix: weight of churn must be 0-1000"},
+		{name: "flood udp mix", cfg: flood(func(c *Config) { c.FloodMix = FloodMix{Churn: 1} }), wantErr: "--flood-mix: is for HTTP only"},
+		{name: "flood conns", cfg: httpFlood(func(c *Config) { c.FloodConns = MaxFloodConns })},
+		{name: "flood conns too many", cfg: httpFlood(func(c *Config) { c.FloodConns = MaxFloodConns + 1 }), wantErr: "--flood-conns: must be 0 (one per flood source) to 16384"},
+		{name: "flood pipeline", cfg: httpFlood(func(c *Config) { c.FloodPipeline = 0 }), wantErr: "--flood-pipeline: must be 1-256, got 0"},
+		{name: "flood hold", cfg: httpFlood(func(c *Config) { c.FloodHold = -time.Second }), wantErr: "--flood-hold"},
+		{name: "legit new conn", cfg: httpFlood(func(c *Config) { c.LegitNewConn = true })},
+		{name: "legit new conn udp", cfg: flood(func(c *Config) { c.LegitNewConn = true }), wantErr: "--legit-new-conn: is for HTTP only"},
+		{name: "legit rt", cfg: httpFlood(func(c *Config) { c.LegitRealtime, c.ChildCommand = 10, []string{"warden"} })},
+		{name: "legit rt priority", cfg: httpFlood(func(c *Config) { c.LegitRealtime, c.ChildCommand = 100, []string{"warden"} }), wantErr: "--legit-rt: must be 0 (in this process) or a SCHED_FIFO priority 1-99, got 100"},
+		{name: "legit rt no child", cfg: httpFlood(func(c *Config) { c.LegitRealtime = 10 }), wantErr: "--legit-rt: needs a command"},
+		{name: "legit rt no legit", cfg: httpFlood(func(c *Config) { c.LegitRealtime, c.LegitRate, c.ChildCommand = 10, 0, []string{"warden"} }), wantErr: "--legit-rt: needs a legit class"},
 		{name: "flood garbage over http", cfg: http("http://127.0.0.1:6969/announce", func(c *Config) { c.Scenario, c.FloodMode = ScenarioFlood, FloodGarbage }), wantErr: "--flood-mode: garbage is for UDP only"},
 		{name: "flood workers", cfg: flood(func(c *Config) { c.FloodWorkers = 0 }), wantErr: "--flood-workers: must be 1-64, got 0"},
 		{name: "flood duration", cfg: flood(func(c *Config) { c.Duration = 0 }), wantErr: "--duration"},
@@ -137,7 +160,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			before := tt.cfg
 			err := tt.cfg.Validate()
-			if tt.cfg != before {
+			if !reflect.DeepEqual(tt.cfg, before) {
 				t.Errorf("Validate changed the config")
 			}
 			switch {

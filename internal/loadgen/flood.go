@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -27,6 +28,7 @@ import (
 // their own counts and latencies.
 type FloodReport struct {
 	Mode FloodMode `json:"mode,omitempty"` // "" without a flood
+	Mix  string    `json:"mix,omitempty"`  // of an HTTP flood (FloodMix)
 	// LegitRate is the joins per second asked for; FloodRate the flood's
 	// datagrams (UDP) or requests (HTTP) per second: 0 for as many as the
 	// generator can send, -1 for no flood.
@@ -34,6 +36,16 @@ type FloodReport struct {
 	FloodRate    float64 `json:"flood_rate"`
 	LegitSources int     `json:"legit_sources"`
 	FloodSources int     `json:"flood_sources,omitempty"`
+
+	// LegitPriority is the SCHED_FIFO priority of the process that ran
+	// the legit class (Config.LegitRealtime), and LegitCores the share of
+	// a core it used; 0 when it ran in the flood's process. LegitShared
+	// says that it did while flooding: its latencies then include the
+	// generator's own delays. LegitNewConn: a connection per HTTP join.
+	LegitPriority int     `json:"legit_priority,omitempty"`
+	LegitCores    float64 `json:"legit_cores,omitempty"`
+	LegitShared   bool    `json:"legit_shared,omitempty"`
+	LegitNewConn  bool    `json:"legit_new_conn,omitempty"`
 
 	Legit LegitReport   `json:"legit"`
 	Flood *FloodTraffic `json:"flood,omitempty"` // nil without a flood
@@ -66,7 +78,8 @@ type LegitReport struct {
 	// Latency is from the moment the generator started a join to its
 	// announce reply, the connect or TCP connection included when one was
 	// needed, and over HTTP the wait for the source's previous join: what
-	// the peer waited. It covers OK and refused joins.
+	// the peer waited. With LegitNewConn it is the join's connect, request
+	// and reply. It covers OK and refused joins.
 	Latency LatencySummary `json:"latency"`
 	// LagP99 and LagMax say how late the generator started joins after
 	// they were due (timer wake-ups take up to a millisecond or so).
@@ -97,9 +110,9 @@ type FloodTraffic struct {
 	// proper announce reply: the unknown torrent was accepted), "other"
 	// (anything else); then "none", the requests sent that got no reply.
 	Kinds []FloodKind `json:"kinds"`
-	// Connects counts, over the whole run (warm-up included), the UDP
-	// connects sent (valid mode) or TCP connections attempted, and
-	// ConnectsOK those answered or made.
+	// Connects counts the UDP connects sent (valid mode) over the whole
+	// run, warm-up included, or the TCP connections attempted during the
+	// measured part; ConnectsOK those answered or made.
 	Connects   uint64 `json:"connects"`
 	ConnectsOK uint64 `json:"connects_ok"`
 	// SendErrors counts sends that failed (a batch over UDP, a write
@@ -109,6 +122,48 @@ type FloodTraffic struct {
 	// reasons, and descriptions of the "other" replies.
 	TopMessages []MessageCount `json:"top_messages,omitempty"`
 	IOErrorMsg  []MessageCount `json:"io_error_messages,omitempty"`
+	// Modes breaks an HTTP flood down by the modes of its connections.
+	Modes []HTTPModeReport `json:"modes,omitempty"`
+}
+
+// HTTPModeReport is what the connections of one mode of the HTTP flood
+// did during the measured part (see floodhttp.go for the modes).
+type HTTPModeReport struct {
+	Mode  string `json:"mode"`
+	Conns int    `json:"conns"` // connections of this mode, open at a time
+	// Connects counts connections attempted, ConnectsOK those made,
+	// ConnectsPerSec those made per second; ConnectFailures those
+	// refused or failed, ConnectTimeouts those not made within Timeout.
+	Connects        uint64  `json:"connects"`
+	ConnectsOK      uint64  `json:"connects_ok"`
+	ConnectsPerSec  float64 `json:"connects_per_sec"`
+	ConnectFailures uint64  `json:"connect_failures"`
+	ConnectTimeouts uint64  `json:"connect_timeouts"`
+	// Sent counts requests written whole (the offered load), Replies
+	// those answered.
+	Sent          uint64  `json:"sent"`
+	SentPerSec    float64 `json:"sent_per_sec"`
+	Replies       uint64  `json:"replies"`
+	RepliesPerSec float64 `json:"replies_per_sec"`
+	// Unanswered counts requests in flight when the server closed their
+	// connection, Timeouts those with no reply within Timeout.
+	Unanswered uint64 `json:"unanswered"`
+	Timeouts   uint64 `json:"timeouts"`
+	// ServerClosed counts connections the server ended: closed or reset,
+	// or (pipeline) a reply saying it would close.
+	ServerClosed uint64 `json:"server_closed"`
+	// Latency is over the replies: from the request's write (churn: from
+	// the start of its connect) to its reply.
+	Latency LatencySummary `json:"latency"`
+	// Held is, over the idle and partial connections made during the
+	// measured part that the server closed, how long it kept them;
+	// HeldToEnd counts those still open when FloodHold passed or sending
+	// stopped.
+	Held      LatencySummary `json:"held"`
+	HeldToEnd uint64         `json:"held_to_end"`
+	// ServerSaid are the status lines (less "HTTP/1.x") the server sent on
+	// held connections before closing them.
+	ServerSaid []MessageCount `json:"server_said,omitempty"`
 }
 
 // FloodKind is a kind of reply to the flood and how many came.
@@ -365,8 +420,10 @@ type floodPart interface {
 	close()
 }
 
-// runFlood is Run for ScenarioFlood.
-func runFlood(ctx context.Context, cfg *Config, hashes []bittorrent.InfoHash, probe *serverProbe) (Report, error) {
+// runFlood is Run for ScenarioFlood. gate, if not nil, is called once
+// everything is ready, just before the clock starts; an error from it
+// ends the run.
+func runFlood(ctx context.Context, cfg *Config, hashes []bittorrent.InfoHash, probe *serverProbe, gate func() error) (Report, error) {
 	rs := newRunState(cfg, &population{hashes: hashes, peersPerTorrent: 1, workers: 1})
 	rs.server = probe
 	rep := Report{Protocol: cfg.Protocol, Scenario: cfg.Scenario, Rate: cfg.LegitRate, Warmup: cfg.Warmup}
@@ -377,6 +434,17 @@ func runFlood(ctx context.Context, cfg *Config, hashes []bittorrent.InfoHash, pr
 	}
 
 	legitOn := cfg.LegitRate > 0
+	var child *legitChild
+	if legitOn && cfg.LegitRealtime > 0 {
+		// The legit class runs in a process of its own; this one floods.
+		var err error
+		if child, err = startLegitChild(ctx, cfg); err != nil {
+			return Report{}, err
+		}
+		legitOn = false
+		fr.LegitPriority = cfg.LegitRealtime
+		fr.LegitSources = prefixSize(cfg.LegitSources)
+	}
 	var legitAddrs, floodAddrs []netip.Addr
 	if legitOn {
 		legitAddrs, fr.LegitSources = sourceAddrs(cfg.LegitSources, prefixSize(cfg.LegitSources))
@@ -396,19 +464,22 @@ func runFlood(ctx context.Context, cfg *Config, hashes []bittorrent.InfoHash, pr
 		for _, p := range closeMe {
 			p.close()
 		}
+		if child != nil {
+			err = errors.Join(err, child.fail(errors.New("stopped")))
+		}
 		return Report{}, err
 	}
 	switch cfg.Protocol {
 	case UDP:
 		target, err := udpTargetAddr(ctx, cfg, sourcesOf(cfg))
 		if err != nil {
-			return Report{}, err
+			return fail(err)
 		}
 		rep.Target = target.String()
 		if legitOn {
 			l, err := newLegitUDP(rs, target, legitAddrs)
 			if err != nil {
-				return Report{}, err
+				return fail(err)
 			}
 			legit, closeMe = l, append(closeMe, l)
 		}
@@ -422,13 +493,13 @@ func runFlood(ctx context.Context, cfg *Config, hashes []bittorrent.InfoHash, pr
 	case HTTP:
 		t, err := httpTargetAddr(ctx, cfg, sourcesOf(cfg))
 		if err != nil {
-			return Report{}, err
+			return fail(err)
 		}
 		rep.Target = cfg.HTTP + " (" + t.addr.String() + ")"
 		if legitOn {
 			l, err := newLegitHTTP(rs, t, legitAddrs)
 			if err != nil {
-				return Report{}, err
+				return fail(err)
 			}
 			legit, closeMe = l, append(closeMe, l)
 		}
@@ -447,27 +518,65 @@ func runFlood(ctx context.Context, cfg *Config, hashes []bittorrent.InfoHash, pr
 	// latencies measured would be the generator's. A second P leaves the
 	// sharing of the core to the kernel, which wakes a sleeping thread at
 	// once.
-	if flooding && runtime.GOMAXPROCS(0) < 2 {
+	if flooding && legitOn && runtime.GOMAXPROCS(0) < 2 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	}
 
+	if gate != nil {
+		if err := gate(); err != nil {
+			return fail(err)
+		}
+	}
+	if child != nil {
+		if err := child.start(); err != nil {
+			return fail(err)
+		}
+	}
 	rs.start()
 	var wg sync.WaitGroup
 	wg.Go(func() { legit.run(ctx) })
 	if flood != nil {
 		wg.Go(func() { flood.run(ctx) })
 	}
+	var childRep *Report
+	var childErr error
+	if child != nil {
+		// The child ends its run by itself, at about the time this one
+		// ends; waiting for it also keeps a run without a flood going
+		// for as long as the child's.
+		wg.Go(func() { childRep, childErr = child.report() })
+	}
 	wg.Wait()
 	rs.finish(&rep)
+	if childErr != nil {
+		return Report{}, childErr
+	}
 
-	res := legit.result()
-	rep.Classes = buildReport(&res.stats, rep.Elapsed)
-	rep.Unmatched = reasons(&res.stats.unmatched)
-	rep.IOErrors = res.stats.ioErrors
-	rep.IOErrorMsg = res.stats.ioErrorMsg.top(5)
-	fr.Legit = res.report(rep.Elapsed)
+	if childRep != nil {
+		rep.Classes, rep.Unmatched = childRep.Classes, childRep.Unmatched
+		rep.IOErrors, rep.IOErrorMsg = childRep.IOErrors, childRep.IOErrorMsg
+		rep.GeneratorCPU += childRep.GeneratorCPU
+		if rep.Elapsed > 0 {
+			rep.GeneratorCores = rep.GeneratorCPU.Seconds() / rep.Elapsed.Seconds()
+		}
+		fr.Legit = childRep.Flood.Legit
+		fr.LegitCores = childRep.GeneratorCores
+	} else {
+		res := legit.result()
+		rep.Classes = buildReport(&res.stats, rep.Elapsed)
+		rep.Unmatched = reasons(&res.stats.unmatched)
+		rep.IOErrors = res.stats.ioErrors
+		rep.IOErrorMsg = res.stats.ioErrorMsg.top(5)
+		fr.Legit = res.report(rep.Elapsed)
+		fr.LegitShared = flooding && legitOn
+	}
+	fr.LegitNewConn = cfg.LegitNewConn
 	if flood != nil {
 		fr.Flood = flood.stats().report(rep.Elapsed)
+		if h, ok := flood.(*floodHTTP); ok {
+			fr.Flood.Modes = h.modeReports(rep.Elapsed)
+			fr.Mix = cfg.FloodMix.String()
+		}
 	}
 	rep.Flood = fr
 	return rep, nil

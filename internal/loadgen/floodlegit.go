@@ -466,14 +466,24 @@ func (l *legitUDP) expire(now int64) {
 
 // legitHTTP is the legit class over HTTP: every source keeps one
 // connection alive, served by its own goroutine, which the pacer hands the
-// source's joins through a small queue.
+// source's joins through a small queue. With LegitNewConn every join has a
+// connection of its own instead, made by a goroutine started when the join
+// is due.
 type legitHTTP struct {
 	rs      *runState
+	target  httpTarget
 	hashes  []bittorrent.InfoHash
 	period  float64
 	workers []*httpWorker
 	queues  []chan legitJoin
 	wg      sync.WaitGroup
+
+	// With LegitNewConn: the sources' addresses, and the workers not in
+	// use (at most maxJoins of them exist, so as many joins run at once).
+	newConn  bool
+	laddrs   []*net.TCPAddr
+	idle     chan *httpWorker
+	maxJoins int
 
 	mu   sync.Mutex // guards the fields below
 	res  legitResult
@@ -484,23 +494,30 @@ type legitHTTP struct {
 // busy; more count as not sent.
 const legitHTTPQueue = 16
 
+// maxLegitJoins bounds the joins in flight with LegitNewConn.
+const maxLegitJoins = 8192
+
 func newLegitHTTP(rs *runState, t httpTarget, srcs []netip.Addr) (*legitHTTP, error) {
 	cfg := rs.cfg
-	l := &legitHTTP{rs: rs, hashes: rs.pop.hashes, period: 1e9 / cfg.LegitRate}
-	for i, a := range srcs {
-		w := &httpWorker{
-			id: i, run: rs, target: t, addr: t.addr.String(),
-			rng: rand.New(rand.NewPCG(uint64(i)+1, uint64(time.Now().UnixNano()))),
-			br:  bufio.NewReaderSize(nil, httpBufSize),
+	l := &legitHTTP{rs: rs, target: t, hashes: rs.pop.hashes, period: 1e9 / cfg.LegitRate, newConn: cfg.LegitNewConn}
+	for _, a := range srcs {
+		l.laddrs = append(l.laddrs, net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, 0)))
+	}
+	if l.newConn {
+		// A join takes at most two Timeouts (connect, then reply): room
+		// for the joins of that long and a margin, so that none waits
+		// for a worker while the tracker answers within Timeout.
+		l.maxJoins = min(maxLegitJoins, int(2.5*cfg.LegitRate*cfg.Timeout.Seconds())+16)
+		l.idle = make(chan *httpWorker, l.maxJoins)
+	} else {
+		for i, a := range l.laddrs {
+			l.workers = append(l.workers, l.newWorker(i, a))
+			l.queues = append(l.queues, make(chan legitJoin, legitHTTPQueue))
 		}
-		w.dialer.Timeout = cfg.Timeout
-		w.dialer.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, 0))
-		l.workers = append(l.workers, w)
-		l.queues = append(l.queues, make(chan legitJoin, legitHTTPQueue))
 	}
 	if len(srcs) > 0 {
 		// Bind before connecting, so a bad source is reported here, once.
-		ln, err := net.ListenTCP("tcp", l.workers[0].dialer.LocalAddr.(*net.TCPAddr))
+		ln, err := net.ListenTCP("tcp", l.laddrs[0])
 		if err != nil {
 			return nil, fmt.Errorf("bind legit source %v: %w", srcs[0], err)
 		}
@@ -509,6 +526,20 @@ func newLegitHTTP(rs *runState, t httpTarget, srcs []netip.Addr) (*legitHTTP, er
 	return l, nil
 }
 
+func (l *legitHTTP) newWorker(i int, laddr *net.TCPAddr) *httpWorker {
+	w := &httpWorker{
+		id: i, run: l.rs, target: l.target, addr: l.target.addr.String(),
+		rng: rand.New(rand.NewPCG(uint64(i)+1, uint64(time.Now().UnixNano()))),
+		br:  bufio.NewReaderSize(nil, httpBufSize),
+		// A connection per join asks the server to close it after the
+		// reply, as one-shot clients do.
+		oneShot: l.newConn,
+	}
+	w.dialer.Timeout = l.rs.cfg.Timeout
+	w.dialer.LocalAddr = laddr
+	w.dialer.ControlContext = dialControl
+	return w
+}
 func (l *legitHTTP) close() {}
 
 func (l *legitHTTP) result() *legitResult {
@@ -525,6 +556,7 @@ func (l *legitHTTP) resultFor(j legitJoin) *legitResult {
 	return &l.warm
 }
 
+// run paces the joins until sending stops and waits for them to end.
 func (l *legitHTTP) run(ctx context.Context) {
 	rs := l.rs
 	for i, w := range l.workers {
@@ -549,15 +581,13 @@ func (l *legitHTTP) run(ctx context.Context) {
 			}
 			j := legitJoin{k: k, due: due, start: now}
 			l.mu.Lock()
-			r := l.resultFor(j)
-			r.joins.due++
-			r.lag.Record(time.Duration(now - due))
-			select {
-			case l.queues[k%int64(len(l.queues))] <- j:
-			default:
-				r.joins.notSent++
-			}
+			l.resultFor(j).joins.due++
 			l.mu.Unlock()
+			if l.newConn {
+				l.startJoin(ctx, j)
+			} else {
+				l.enqueue(j, now)
+			}
 			k++
 		}
 		if now >= rs.stopSend {
@@ -570,6 +600,72 @@ func (l *legitHTTP) run(ctx context.Context) {
 		close(q)
 	}
 	l.wg.Wait()
+}
+
+// enqueue hands join j, started at now, to its source's goroutine.
+func (l *legitHTTP) enqueue(j legitJoin, now int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.resultFor(j)
+	r.lag.Record(time.Duration(now - j.due))
+	select {
+	case l.queues[j.k%int64(len(l.queues))] <- j:
+	default:
+		r.joins.notSent++
+	}
+}
+
+// startJoin starts join j on a connection of its own, in a goroutine of
+// its own, with an idle worker or a new one; with maxJoins in flight it
+// counts as not sent. Only the pacer calls it.
+func (l *legitHTTP) startJoin(ctx context.Context, j legitJoin) {
+	var w *httpWorker
+	select {
+	case w = <-l.idle:
+	default:
+		if len(l.workers) == l.maxJoins {
+			l.mu.Lock()
+			l.resultFor(j).joins.notSent++
+			l.mu.Unlock()
+			return
+		}
+		w = l.newWorker(len(l.workers), nil)
+		l.workers = append(l.workers, w)
+	}
+	l.wg.Go(func() {
+		defer func() { l.idle <- w }()
+		// The join's latency and lag run from here: its connect starts
+		// now, and the time since it was due is the generator's.
+		j.start = l.rs.now()
+		l.mu.Lock()
+		l.resultFor(j).lag.Record(time.Duration(j.start - j.due))
+		l.mu.Unlock()
+		w.dialer.LocalAddr = l.laddrs[j.k%int64(len(l.laddrs))]
+		out, msg := l.join(ctx, w, j)
+		if w.conn != nil {
+			w.closeConn()
+		}
+		l.record(j, out, msg, l.rs.now())
+	})
+}
+
+// record counts how join j ended, at done.
+func (l *legitHTTP) record(j legitJoin, out outcome, msg string, done int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.resultFor(j)
+	switch out {
+	case outcomeOK:
+		r.joins.succeeded(done - j.start)
+	case outcomeFailure:
+		r.joins.failed([]byte(msg), done-j.start)
+	case outcomeTimeout:
+		r.joins.timeouts++
+	case outcomeBad:
+		r.joins.bad++
+	default:
+		r.joins.notSent++
+	}
 }
 
 // serve runs the joins of one source until its queue is closed. A join
@@ -597,22 +693,7 @@ func (l *legitHTTP) serve(ctx context.Context, w *httpWorker, q chan legitJoin) 
 		} else {
 			out, msg = l.join(ctx, w, j)
 		}
-		done := l.rs.now()
-		l.mu.Lock()
-		r := l.resultFor(j)
-		switch out {
-		case outcomeOK:
-			r.joins.succeeded(done - j.start)
-		case outcomeFailure:
-			r.joins.failed([]byte(msg), done-j.start)
-		case outcomeTimeout:
-			r.joins.timeouts++
-		case outcomeBad:
-			r.joins.bad++
-		default:
-			r.joins.notSent++
-		}
-		l.mu.Unlock()
+		l.record(j, out, msg, l.rs.now())
 	}
 }
 

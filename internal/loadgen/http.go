@@ -50,6 +50,7 @@ type httpWorker struct {
 	br          *bufio.Reader
 	req         []byte
 	body        []byte
+	keepBody    int // if above 0, readResponse keeps no more of a body
 	timer       *time.Timer
 
 	tokens    float64
@@ -471,7 +472,9 @@ type errHTTP string
 func (e errHTTP) Error() string { return "malformed http reply: " + string(e) }
 
 // readResponse reads one response into w.body and returns its status and
-// whether the connection may carry another request.
+// whether the connection may carry another request. With w.keepBody above
+// 0 only that much of the body is kept, the rest read and dropped. It does
+// not allocate once w.body has grown to the replies' size.
 func (w *httpWorker) readResponse() (status int, keep bool, err error) {
 	line, err := w.br.ReadSlice('\n')
 	if err != nil {
@@ -484,10 +487,11 @@ func (w *httpWorker) readResponse() (status int, keep bool, err error) {
 	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
 		return 0, false, errHTTP("status line")
 	}
-	status, err = strconv.Atoi(string(line[9:12]))
-	if err != nil || status < 100 {
+	code, ok := parseDecimal(line[9:12], 999)
+	if !ok || code < 100 {
 		return 0, false, errHTTP("status code")
 	}
+	status = int(code)
 	keep = line[7] == '1'
 	contentLength, chunked := -1, false
 	for n := 0; ; n++ {
@@ -509,22 +513,22 @@ func (w *httpWorker) readResponse() (status int, keep bool, err error) {
 		value = bytes.TrimSpace(value)
 		switch {
 		case bytes.EqualFold(name, []byte("Content-Length")):
-			v, err := strconv.ParseUint(string(value), 10, 31)
-			if err != nil {
+			v, ok := parseDecimal(value, 1<<31-1)
+			if !ok {
 				return 0, false, errHTTP("content-length")
 			}
 			contentLength = int(v)
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			chunked = bytes.Contains(bytes.ToLower(value), []byte("chunked"))
+			chunked = containsFold(value, []byte("chunked"))
 		case bytes.EqualFold(name, []byte("Connection")):
-			v := bytes.ToLower(value)
-			if bytes.Contains(v, []byte("close")) {
+			if containsFold(value, []byte("close")) {
 				keep = false
-			} else if bytes.Contains(v, []byte("keep-alive")) {
+			} else if containsFold(value, []byte("keep-alive")) {
 				keep = true
 			}
 		}
 	}
+	w.body = w.body[:0]
 	switch {
 	case chunked:
 		err = w.readChunked()
@@ -532,16 +536,10 @@ func (w *httpWorker) readResponse() (status int, keep bool, err error) {
 		if contentLength > maxHTTPBody {
 			return 0, false, errHTTP("body too large")
 		}
-		w.body = grow(w.body, contentLength)
-		_, err = io.ReadFull(w.br, w.body)
+		err = w.readBody(contentLength)
 	default: // body runs to the end of the connection
 		keep = false
-		w.body = w.body[:0]
-		var n int64
-		n, err = io.Copy(sliceWriter{&w.body}, io.LimitReader(w.br, maxHTTPBody+1))
-		if err == nil && n > maxHTTPBody {
-			err = errHTTP("body too large")
-		}
+		err = w.readBody(-1)
 	}
 	if err != nil {
 		return 0, false, noBuffer(err)
@@ -549,8 +547,59 @@ func (w *httpWorker) readResponse() (status int, keep bool, err error) {
 	return status, keep, nil
 }
 
+// readBody appends n bytes of body to w.body, or with n < 0 all up to the
+// end of the connection (at most maxHTTPBody), keeping no more than
+// w.keepBody of them if that is set.
+func (w *httpWorker) readBody(n int) error {
+	toEOF := n < 0
+	if toEOF {
+		n = maxHTTPBody + 1
+	}
+	for n > 0 {
+		if w.keepBody > 0 && len(w.body) >= w.keepBody {
+			d, err := w.br.Discard(n)
+			n -= d
+			if err == io.EOF {
+				if toEOF {
+					return nil
+				}
+				return io.ErrUnexpectedEOF
+			}
+			if err != nil {
+				return err
+			}
+			break
+		}
+		want := n
+		if w.keepBody > 0 {
+			want = min(want, w.keepBody-len(w.body))
+		}
+		if toEOF {
+			want = min(want, httpBufSize)
+		}
+		k := len(w.body)
+		w.body = grow(w.body, k+want)
+		got, err := io.ReadAtLeast(w.br, w.body[k:], 1)
+		w.body = w.body[:k+got]
+		n -= got
+		if err == io.EOF {
+			if toEOF {
+				return nil
+			}
+			return io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if toEOF {
+		return errHTTP("body too large")
+	}
+	return nil
+}
+
 func (w *httpWorker) readChunked() error {
-	w.body = w.body[:0]
+	total := 0
 	for {
 		line, err := w.br.ReadSlice('\n')
 		if err != nil {
@@ -560,19 +609,17 @@ func (w *httpWorker) readChunked() error {
 		if i := bytes.IndexByte(line, ';'); i >= 0 {
 			line = line[:i]
 		}
-		size, err := strconv.ParseUint(string(bytes.TrimSpace(line)), 16, 31)
-		if err != nil {
+		size, ok := parseHex(bytes.TrimSpace(line), 1<<31-1)
+		if !ok {
 			return errHTTP("chunk size")
 		}
 		if size == 0 {
 			break
 		}
-		if len(w.body)+int(size) > maxHTTPBody {
+		if total += int(size); total > maxHTTPBody {
 			return errHTTP("body too large")
 		}
-		n := len(w.body)
-		w.body = grow(w.body, n+int(size))
-		if _, err := io.ReadFull(w.br, w.body[n:]); err != nil {
+		if err := w.readBody(int(size)); err != nil {
 			return err
 		}
 		if crlf, err := w.br.ReadSlice('\n'); err != nil || len(bytes.TrimRight(crlf, "\r\n")) != 0 {
@@ -593,6 +640,58 @@ func (w *httpWorker) readChunked() error {
 	}
 }
 
+// parseDecimal reads b as a decimal number of at most max, digits only.
+func parseDecimal(b []byte, max uint64) (uint64, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if v = v*10 + uint64(c-'0'); v > max {
+			return 0, false
+		}
+	}
+	return v, true
+}
+
+// parseHex reads b as a hexadecimal number of at most max.
+func parseHex(b []byte, max uint64) (uint64, bool) {
+	if len(b) == 0 || len(b) > 15 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		var d byte
+		switch {
+		case '0' <= c && c <= '9':
+			d = c - '0'
+		case 'a' <= c && c <= 'f':
+			d = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		if v = v<<4 | uint64(d); v > max {
+			return 0, false
+		}
+	}
+	return v, true
+}
+
+// containsFold reports whether sub is within s, ignoring ASCII case.
+func containsFold(s, sub []byte) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if bytes.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
 func noBuffer(err error) error {
 	if errors.Is(err, bufio.ErrBufferFull) {
 		return errHTTP("header line too long")
@@ -606,13 +705,6 @@ func grow(b []byte, n int) []byte {
 		return b[:n]
 	}
 	return append(b[:cap(b)], make([]byte, n-cap(b))...)
-}
-
-type sliceWriter struct{ b *[]byte }
-
-func (s sliceWriter) Write(p []byte) (int, error) {
-	*s.b = append(*s.b, p...)
-	return len(p), nil
 }
 
 // httpAnnounceReply is what checkHTTPAnnounce looks at.

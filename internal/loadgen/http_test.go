@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -73,23 +74,38 @@ func TestReadResponse(t *testing.T) {
 		wantKeep   bool
 		wantBody   string
 		wantErr    string
+		keepBody   int
 	}{
-		{"content-length", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", 200, true, "abc", ""},
-		{"http/1.0", "HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nabc", 200, false, "abc", ""},
-		{"http/1.0 keep-alive", "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 3\r\n\r\nabc", 200, true, "abc", ""},
-		{"close", "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 3\r\n\r\nabc", 200, false, "abc", ""},
-		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1;x=y\r\nc\r\n0\r\nTrailer: z\r\n\r\n", 200, true, "abc", ""},
-		{"to eof", "HTTP/1.1 200 OK\r\n\r\nabc", 200, false, "abc", ""},
-		{"404", "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 404, true, "", ""},
-		{"no status", "garbage\r\n\r\n", 0, false, "", "malformed http reply: status line"},
-		{"bad length", "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", 0, false, "", "malformed http reply: content-length"},
-		{"huge length", "HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n", 0, false, "", "malformed http reply: body too large"},
-		{"cut body", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabc", 0, false, "", "unexpected EOF"},
-		{"header line", "HTTP/1.1 200 OK\r\nnocolon\r\n\r\n", 0, false, "", "malformed http reply: header line"},
-		{"long header", "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("a", httpBufSize) + "\r\n\r\n", 0, false, "", "malformed http reply: header line too long"},
+		{"content-length", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", 200, true, "abc", "", 0},
+		{"http/1.0", "HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nabc", 200, false, "abc", "", 0},
+		{"http/1.0 keep-alive", "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 3\r\n\r\nabc", 200, true, "abc", "", 0},
+		{"close", "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 3\r\n\r\nabc", 200, false, "abc", "", 0},
+		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1;x=y\r\nc\r\n0\r\nTrailer: z\r\n\r\n", 200, true, "abc", "", 0},
+		{"to eof", "HTTP/1.1 200 OK\r\n\r\nabc", 200, false, "abc", "", 0},
+		{"404", "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 404, true, "", "", 0},
+		{"no status", "garbage\r\n\r\n", 0, false, "", "malformed http reply: status line", 0},
+		{"bad length", "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", 0, false, "", "malformed http reply: content-length", 0},
+		{"huge length", "HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n", 0, false, "", "malformed http reply: body too large", 0},
+		{"cut body", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabc", 0, false, "", "unexpected EOF", 0},
+		{"header line", "HTTP/1.1 200 OK\r\nnocolon\r\n\r\n", 0, false, "", "malformed http reply: header line", 0},
+		{"long header", "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("a", httpBufSize) + "\r\n\r\n", 0, false, "", "malformed http reply: header line too long", 0},
+		{"status letters", "HTTP/1.1 2x0 OK\r\n\r\n", 0, false, "", "malformed http reply: status code", 0},
+		{"length sign", "HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\nabc", 0, false, "", "malformed http reply: content-length", 0},
+		{"length over 2^31", "HTTP/1.1 200 OK\r\nContent-Length: 2147483648\r\n\r\n", 0, false, "", "malformed http reply: content-length", 0},
+		{"chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 0, false, "", "malformed http reply: chunk size", 0},
+		{"chunks too large", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n100001\r\n", 0, false, "", "malformed http reply: body too large", 0},
+		{"to eof too large", "HTTP/1.1 200 OK\r\n\r\n" + strings.Repeat("a", maxHTTPBody+1), 0, false, "", "malformed http reply: body too large", 0},
+		{"to eof at the limit", "HTTP/1.1 200 OK\r\n\r\n" + strings.Repeat("a", maxHTTPBody), 200, false, strings.Repeat("a", maxHTTPBody), "", 0},
+		// keepBody: a prefix is kept, the rest read and dropped, so the
+		// next response on the connection is found.
+		{"keep prefix", "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nabcdef", 200, true, "abcd", "", 4},
+		{"keep prefix cut", "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabcdef", 0, false, "", "unexpected EOF", 4},
+		{"keep prefix chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n", 200, true, "abcd", "", 4},
+		{"keep prefix to eof", "HTTP/1.1 200 OK\r\n\r\n" + strings.Repeat("a", maxHTTPBody), 200, false, "aaaa", "", 4},
+		{"keep prefix to eof too large", "HTTP/1.1 200 OK\r\n\r\n" + strings.Repeat("a", maxHTTPBody+1), 0, false, "", "malformed http reply: body too large", 4},
 	}
 	for _, tt := range tests {
-		w := &httpWorker{br: bufio.NewReaderSize(strings.NewReader(tt.in), httpBufSize)}
+		w := &httpWorker{br: bufio.NewReaderSize(strings.NewReader(tt.in), httpBufSize), keepBody: tt.keepBody}
 		status, keep, err := w.readResponse()
 		gotErr := ""
 		if err != nil {
@@ -293,4 +309,29 @@ func TestRunHTTPRefused(t *testing.T) {
 	if conn == nil || conn.Failures == 0 || conn.OK != 0 || conn.TopFailures[0].Message != "connection refused" {
 		t.Errorf("connect = %+v, want refused", conn)
 	}
+}
+
+// FuzzReadResponse reads arbitrary bytes as the replies on one connection:
+// no panic, and every reply read has a status of three digits and a body
+// within maxHTTPBody, and within keepBody when that is set.
+func FuzzReadResponse(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"), uint8(0))                                                   // plain
+	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\nHTTP/1.0 404 X\r\n\r\nzz"), uint8(1)) // chunked, then to EOF, a prefix kept
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n"), uint8(0))                                   // length overflowing
+	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\n"), uint8(4))                        // chunk size overflowing
+	f.Fuzz(func(t *testing.T, in []byte, keep uint8) {
+		w := &httpWorker{br: bufio.NewReaderSize(bytes.NewReader(in), floodBufSize), keepBody: int(keep)}
+		for range 8 {
+			status, _, err := w.readResponse()
+			if err != nil {
+				return
+			}
+			if status < 100 || status > 999 {
+				t.Fatalf("status %d from %q", status, in)
+			}
+			if len(w.body) > maxHTTPBody || keep > 0 && len(w.body) > int(keep) {
+				t.Fatalf("body of %d bytes with keepBody %d", len(w.body), keep)
+			}
+		}
+	})
 }

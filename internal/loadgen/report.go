@@ -279,13 +279,17 @@ func (r *Report) writeFloodHeader(b *strings.Builder) {
 	} else {
 		b.WriteString("no legit class; ")
 	}
+	mode := string(f.Mode)
+	if f.Mix != "" {
+		mode = f.Mix
+	}
 	switch {
 	case f.FloodRate == FloodOff:
 		b.WriteString("no flood")
 	case f.FloodRate == 0:
-		fmt.Fprintf(b, "flood (%s) as fast as possible from %d sources", f.Mode, f.FloodSources)
+		fmt.Fprintf(b, "flood (%s) as fast as possible from %d sources", mode, f.FloodSources)
 	default:
-		fmt.Fprintf(b, "flood (%s) %.0f/s from %d sources", f.Mode, f.FloodRate, f.FloodSources)
+		fmt.Fprintf(b, "flood (%s) %.0f/s from %d sources", mode, f.FloodRate, f.FloodSources)
 	}
 	fmt.Fprintf(b, "\nmeasured %v after %v warm-up, stopped by %s", r.Elapsed.Round(time.Millisecond), r.Warmup, r.StoppedBy)
 	r.writeGenerator(b)
@@ -293,7 +297,13 @@ func (r *Report) writeFloodHeader(b *strings.Builder) {
 
 func (f *FloodReport) writeText(b *strings.Builder) {
 	if f.LegitRate > 0 {
-		f.Legit.writeText(b)
+		f.Legit.writeText(b, f.LegitNewConn)
+		switch {
+		case f.LegitPriority > 0:
+			fmt.Fprintf(b, "legit class timed from a process of its own at real-time priority %d (SCHED_FIFO), which used %.2f cores\n", f.LegitPriority, f.LegitCores)
+		case f.LegitShared:
+			b.WriteString("legit class timed in the flood's process: its latencies include the generator's own delays (--legit-rt times it from a process of its own)\n")
+		}
 	}
 	t := f.Flood
 	if t == nil {
@@ -323,16 +333,42 @@ func (f *FloodReport) writeText(b *strings.Builder) {
 	for _, m := range t.IOErrorMsg {
 		fmt.Fprintf(b, "socket error flood %10d × %s\n", m.Count, m.Message)
 	}
+	if len(t.Modes) > 0 {
+		writeModes(b, t.Modes)
+	}
 }
 
-func (l *LegitReport) writeText(b *strings.Builder) {
+// writeModes writes the HTTP flood's breakdown by connection mode.
+func writeModes(b *strings.Builder, modes []HTTPModeReport) {
+	b.WriteString("\nflood connections by mode (requests: sent = offered; held: how long the server kept idle and partial ones):\n")
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\tconns\tconnects/s\tconn fail\tconn timeout\tsent/s\treplies/s\tunanswered\ttimeout\tserver closed\tp50\tp99\theld p50\theld p99\theld to end\t")
+	for _, m := range modes {
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%d\t%.0f\t%.0f\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%d\t\n",
+			m.Mode, m.Conns, m.ConnectsPerSec, m.ConnectFailures, m.ConnectTimeouts, m.SentPerSec, m.RepliesPerSec,
+			m.Unanswered, m.Timeouts, m.ServerClosed, fmtDur(m.Latency.P50), fmtDur(m.Latency.P99),
+			fmtDur(m.Held.P50), fmtDur(m.Held.P99), m.HeldToEnd)
+	}
+	tw.Flush()
+	for _, m := range modes {
+		for _, said := range m.ServerSaid {
+			fmt.Fprintf(b, "server said on %s connections %10d × %q\n", m.Mode, said.Count, said.Message)
+		}
+	}
+}
+
+func (l *LegitReport) writeText(b *strings.Builder, newConn bool) {
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "legit\tjoins\tok\tsuccess\tfail\ttimeout\tbad\tnot sent\tjoins/s\tp50\tp90\tp99\tmax\t")
 	fmt.Fprintf(tw, "joins\t%d\t%d\t%.2f%%\t%d\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t\n",
 		l.Joins, l.OK, l.SuccessPct, l.Failures, l.Timeouts, l.Bad, l.NotSent, l.JoinsPerSec,
 		fmtDur(l.Latency.P50), fmtDur(l.Latency.P90), fmtDur(l.Latency.P99), fmtDur(l.Latency.Max))
 	tw.Flush()
-	fmt.Fprintf(b, "join latency: from the join's start to its announce reply, connect included; generator lag behind schedule p99 %s, max %s\n", fmtDur(l.LagP99), fmtDur(l.LagMax))
+	what := "from the join's start to its announce reply, connect included"
+	if newConn {
+		what = "connect, request and reply, a connection per join"
+	}
+	fmt.Fprintf(b, "join latency: %s; generator lag behind schedule p99 %s, max %s\n", what, fmtDur(l.LagP99), fmtDur(l.LagMax))
 	if l.GeneratorLagging() {
 		b.WriteString("the generator fell behind its schedule: it lacked CPU, and the latencies include its own delays\n")
 	}

@@ -202,7 +202,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		}
 	}
 	if cfg.Scenario == ScenarioFlood {
-		return runFlood(ctx, &cfg, hashes, probe)
+		return runFlood(ctx, &cfg, hashes, probe, nil)
 	}
 	pop := &population{hashes: hashes, peersPerTorrent: cfg.PeersPerTorrent, workers: cfg.Workers}
 	rs := newRunState(&cfg, pop)

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package loadgen
+
+func canRealtime() error { return setRealtime(1) }
