@@ -171,10 +171,7 @@ func TestTenThousandIdleConnections(t *testing.T) {
 	if d := legitServed(t, s, "127.0.0.10"); d > 500*time.Millisecond {
 		t.Errorf("legit request took %v beside 10,000 idle connections", d)
 	}
-	ll := s.ln.(*limitListener)
-	ll.mu.Lock()
-	open := ll.bySrc[netip.MustParseAddr("127.0.0.9")]
-	ll.mu.Unlock()
+	open := s.ln.held(netip.MustParsePrefix("127.0.0.9/32"))
 	if open > DefaultConfig().MaxConnsPerSource {
 		t.Fatalf("%d connections from one source open, cap %d", open, DefaultConfig().MaxConnsPerSource)
 	}

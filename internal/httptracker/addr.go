@@ -13,48 +13,61 @@ var errRemoteAddr = errors.New("httptracker: RemoteAddr is not ip:port")
 
 // sourceAddr returns the IP address of the peer that sent r, unmapped and
 // without zone. It is r.RemoteAddr, the TCP connection's source, unless
-// that source is inside one of the trusted proxy prefixes: then the
-// forwarding headers say who the proxy was talking to.
+// that source is inside one of the trusted proxy prefixes and header names
+// the header the proxies set: then that header, and no other, says who
+// the proxy was talking to. Never falling back to another header matters:
+// a proxy that sets X-Real-IP passes the client's own X-Forwarded-For
+// through, and the reverse.
 //
-// X-Forwarded-For is read first. Each proxy appends the address it received
-// the request from, so only the right end of the list is written by proxies
+// With X-Forwarded-For, each proxy appends the address it received the
+// request from, so only the right end of the list is written by proxies
 // we trust; anything to the left may have been sent by the client. The list
 // (all X-Forwarded-For lines, in order, as one comma-separated list) is
 // walked from the right, skipping addresses inside trusted prefixes; the
 // first other address is the peer. If every entry is trusted, the leftmost
-// is the peer. If X-Forwarded-For is absent or empty, X-Real-IP (a single
-// address, as set by nginx's real_ip or proxy_set_header) is used, and if
-// that is absent too, the proxy itself is the peer.
+// is the peer. With X-Real-IP (canonically X-Real-Ip), the header is one
+// address.
 //
-// An entry that is not an IP address (an optional port, as some proxies
-// add, is allowed) where the walk stops is a *ParseError: the proxy
-// chain is misconfigured, and guessing would attribute the announce to the
-// wrong peer. Entries left of the one chosen are never parsed, so garbage
-// a client puts there cannot fail its request. sourceAddr does not allocate
-// unless it returns a *ParseError.
-func sourceAddr(r *http.Request, trusted []netip.Prefix) (netip.Addr, error) {
+// A header that is missing, repeated (X-Real-IP) or holds something other
+// than an IP address (an optional port, as some proxies add, is allowed)
+// where the walk stops is a *ParseError: the proxy chain is misconfigured,
+// and guessing would attribute the announce to the wrong peer. The
+// proxy's own address is returned with it, so that the request can be
+// charged to someone. Entries left of the one chosen are never parsed, so
+// garbage a client puts there cannot fail its request. sourceAddr does not
+// allocate unless it returns a *ParseError.
+func sourceAddr(r *http.Request, trusted []netip.Prefix, header string) (netip.Addr, error) {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return netip.Addr{}, errRemoteAddr
 	}
 	src := ap.Addr().Unmap().WithZone("")
-	if !inPrefixes(src, trusted) {
+	if header == "" || !inPrefixes(src, trusted) {
 		return src, nil
 	}
-	if a, ok, err := fromForwardedFor(r.Header.Values("X-Forwarded-For"), trusted); ok || err != nil {
-		return a, err
-	}
-	if v := r.Header.Values("X-Real-Ip"); len(v) > 0 {
-		if len(v) > 1 {
-			return netip.Addr{}, &ParseError{Op: "announce", Field: "x-real-ip", Msg: msgRepeated}
-		}
-		a, ok := parseHop(v[0])
-		if !ok {
-			return netip.Addr{}, &ParseError{Op: "announce", Field: "x-real-ip", Msg: "invalid address"}
+	lines := r.Header[header] // header is canonical
+	if header == headerXFF {
+		a, ok, err := fromForwardedFor(lines, trusted)
+		switch {
+		case err != nil:
+			return src, err
+		case !ok:
+			return src, &ParseError{Op: "announce", Field: "x-forwarded-for", Msg: msgMissing}
 		}
 		return a, nil
 	}
-	return src, nil
+	switch len(lines) {
+	case 0:
+		return src, &ParseError{Op: "announce", Field: "x-real-ip", Msg: msgMissing}
+	case 1:
+	default:
+		return src, &ParseError{Op: "announce", Field: "x-real-ip", Msg: msgRepeated}
+	}
+	a, ok := parseHop(lines[0])
+	if !ok {
+		return src, &ParseError{Op: "announce", Field: "x-real-ip", Msg: "invalid address"}
+	}
+	return a, nil
 }
 
 // fromForwardedFor walks the X-Forwarded-For lines from the right. ok is

@@ -1,6 +1,7 @@
 package httptracker
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -19,7 +20,26 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{name: "trusted CIDRs and addresses", change: func(c *Config) {
 			c.TrustedProxies = []string{"10.0.0.0/8", "::1", "2001:db8::/32", "192.0.2.7/32"}
+			c.ClientIPHeader = "X-Forwarded-For"
 		}},
+		{name: "X-Real-IP in any case", change: func(c *Config) {
+			c.TrustedProxies, c.ClientIPHeader = []string{"10.0.0.0/8"}, "x-real-ip"
+		}},
+		{name: "header not one warden reads", change: func(c *Config) {
+			c.TrustedProxies, c.ClientIPHeader = []string{"10.0.0.0/8"}, "Forwarded"
+		}, wantErr: `client_ip_header: must be "", "X-Forwarded-For" or "X-Real-IP", got "Forwarded"`},
+		{name: "header without trusted proxies", change: func(c *Config) { c.ClientIPHeader = "X-Real-IP" },
+			wantErr: `client_ip_header: is "X-Real-IP" but trusted_proxies is empty: no request would be read by it`},
+		{name: "trusted proxies without a header", change: func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8"} },
+			wantErr: `client_ip_header: must name the header your proxies set ("", "X-Forwarded-For" or "X-Real-IP") when trusted_proxies is set`},
+		{name: "per-prefix cap above max_conns", change: func(c *Config) { c.MaxConnsPerPrefix = c.MaxConns + 1 }},
+		{name: "per-prefix cap huge", change: func(c *Config) { c.MaxConnsPerPrefix = 1<<20 + 1 },
+			wantErr: "max_conns_per_prefix: must be between 1 and 1048576, got 1048577"},
+		{name: "per-source cap above per-prefix", change: func(c *Config) { c.MaxConnsPerSource = 2000 },
+			wantErr: "max_conns_per_source: must be between 1 and max_conns_per_prefix (1024), got 2000"},
+		{name: "no proxy connections", change: func(c *Config) { c.MaxConnsPerProxy = 0 },
+			wantErr: "max_conns_per_proxy: must be between 1 and 1048576, got 0"},
+		{name: "proxy cap is max_conns", change: func(c *Config) { c.MaxConnsPerProxy = c.MaxConns }},
 		{name: "listen host and port", change: func(c *Config) { c.Listen = "127.0.0.1:0" }},
 		{name: "listen v6", change: func(c *Config) { c.Listen = "[::1]:6969" }},
 		{name: "listen empty", change: func(c *Config) { c.Listen = "" },
@@ -68,5 +88,32 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Validate changed the config")
 			}
 		})
+	}
+}
+
+func TestWideTrusted(t *testing.T) {
+	tests := []struct {
+		prefix string
+		warn   bool
+	}{
+		{"0.0.0.0/0", true},
+		{"::/0", true},
+		{"8.0.0.0/6", true},     // public, 2^26 addresses
+		{"104.16.0.0/13", true}, // public: a CDN's range is worth a second look
+		{"2400:cb00::/29", true},
+		{"198.51.100.0/24", false},
+		{"203.0.0.0/16", false},
+		{"2001:db8::/32", false},
+		{"10.0.0.0/8", false}, // private at any width
+		{"172.16.0.0/12", false},
+		{"fd00::/8", false},
+		{"127.0.0.0/8", false},
+		{"0.0.0.0/4", true}, // contains 10/8 but is wider
+	}
+	for _, tt := range tests {
+		why := wideTrusted(netip.MustParsePrefix(tt.prefix))
+		if (why != "") != tt.warn {
+			t.Errorf("wideTrusted(%s) = %q, want a warning: %v", tt.prefix, why, tt.warn)
+		}
 	}
 }

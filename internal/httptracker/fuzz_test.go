@@ -2,6 +2,7 @@ package httptracker
 
 import (
 	"fmt"
+	"net/http"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -135,4 +136,66 @@ func FuzzParseScrape(f *testing.F) {
 			t.Fatalf("reply: %v", err)
 		}
 	})
+}
+
+// FuzzSourceAddr checks the client address a request from a trusted proxy
+// is attributed to, whatever its headers hold: sourceAddr never panics;
+// on success the address is unmapped, has no zone and was written in the
+// header the operator chose, never in the other one (no fallback); on
+// failure it is a ParseError with a fixed message about the chosen header,
+// and the address returned is the proxy's, to be charged.
+func FuzzSourceAddr(f *testing.F) {
+	f.Add(true, "198.51.100.1", "")                                     // one hop
+	f.Add(true, "1.2.3.4, 10.0.0.2, 198.51.100.1, 10.0.0.3", "5.6.7.8") // trusted hops on the right are skipped
+	f.Add(true, "", "198.51.100.2")                                     // X-Forwarded-For missing: no fallback
+	f.Add(false, "203.0.113.9", "")                                     // X-Real-IP missing: the client's XFF is no fallback
+	f.Add(false, "", "[2001:db8::7]:80")                                // X-Real-IP with a port
+	f.Add(true, "::ffff:198.51.100.1, fe80::1%eth0", "")                // mapped, and a zone where the walk stops
+	f.Add(false, "", "198.51.100.1\n198.51.100.2")                      // two X-Real-IP lines
+	trusted, _ := parseTrusted([]string{"10.0.0.0/8", "2001:db8:ffff::/48"})
+	proxy := netip.MustParseAddr("10.0.0.1")
+	f.Fuzz(func(t *testing.T, xff bool, fwd, real string) {
+		header, other, chosen := headerRealIP, fwd, real
+		if xff {
+			header, other, chosen = headerXFF, real, fwd
+		}
+		r := &http.Request{RemoteAddr: "10.0.0.1:40000", Header: http.Header{}}
+		for _, v := range strings.Split(fwd, "\n") {
+			if v != "" {
+				r.Header.Add(headerXFF, v)
+			}
+		}
+		for _, v := range strings.Split(real, "\n") {
+			if v != "" {
+				r.Header.Add(headerRealIP, v)
+			}
+		}
+		a, err := sourceAddr(r, trusted, header)
+		if err != nil {
+			pe, ok := err.(*ParseError)
+			if !ok || a != proxy || pe.Field != strings.ToLower(header) || !slices.Contains(knownMsgs, pe.Msg) && pe.Msg != "invalid address" {
+				t.Fatalf("sourceAddr(%s, XFF %q, X-Real-IP %q) = %v, %#v", header, fwd, real, a, err)
+			}
+			return
+		}
+		if !a.IsValid() || a.Is4In6() || a.Zone() != "" {
+			t.Fatalf("sourceAddr(%s, XFF %q, X-Real-IP %q) = %v: not a plain address", header, fwd, real, a)
+		}
+		// The address was written in the chosen header (in some form),
+		// and is not merely one that only the other header holds.
+		if !writtenIn(a, chosen) {
+			t.Fatalf("sourceAddr(%s, XFF %q, X-Real-IP %q) = %v, which %q does not hold (the other header: %q)", header, fwd, real, a, chosen, other)
+		}
+	})
+}
+
+// writtenIn reports whether some comma- or line-separated entry of s
+// parses as a.
+func writtenIn(a netip.Addr, s string) bool {
+	for _, e := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' }) {
+		if b, ok := parseHop(e); ok && b == a {
+			return true
+		}
+	}
+	return false
 }

@@ -35,7 +35,7 @@ func newGuard(t *testing.T, cfg limit.Config, blocklist string) *limit.Guard {
 func TestGuardedHandler(t *testing.T) {
 	cfg := limit.DefaultConfig()
 	cfg.RatePerSec, cfg.Burst, cfg.BanAfter, cfg.BanWindow = 1, 3, 5, time.Minute
-	h := newHandler(newTestTracker(t), nil, false, slog.New(slog.DiscardHandler))
+	h := newHandler(newTestTracker(t), nil, "", false, slog.New(slog.DiscardHandler))
 	h.guard = newGuard(t, cfg, "")
 	var bodies []string
 	var closes int

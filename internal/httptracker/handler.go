@@ -37,9 +37,19 @@ type Stats struct {
 	Limited uint64 `json:"limited"`
 	// Banned are requests from banned or blocklisted sources.
 	Banned uint64 `json:"banned"`
-	// ConnsRefused are connections closed at accept: blocklisted source,
-	// or over max_conns or max_conns_per_source.
+	// BadForwards are requests from a trusted proxy whose client address
+	// header was missing or malformed; they are charged to the proxy.
+	BadForwards uint64 `json:"bad_forwards"`
+	// ConnsOpen is the number of connections open now.
+	ConnsOpen uint64 `json:"conns_open"`
+	// ConnsRefused are connections closed at accept: a blocklisted or
+	// banned source, one at max_conns_per_source, max_conns_per_prefix or
+	// max_conns_per_proxy, or any when max_conns are open and none may
+	// be closed for it.
 	ConnsRefused uint64 `json:"conns_refused"`
+	// ConnsEvicted are idle connections closed to make room for a source
+	// holding fewer, when max_conns were open.
+	ConnsEvicted uint64 `json:"conns_evicted"`
 }
 
 // counter is an atomic counter on a cache line of its own, so that cores
@@ -54,18 +64,21 @@ type counters struct {
 	scrapesOK, scrapesFailed     counter
 	badRequests                  counter
 	limited, banned              counter
-	connsRefused                 counter
+	badForwards                  counter
+	connsRefused, connsEvicted   counter
 }
 
 // handler serves /announce and /scrape. It is safe for concurrent use.
 type handler struct {
 	tr         *tracker.Tracker
 	trusted    []netip.Prefix
+	header     string // canonical client address header; "" for none
 	fullScrape bool
 	maxScrape  int
 	guard      *limit.Guard // nil: no limits
 	log        *slog.Logger
 	errLog     *ratelog.Logger // errors a client's request ran into
+	proxyLog   *ratelog.Logger // trusted proxies sending unusable headers
 	stats      counters
 	states     sync.Pool // *reqState
 }
@@ -86,14 +99,18 @@ type reqState struct {
 // to the pool; a full scrape's reply is left to the garbage collector.
 const maxPooledBytes = 64 << 10
 
-func newHandler(tr *tracker.Tracker, trusted []netip.Prefix, fullScrape bool, log *slog.Logger) *handler {
+// newHandler returns a handler; header is the canonical name of the client
+// address header read from trusted proxies ("" for none).
+func newHandler(tr *tracker.Tracker, trusted []netip.Prefix, header string, fullScrape bool, log *slog.Logger) *handler {
 	return &handler{
 		tr:         tr,
 		trusted:    trusted,
+		header:     header,
 		fullScrape: fullScrape,
 		maxScrape:  tr.Config().MaxScrapeHashes,
 		log:        log,
 		errLog:     ratelog.New(log, slog.LevelError, time.Second, nil),
+		proxyLog:   ratelog.New(log, slog.LevelWarn, time.Minute, nil),
 		states:     sync.Pool{New: func() any { return new(reqState) }},
 	}
 }
@@ -144,8 +161,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("method not allowed\n"))
 		return
 	}
-	src, srcErr := sourceAddr(r, h.trusted) // the error is reported by the request's parse
-	if srcErr == nil && !h.allowed(w, src) {
+	src, srcErr := sourceAddr(r, h.trusted, h.header) // the error is reported by the request's parse
+	if srcErr != nil && src.IsValid() {
+		h.badForward(src, srcErr)
+	}
+	// Every request is charged, a trusted proxy's with an unusable header
+	// included: to the proxy, whose address src then is, so that such
+	// requests cannot be sent for free.
+	if src.IsValid() && !h.allowed(w, src) {
 		return
 	}
 	st := h.getState()
@@ -231,6 +254,15 @@ func (h *handler) allowed(w http.ResponseWriter, src netip.Addr) bool {
 		writeBody(w, bannedReply)
 	}
 	return false
+}
+
+// badForward counts a request from trusted proxy src without a usable
+// client address, and tells the operator (at most once a minute): the
+// proxy is not setting the header client_ip_header names.
+func (h *handler) badForward(src netip.Addr, err error) {
+	h.stats.badForwards.n.Add(1)
+	h.proxyLog.Log("trusted proxy sent no usable client address; check that it sets client_ip_header",
+		slog.String("proxy", src.String()), slog.String("header", h.header), slog.Any("err", err))
 }
 
 // errNoFullScrape answers a scrape without info_hash when full_scrape is off.

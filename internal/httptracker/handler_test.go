@@ -38,7 +38,8 @@ func newTestHandler(tb testing.TB, cfg Config, log *slog.Logger) *handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return newHandler(newTestTracker(tb), trusted, cfg.FullScrape, log)
+	header, _ := cfg.clientIPHeader()
+	return newHandler(newTestTracker(tb), trusted, header, cfg.FullScrape, log)
 }
 
 // get serves GET target from remote (ip:port) and returns the recorder.
@@ -221,7 +222,7 @@ func TestFailureReplies(t *testing.T) {
 		{name: "internal error is not explained", remote: "not-an-address", target: announceURL(1, 1, 0, ""), want: "internal error"},
 	}
 	cfg := DefaultConfig()
-	cfg.TrustedProxies = []string{"10.0.0.0/8"}
+	cfg.TrustedProxies, cfg.ClientIPHeader = []string{"10.0.0.0/8"}, "X-Forwarded-For"
 	h := newTestHandler(t, cfg, nil)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -343,7 +344,7 @@ func TestStats(t *testing.T) {
 
 func TestTrustedProxyEndToEnd(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.TrustedProxies = []string{"10.0.0.0/8"}
+	cfg.TrustedProxies, cfg.ClientIPHeader = []string{"10.0.0.0/8"}, "X-Forwarded-For"
 	h := newTestHandler(t, cfg, nil)
 	// Through the proxy: the peer is the forwarded address, not the
 	// proxy and not what the client wrote on the left of the list.
@@ -432,7 +433,7 @@ func BenchmarkAnnounce(b *testing.B) {
 		})
 		if n == 1_000 {
 			b.Run("fresh_state/peers=1000", func(b *testing.B) {
-				src, err := sourceAddr(r, h.trusted)
+				src, err := sourceAddr(r, h.trusted, h.header)
 				b.ReportAllocs()
 				for b.Loop() {
 					h.announce(w, r, src, err, new(reqState))

@@ -3,9 +3,10 @@
 // and the scrape convention of BEP 48. It owns the wire: parsing the query
 // string by hand (no url.Values, so a request costs no allocations of its
 // own), deciding the peer's address from the connection (and, only behind
-// trusted proxies, from X-Forwarded-For or X-Real-IP), and writing bencoded
-// replies. What a request may do is left to package tracker; where peers are
-// kept, to the swarm store.
+// trusted proxies, from the one header the operator named), sharing the
+// connection slots fairly between sources and prefixes, and writing
+// bencoded replies. What a request may do is left to package tracker;
+// where peers are kept, to the swarm store.
 //
 // Every reply the tracker makes to a well-routed request is HTTP 200 with a
 // bencoded body, failures included ("d14:failure reason...e"), because
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"warden/internal/confkey"
@@ -30,11 +32,17 @@ type Config struct {
 	Listen string `toml:"listen"`
 	// TrustedProxies lists the reverse proxies, as CIDR prefixes
 	// ("10.0.0.0/8") or single addresses ("192.0.2.7"), whose
-	// X-Forwarded-For and X-Real-IP headers are believed. Empty means the
-	// headers are ignored and the peer's address is always the
-	// connection's source address, which is the only safe setting when
-	// clients reach warden directly.
+	// ClientIPHeader is believed. Empty means no header is read and the
+	// peer's address is always the connection's source address, which is
+	// the only safe setting when clients reach warden directly.
 	TrustedProxies []string `toml:"trusted_proxies"`
+	// ClientIPHeader names the one header from which a request from a
+	// trusted proxy gives the client's address: "X-Forwarded-For" (the
+	// right-most address no trusted proxy wrote) or "X-Real-IP" (one
+	// address). It is a choice, never a fallback: the other header is not
+	// read, since a proxy that sets one passes the other through from the
+	// client untouched. Required with TrustedProxies, refused without.
+	ClientIPHeader string `toml:"client_ip_header"`
 	// FullScrape allows a scrape with no info_hash, which lists every
 	// torrent. Off by default: it is costly and tells anyone what the
 	// tracker tracks.
@@ -58,9 +66,42 @@ type Config struct {
 	// MaxConns caps open connections overall; past it new ones are closed
 	// as soon as they are accepted. Keep it under the process's file limit.
 	MaxConns int `toml:"max_conns"`
-	// MaxConnsPerSource caps open connections from one IP address, so one
-	// source cannot hold the others' share with idle or slow connections.
+	// MaxConnsPerSource caps open connections from one source: an IPv4
+	// address, or an IPv6 /64 (limit.ipv6_address_len), since whoever
+	// has one address of a /64 has them all. At most MaxConnsPerPrefix.
 	MaxConnsPerSource int `toml:"max_conns_per_source"`
+	// MaxConnsPerPrefix caps open connections from one IPv4 /24 or IPv6
+	// /48 (limit.ipv4_prefix_len, limit.ipv6_prefix_len) together.
+	MaxConnsPerPrefix int `toml:"max_conns_per_prefix"`
+	// MaxConnsPerProxy caps open connections from each trusted proxy
+	// address, which speaks for many clients: its connections are exempt
+	// from the per-source and per-prefix caps (and are never closed to
+	// make room for others) but count toward MaxConns.
+	MaxConnsPerProxy int `toml:"max_conns_per_proxy"`
+}
+
+// maxConnsLimit bounds every connection cap: far above any file limit.
+const maxConnsLimit = 1 << 20
+
+// The values ClientIPHeader accepts, in canonical form.
+const (
+	headerXFF     = "X-Forwarded-For"
+	headerRealIP  = "X-Real-Ip"
+	headerChoices = `"", "X-Forwarded-For" or "X-Real-IP"`
+)
+
+// clientIPHeader returns the canonical form of ClientIPHeader, or false if
+// it is not one warden reads.
+func (c Config) clientIPHeader() (string, bool) {
+	switch {
+	case c.ClientIPHeader == "":
+		return "", true
+	case strings.EqualFold(c.ClientIPHeader, headerXFF):
+		return headerXFF, true
+	case strings.EqualFold(c.ClientIPHeader, headerRealIP):
+		return headerRealIP, true
+	}
+	return "", false
 }
 
 // DefaultConfig returns strict settings suitable for a tracker reached
@@ -77,6 +118,8 @@ func DefaultConfig() Config {
 		ShutdownTimeout:   5 * time.Second,
 		MaxConns:          16384,
 		MaxConnsPerSource: 64,
+		MaxConnsPerPrefix: 1024,
+		MaxConnsPerProxy:  8192,
 	}
 }
 
@@ -88,6 +131,15 @@ func (c Config) Validate() error {
 	}
 	if _, err := parseTrusted(c.TrustedProxies); err != nil {
 		return err
+	}
+	header, ok := c.clientIPHeader()
+	switch {
+	case !ok:
+		return confkey.Errorf("client_ip_header", "must be %s, got %q", headerChoices, c.ClientIPHeader)
+	case header != "" && len(c.TrustedProxies) == 0:
+		return confkey.Errorf("client_ip_header", "is %q but trusted_proxies is empty: no request would be read by it", c.ClientIPHeader)
+	case header == "" && len(c.TrustedProxies) > 0:
+		return confkey.Errorf("client_ip_header", "must name the header your proxies set (%s) when trusted_proxies is set", headerChoices)
 	}
 	for _, d := range []struct {
 		name string
@@ -111,11 +163,18 @@ func (c Config) Validate() error {
 	if c.MaxHeaderBytes < 1<<10 || c.MaxHeaderBytes > 1<<20 {
 		return confkey.Errorf("max_header_bytes", "must be between 1024 and 1048576, got %d", c.MaxHeaderBytes)
 	}
-	if c.MaxConns < 1 || c.MaxConns > 1<<20 {
-		return confkey.Errorf("max_conns", "must be between 1 and 1048576, got %d", c.MaxConns)
+	if c.MaxConns < 1 || c.MaxConns > maxConnsLimit {
+		return confkey.Errorf("max_conns", "must be between 1 and %d, got %d", maxConnsLimit, c.MaxConns)
 	}
-	if c.MaxConnsPerSource < 1 || c.MaxConnsPerSource > c.MaxConns {
-		return confkey.Errorf("max_conns_per_source", "must be between 1 and max_conns (%d), got %d", c.MaxConns, c.MaxConnsPerSource)
+	// The narrower caps may exceed max_conns, which bounds them all.
+	if c.MaxConnsPerPrefix < 1 || c.MaxConnsPerPrefix > maxConnsLimit {
+		return confkey.Errorf("max_conns_per_prefix", "must be between 1 and %d, got %d", maxConnsLimit, c.MaxConnsPerPrefix)
+	}
+	if c.MaxConnsPerSource < 1 || c.MaxConnsPerSource > c.MaxConnsPerPrefix {
+		return confkey.Errorf("max_conns_per_source", "must be between 1 and max_conns_per_prefix (%d), got %d", c.MaxConnsPerPrefix, c.MaxConnsPerSource)
+	}
+	if c.MaxConnsPerProxy < 1 || c.MaxConnsPerProxy > maxConnsLimit {
+		return confkey.Errorf("max_conns_per_proxy", "must be between 1 and %d, got %d", maxConnsLimit, c.MaxConnsPerProxy)
 	}
 	return nil
 }
@@ -134,4 +193,47 @@ func parseTrusted(list []string) ([]netip.Prefix, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// Trusted ranges wider than these are warned about at start, unless they
+// lie inside private or loopback space: any host in a trusted range can
+// write the client address header, so a range of public addresses this
+// wide is more likely a mistake (or a CDN's published list, which the
+// warning lets the operator confirm) than a set of proxies one runs.
+const (
+	wideTrustedV4 = 16
+	wideTrustedV6 = 32
+)
+
+// privateRanges are the address ranges a trusted range may span at any
+// width without a warning: they cannot be reached from the internet.
+var privateRanges = []netip.Prefix{
+	netip.MustParsePrefix("10.0.0.0/8"),
+	netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"),
+	netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("fc00::/7"),
+	netip.MustParsePrefix("::1/128"),
+}
+
+// wideTrusted returns why p is too wide to trust without a second look,
+// or "" if it is not.
+func wideTrusted(p netip.Prefix) string {
+	if p.Bits() == 0 {
+		return "every address is trusted: any client can choose the address it is tracked and banned as"
+	}
+	for _, q := range privateRanges {
+		if q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
+			return ""
+		}
+	}
+	if p.Addr().Is4() && p.Bits() < wideTrustedV4 || p.Addr().Is6() && p.Bits() < wideTrustedV6 {
+		return fmt.Sprintf("%s public addresses are trusted: any host among them can choose the address it is tracked and banned as", wideCount(p))
+	}
+	return ""
+}
+
+// wideCount says how many addresses p holds, as a power of two.
+func wideCount(p netip.Prefix) string {
+	return fmt.Sprintf("2^%d", p.Addr().BitLen()-p.Bits())
 }

@@ -22,54 +22,15 @@ import (
 // Server is the HTTP tracker bound to one TCP listener.
 type Server struct {
 	cfg     Config
-	ln      net.Listener
+	ln      *limitListener
 	addr    netip.AddrPort
 	h       *handler
 	srv     *http.Server
 	log     *slog.Logger
 	running atomic.Bool
 
-	fresh freshConns
-
 	closeOnce sync.Once
 	closeErr  error
-}
-
-// freshConns tracks the connections that have not yet sent a whole
-// request header. Once Shutdown has begun, net/http would drop such a
-// request unanswered when its header completes, yet it waits for the
-// connection (up to 5 s) before counting it idle; so a port scanner or a
-// slow client could hold up every stop. Run closes them at once instead.
-type freshConns struct {
-	mu    sync.Mutex // guards conns
-	conns map[net.Conn]struct{}
-}
-
-// track is the http.Server's ConnState hook.
-func (f *freshConns) track(c net.Conn, st http.ConnState) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if st == http.StateNew {
-		if f.conns == nil {
-			f.conns = make(map[net.Conn]struct{})
-		}
-		f.conns[c] = struct{}{}
-	} else {
-		delete(f.conns, c)
-	}
-}
-
-// closeAll closes every fresh connection. Called once Shutdown has begun
-// (from RegisterOnShutdown), it cuts no request that would be answered:
-// a connection still listed here has not yet passed net/http's
-// shutting-down check, which comes after its state leaves StateNew.
-func (f *freshConns) closeAll() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for c := range f.conns {
-		c.Close()
-		delete(f.conns, c)
-	}
 }
 
 // Listen validates cfg and binds addr now (cfg.Listen if addr is empty), so
@@ -79,9 +40,12 @@ func (f *freshConns) closeAll() {
 // the address that failed.
 //
 // guard, if not nil, is consulted for every connection and request: a
-// blocklisted source's connections are closed as soon as accepted, a
-// source over its rate gets a short failure, and a banned one a short
-// failure and a closed connection.
+// blocklisted or banned source's connections are closed as soon as
+// accepted, a source over its rate gets a short failure, and one banned
+// meanwhile a short failure and a closed connection. Its limiter's
+// lengths also say what one source and one prefix are for the connection
+// caps. A trusted range wider than a private network is logged as a
+// warning: any host in it can choose its own address.
 func Listen(addr string, tr *tracker.Tracker, guard *limit.Guard, cfg Config, log *slog.Logger) (*Server, error) {
 	if addr == "" {
 		addr = cfg.Listen
@@ -95,14 +59,25 @@ func Listen(addr string, tr *tracker.Tracker, guard *limit.Guard, cfg Config, lo
 	if err != nil {
 		return nil, err
 	}
+	header, _ := cfg.clientIPHeader()
 	tcp, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("httptracker: listen %s: %w", addr, err)
 	}
 	log = log.With("component", "httptracker")
-	h := newHandler(tr, trusted, cfg.FullScrape, log)
+	for i, p := range trusted {
+		if why := wideTrusted(p); why != "" {
+			log.Warn("trusted_proxies: range too wide to trust", "key", fmt.Sprintf("http.trusted_proxies[%d]", i), "prefix", p.String(), "why", why)
+		}
+	}
+	h := newHandler(tr, trusted, header, cfg.FullScrape, log)
 	h.guard = guard
-	ln := newLimitListener(tcp, guard, cfg.MaxConns, cfg.MaxConnsPerSource, &h.stats)
+	ln := newLimitListener(tcp, guard, trusted, connLimits{
+		max:       cfg.MaxConns,
+		perSource: cfg.MaxConnsPerSource,
+		perPrefix: cfg.MaxConnsPerPrefix,
+		perProxy:  cfg.MaxConnsPerProxy,
+	}, &h.stats)
 	s := &Server{
 		cfg:  cfg,
 		ln:   ln,
@@ -122,9 +97,9 @@ func Listen(addr string, tr *tracker.Tracker, guard *limit.Guard, cfg Config, lo
 		// file descriptors, recovered panics); they go to our logger
 		// at Warn, at most one line a second.
 		ErrorLog:  stdlog.New(httpErrorLog{ratelog.New(log, slog.LevelWarn, time.Second, nil)}, "", 0),
-		ConnState: s.fresh.track,
+		ConnState: ln.track,
 	}
-	s.srv.RegisterOnShutdown(s.fresh.closeAll)
+	s.srv.RegisterOnShutdown(ln.closeFresh)
 	return s, nil
 }
 
@@ -148,7 +123,10 @@ func (s *Server) Stats() Stats {
 		BadRequests:     c.badRequests.n.Load(),
 		Limited:         c.limited.n.Load(),
 		Banned:          c.banned.n.Load(),
+		BadForwards:     c.badForwards.n.Load(),
+		ConnsOpen:       uint64(s.ln.openNow.Load()),
 		ConnsRefused:    c.connsRefused.n.Load(),
+		ConnsEvicted:    c.connsEvicted.n.Load(),
 	}
 }
 
@@ -163,7 +141,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("httptracker: Run called twice")
 	}
-	s.log.Info("serving", "addr", s.addr.String(), "trusted_proxies", s.cfg.TrustedProxies, "full_scrape", s.cfg.FullScrape)
+	s.log.Info("serving", "addr", s.addr.String(), "trusted_proxies", s.cfg.TrustedProxies, "client_ip_header", s.h.header, "full_scrape", s.cfg.FullScrape)
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(s.ln) }()
 	select {
