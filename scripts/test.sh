@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 
 # The real BitTorrent clients the end-to-end tests drive.
 packages=(aria2 transmission-cli python3-libtorrent qbittorrent-nox mktorrent)
+# The location database and Debian's own reader of it, which internal/asn's
+# reader is checked against.
+packages+=(libloc-database python3-location)
 missing=()
 for pkg in "${packages[@]}"; do
 	if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then
