@@ -19,6 +19,7 @@ var commands = []*command{
 	guardCommand,
 	loadCommand,
 	torrentCommand,
+	evidenceCommand,
 	versionCommand,
 }
 
