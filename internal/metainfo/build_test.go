@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -403,7 +404,7 @@ func BenchmarkPiece(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			j := &hashJob{files: []File{{Path: []string{"f"}, Length: 4 << 20}}, disk: []string{filepath.Join(dir, "f")},
 				pieceLen: 1 << 20, v1: tc.v1, v2: tc.v2}
-			w := &worker{job: j, cur: -1, buf: make([]byte, j.pieceLen), nodes: make([]byte, 32*(j.pieceLen/BlockSize))}
+			w := newWorker(j)
 			defer w.close()
 			res := &hashResult{v1: make([]byte, 20*4), v2: make([]byte, 32*4)}
 			b.SetBytes(j.pieceLen)
@@ -422,7 +423,7 @@ func TestPieceDoesNotAllocate(t *testing.T) {
 	writeTree(t, dir, map[string]int{"f": 1 << 20})
 	j := &hashJob{files: []File{{Path: []string{"f"}, Length: 1 << 20}}, disk: []string{filepath.Join(dir, "f")},
 		pieceLen: 256 << 10, v1: true, v2: true}
-	w := &worker{job: j, cur: -1, buf: make([]byte, j.pieceLen), nodes: make([]byte, 32*(j.pieceLen/BlockSize))}
+	w := newWorker(j)
 	defer w.close()
 	res := &hashResult{v1: make([]byte, 20*4), v2: make([]byte, 32*4)}
 	if _, err := w.piece(0, res); err != nil { // opens the file
@@ -444,5 +445,41 @@ func TestCreateOneFileDirectoryHasNoPad(t *testing.T) {
 	}
 	if len(tr.Info.Files) != 1 || tr.Info.Single {
 		t.Fatalf("files = %+v (single %v), want one file in the multi-file form", tr.Info.Files, tr.Info.Single)
+	}
+}
+
+// TestMappedFileCutShort: a file truncated while it is mapped faults on
+// the next read; that is an error wrapping ErrChanged, not a crash.
+func TestMappedFileCutShort(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	writeTree(t, dir, map[string]int{"f": 2 << 20})
+	p := filepath.Join(dir, "f")
+	st, err := os.Lstat(p)
+	must(t, err)
+	j := &hashJob{files: []File{{Path: []string{"f"}, Length: 2 << 20}}, disk: []string{p},
+		listed: []os.FileInfo{st}, pieceLen: 16 << 10, v1: true, v2: true}
+	res, err := j.run(context.Background()) // the whole job first, as a control
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorker(j)
+	defer w.close()
+	done := make(chan error)
+	go func() { // a goroutine of its own, as the job's workers are
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		if _, err := w.piece(0, res); err != nil {
+			done <- err
+			return
+		}
+		if w.m == nil {
+			done <- errors.New("a 2 MiB file was not mapped")
+			return
+		}
+		must(t, os.Truncate(p, 0))
+		_, err := w.piece(100, res)
+		done <- err
+	}()
+	if err := <-done; !errors.Is(err, ErrChanged) {
+		t.Fatalf("reading a piece of a file cut short under its mapping: %v, want ErrChanged", err)
 	}
 }

@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -96,11 +98,11 @@ func (j *hashJob) run(ctx context.Context) (*hashResult, error) {
 		errOnce.Do(func() { firstErr = err; cancel() })
 	}
 	for range threads {
-		w := &worker{job: j, cur: -1, buf: make([]byte, j.pieceLen)}
-		if j.v2 {
-			w.nodes = make([]byte, 32*(j.pieceLen/BlockSize))
-		}
+		w := newWorker(j)
 		wg.Go(func() {
+			// A file cut short under its mapping faults; the worker turns
+			// that into an error (see piece).
+			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 			defer w.close()
 			for ctx.Err() == nil {
 				p := int(next.Add(1) - 1)
@@ -168,16 +170,32 @@ func (j *hashJob) reportProgress(done *atomic.Int64) func(finished bool) {
 	}
 }
 
-// A worker hashes one piece at a time with buffers it keeps.
+// A worker hashes one piece at a time with buffers and a hasher it keeps.
 type worker struct {
 	job   *hashJob
-	buf   []byte // one piece
+	buf   []byte // a piece read with pread
+	zeros []byte // a piece of pad
 	nodes []byte // the piece's block hashes, reduced in place
-	cur   int    // index of the open file, or -1
+	sha1  hash.Hash
+	sum   [sha1.Size]byte
+	cur   int // index of the open file, or -1
 	f     *os.File
+	m     []byte // the open file mapped, or nil to read it with pread
+}
+
+func newWorker(j *hashJob) *worker {
+	w := &worker{job: j, cur: -1, buf: make([]byte, j.pieceLen), sha1: sha1.New()}
+	if j.v2 {
+		w.nodes = make([]byte, 32*(j.pieceLen/BlockSize))
+	}
+	return w
 }
 
 func (w *worker) close() {
+	if w.m != nil {
+		unmap(w.m)
+		w.m = nil
+	}
 	if w.f != nil {
 		w.f.Close()
 		w.f = nil
@@ -186,7 +204,7 @@ func (w *worker) close() {
 }
 
 // open makes file i the worker's open file, checking that it is still the
-// file that was listed.
+// file that was listed, and maps it if it is large enough to be worth it.
 func (w *worker) open(i int) error {
 	if w.cur == i {
 		return nil
@@ -197,12 +215,12 @@ func (w *worker) open(i int) error {
 	if err != nil {
 		return err
 	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
 	if j.listed != nil {
-		st, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return err
-		}
 		was := j.listed[i]
 		if !os.SameFile(st, was) || st.Size() != was.Size() || !st.ModTime().Equal(was.ModTime()) {
 			f.Close()
@@ -210,43 +228,75 @@ func (w *worker) open(i int) error {
 		}
 	}
 	w.f, w.cur = f, i
+	// Hashing straight from the page cache saves copying every byte. Only
+	// a file whose size matches is mapped; a short one is read, so the
+	// short read is reported.
+	if size := j.files[i].Length; size >= mmapMinBytes && st.Size() == size {
+		w.m = mapFile(f, size) // nil if the system will not: then pread
+	}
 	return nil
 }
 
+// mmapMinBytes is the smallest file worth mapping rather than reading.
+const mmapMinBytes = 1 << 20
+
 // piece hashes piece p into res. On error it returns the index of the
 // file that could not be read.
-func (w *worker) piece(p int, res *hashResult) (int, error) {
+func (w *worker) piece(p int, res *hashResult) (fi int, err error) {
 	j := w.job
 	start := int64(p) * j.pieceLen
 	end := min(start+j.pieceLen, j.total())
-	buf := w.buf[:end-start]
 	// The first file that ends after start holds the piece's first byte;
 	// empty files before it are passed over.
 	first := sort.Search(len(j.files), func(i int) bool {
 		f := &j.files[i]
 		return f.Offset+f.Length > start
 	})
+	defer func() {
+		// A fault inside a mapping means the file shrank under it.
+		if r := recover(); r != nil {
+			if _, ok := r.(interface{ Addr() uintptr }); !ok || w.m == nil {
+				panic(r)
+			}
+			fi, err = w.cur, fmt.Errorf("%s: %w: it shrank while it was read", j.disk[w.cur], ErrChanged)
+			w.close()
+		}
+	}()
+	if j.v1 {
+		w.sha1.Reset()
+	}
+	var data []byte // the piece's bytes of its first file, for v2
 	for i, pos := first, start; pos < end; i++ {
 		f := &j.files[i]
 		if f.Length == 0 {
 			continue
 		}
 		segEnd := min(f.Offset+f.Length, end)
-		seg := buf[pos-start : segEnd-start]
+		var seg []byte
 		if f.Pad {
-			clear(seg)
-		} else if err := w.read(i, seg, pos-f.Offset); err != nil {
+			if !j.v1 {
+				break // v2 hashes only the file's own bytes
+			}
+			if w.zeros == nil {
+				w.zeros = make([]byte, j.pieceLen)
+			}
+			seg = w.zeros[:segEnd-pos]
+		} else if seg, err = w.read(i, pos-f.Offset, pos-start, segEnd-pos); err != nil {
 			return i, err
+		}
+		if j.v1 {
+			w.sha1.Write(seg)
+		}
+		if i == first {
+			data = seg
 		}
 		pos = segEnd
 	}
 	if j.v1 {
-		sum := sha1.Sum(buf)
-		copy(res.v1[20*p:], sum[:])
+		copy(res.v1[20*p:], w.sha1.Sum(w.sum[:0]))
 	}
 	if j.v2 {
 		f := &j.files[first]
-		data := buf[:min(f.Offset+f.Length, end)-start]
 		k := 0
 		for b := 0; b < len(data); b += BlockSize {
 			h := sha256.Sum256(data[b:min(b+BlockSize, len(data))])
@@ -263,20 +313,25 @@ func (w *worker) piece(p int, res *hashResult) (int, error) {
 	return 0, nil
 }
 
-// read fills seg from file i at offset off.
-func (w *worker) read(i int, seg []byte, off int64) error {
+// read returns n bytes of file i at offset off: from its mapping, or read
+// into the piece buffer at bufOff.
+func (w *worker) read(i int, off, bufOff, n int64) ([]byte, error) {
 	if err := w.open(i); err != nil {
-		return err
+		return nil, err
 	}
-	n, err := w.f.ReadAt(seg, off)
-	if n == len(seg) {
-		return nil
+	if w.m != nil {
+		return w.m[off : off+n], nil
+	}
+	seg := w.buf[bufOff : bufOff+n]
+	got, err := w.f.ReadAt(seg, off)
+	if got == len(seg) {
+		return seg, nil
 	}
 	if errors.Is(err, io.EOF) {
 		if w.job.listed == nil {
-			return fmt.Errorf("%s: ends at %d bytes, want %d", w.job.disk[i], off+int64(n), w.job.files[i].Length)
+			return nil, fmt.Errorf("%s: ends at %d bytes, want %d", w.job.disk[i], off+int64(got), w.job.files[i].Length)
 		}
-		return fmt.Errorf("%s: %w: it ends at %d bytes, want %d", w.job.disk[i], ErrChanged, off+int64(n), w.job.files[i].Length)
+		return nil, fmt.Errorf("%s: %w: it ends at %d bytes, want %d", w.job.disk[i], ErrChanged, off+int64(got), w.job.files[i].Length)
 	}
-	return fmt.Errorf("read %s: %w", w.job.disk[i], err)
+	return nil, fmt.Errorf("read %s: %w", w.job.disk[i], err)
 }
