@@ -28,6 +28,13 @@ const (
 	// errorCap bounds an error reply to max(request length, errorCap), so
 	// an error never amplifies more than a short request's worth.
 	errorCap = 100
+	// maxRefusalText bounds the text of a refusal's error, which is sent
+	// whole up to it (the reason and the operator's contact must reach the
+	// client; the source is verified, so no one else receives it): the
+	// reply then fits one datagram on any IPv6 path (1280-byte MTU, 1232
+	// bytes of UDP payload). Only a revocation reason near the registry's
+	// 1024-byte limit, with a long contact, is cut.
+	maxRefusalText = 1232 - bep15.ReplyHeaderLen
 	// maxDatagram is the largest UDP payload over IPv4.
 	maxDatagram = 65507
 )
@@ -52,7 +59,8 @@ type codec struct {
 	errLog   *ratelog.Logger // tracker errors that are not ClientErrors
 	maxPeers int             // peers per announce reply
 	guard    *limit.Guard
-	shed     bool // the worker is behind: drop refusals instead of answering
+	shed     bool       // the worker is behind: drop refusals instead of answering
+	calm     *calmTable // clients told why they are refused (Config.RefusalReply); nil: error every time
 
 	// Scratch, reused so the steady state allocates nothing.
 	ann     bep15.Announce
@@ -102,9 +110,15 @@ func (c *codec) maxReply() int {
 //     source IP in the last one to two minutes is dropped. Nothing is
 //     stored and nothing is allocated for such a source.
 //   - A malformed announce or scrape from a verified source is dropped;
-//     one the tracker refuses gets an error action whose text is the
+//     one the tracker fails gets an error action whose text is the
 //     bittorrent.ClientError's, cut to keep the reply no longer than
 //     max(len(pkt), 100) bytes.
+//   - One the tracker refuses (a *bittorrent.Refusal: a torrent not
+//     tracked) gets an error action with the whole refusal text (up to
+//     maxRefusalText), or, with calm refusal replies (c.calm), when the
+//     same client was told within the refusal interval, a 20-byte
+//     announce reply: no peers, zero counts, the refusal interval. While
+//     the worker is behind (c.shed), refusals get no reply.
 //
 // Every outcome is counted in c.stats; none is logged per datagram.
 func (c *codec) handle(src netip.AddrPort, pkt, out []byte) []byte {
@@ -150,7 +164,7 @@ func (c *codec) handleAt(src netip.AddrPort, pkt, out []byte, now time.Time) []b
 			return nil
 		}
 		if h.Action == bep15.ActionAnnounce {
-			return c.announce(ip, h.TxID, pkt, out)
+			return c.announce(ip, h.TxID, pkt, out, now)
 		}
 		return c.scrape(ip, h.TxID, pkt, out)
 	}
@@ -179,7 +193,7 @@ func (c *codec) allowed(ip netip.Addr, now time.Time) bool {
 // receives packets at its source address; honouring the field would let
 // anyone enter a victim's address into swarms and have every peer that
 // receives it connect there.
-func (c *codec) announce(ip netip.Addr, tid uint32, pkt, out []byte) []byte {
+func (c *codec) announce(ip netip.Addr, tid uint32, pkt, out []byte, now time.Time) []byte {
 	opts, ok := bep15.ParseAnnounce(pkt, &c.ann)
 	if !ok {
 		c.stats.inc(cDroppedBadPacket)
@@ -192,7 +206,7 @@ func (c *codec) announce(ip netip.Addr, tid uint32, pkt, out []byte) []byte {
 	a := &c.ann
 	if a.Event > uint32(bittorrent.EventStopped) {
 		c.stats.inc(cAnnouncesFailed)
-		return c.appendError(out, tid, textBadEvent, len(pkt))
+		return c.appendError(out, tid, textBadEvent, max(len(pkt), errorCap))
 	}
 	// Cleared, then set field by field: cheaper than a composite literal
 	// here, which would be built aside and copied.
@@ -208,6 +222,9 @@ func (c *codec) announce(ip netip.Addr, tid uint32, pkt, out []byte) []byte {
 	r.NumWant = a.NumWant               // -1 (any negative): the tracker's default
 	r.Key = a.Key
 	if err := c.tr.Announce(c.ctx, &c.req, &c.resp); err != nil {
+		if ref, ok := err.(*bittorrent.Refusal); ok && !c.shed && c.calm != nil && c.calm.told(ip, a.Port, a.InfoHash, now) {
+			return c.calmReply(out, tid, ref)
+		}
 		return c.fail(out, tid, err, len(pkt), cAnnouncesFailed)
 	}
 	c.stats.inc(cAnnouncesOK)
@@ -247,24 +264,40 @@ func (c *codec) scrape(ip netip.Addr, tid uint32, pkt, out []byte) []byte {
 	return bep15.AppendScrapeReply(out, tid, c.scrapes)
 }
 
-// fail answers a request the tracker refused with an error action, counted
-// as failed. While the worker is behind, a refusal (a torrent not tracked)
-// is dropped instead: answering it costs a send, and those sends are what
-// a flood of foreign torrents would otherwise spend the worker on.
+// calmReply answers a refused announce from a client that was told the
+// reason within the refusal interval: an announce reply with no peers and
+// zero counts, whose interval is the refusal's. Clients honour the
+// interval of an announce reply, where an error makes them retry within
+// a minute. It is counted as a failed announce, and as calmed.
+func (c *codec) calmReply(out []byte, tid uint32, ref *bittorrent.Refusal) []byte {
+	c.stats.inc(cAnnouncesFailed)
+	c.stats.inc(cRefusalsCalmed)
+	return bep15.AppendAnnounceReply(out, tid, bep15.AnnounceReply{Interval: seconds(ref.Interval)}, nil)
+}
+
+// fail answers a request the tracker refused or failed with an error
+// action, counted as failed: a refusal with its whole text (up to
+// maxRefusalText), anything else with its client text cut to
+// max(reqLen, errorCap). While the worker is behind, a refusal (a torrent
+// not tracked) is dropped instead: answering it costs a send, and those
+// sends are what a flood of foreign torrents would otherwise spend the
+// worker on.
 func (c *codec) fail(out []byte, tid uint32, err error, reqLen int, failed counter) []byte {
-	if _, ok := err.(*bittorrent.Refusal); ok && c.shed {
+	ref, refused := err.(*bittorrent.Refusal)
+	if refused && c.shed {
 		c.stats.inc(cShedRefusals)
 		return nil
 	}
 	c.stats.inc(failed)
-	return c.appendError(out, tid, c.clientText(err), reqLen)
+	if refused {
+		return c.appendError(out, tid, ref.Reason, bep15.ReplyHeaderLen+maxRefusalText)
+	}
+	return c.appendError(out, tid, c.clientText(err), max(reqLen, errorCap))
 }
 
-// clientText returns the text the client may see for a tracker error.
+// clientText returns the text the client may see for a tracker error that
+// is not a refusal.
 func (c *codec) clientText(err error) string {
-	if ref, ok := err.(*bittorrent.Refusal); ok {
-		return ref.Reason
-	}
 	if ce, ok := err.(bittorrent.ClientError); ok { // the common case, without errors.As's allocation
 		return string(ce)
 	}
@@ -277,10 +310,10 @@ func (c *codec) clientText(err error) string {
 }
 
 // appendError appends an error action carrying msg, cut at a UTF-8
-// boundary so the reply is at most max(reqLen, errorCap) bytes.
-func (c *codec) appendError(out []byte, tid uint32, msg string, reqLen int) []byte {
+// boundary so the reply is at most maxLen bytes.
+func (c *codec) appendError(out []byte, tid uint32, msg string, maxLen int) []byte {
 	c.stats.inc(cErrorsSent)
-	if limit := max(reqLen, errorCap) - bep15.ReplyHeaderLen; len(msg) > limit {
+	if limit := maxLen - bep15.ReplyHeaderLen; len(msg) > limit {
 		for limit > 0 && !utf8.RuneStart(msg[limit]) {
 			limit--
 		}

@@ -431,7 +431,7 @@ func TestAppendError(t *testing.T) {
 	c := newTestCodec(t, newTestTracker(t))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := c.appendError(nil, 0x01020304, tt.msg, tt.reqLen)
+			r := c.appendError(nil, 0x01020304, tt.msg, max(tt.reqLen, errorCap))
 			if got := string(r[bep15.ReplyHeaderLen:]); got != tt.want {
 				t.Errorf("appendError(%d-byte msg, %d) text = %q (%d bytes), want %d bytes", len(tt.msg), tt.reqLen, got, len(got), len(tt.want))
 			}

@@ -1,7 +1,9 @@
 package udptracker
 
 import (
+	"fmt"
 	"runtime"
+	"strconv"
 	"time"
 
 	"warden/internal/confkey"
@@ -54,6 +56,60 @@ type Config struct {
 	// filter (classic BPF, Linux only), so the kernel drops a banned
 	// source's datagrams before they are queued on the socket.
 	KernelBans bool `toml:"kernel_bans"`
+	// RefusalReply is how an announce for a torrent the tracker refuses
+	// is answered. A BEP 15 error carries no interval, so clients take it
+	// for a failure and retry on their own backoff (libtorrent: after 30
+	// s, 55 s, 2 min, … up to an hour); an announce reply carries one,
+	// which they honour, but no reason. See docs/clients.md.
+	//
+	//   - ReplyCalm (the default): the first refusal of a client (source
+	//     address and announced port) for a torrent is an error carrying
+	//     the reason; its refusals for that torrent within
+	//     tracker.refusal_interval after that get an announce reply with
+	//     no peers, zero counts and that interval as the interval.
+	//   - ReplyError: every refusal is an error carrying the reason.
+	RefusalReply RefusalReply `toml:"refusal_reply"`
+	// RefusalTableBytes is the memory in which ReplyCalm remembers the
+	// clients it told, allocated at Listen and never grown: 8 bytes a
+	// client and torrent (4 MiB: half a million). When it is full the
+	// oldest are forgotten, and told again at their next refusal.
+	RefusalTableBytes int `toml:"refusal_table_bytes"`
+}
+
+// RefusalReply is how refused announces are answered; see
+// Config.RefusalReply.
+type RefusalReply uint8
+
+const (
+	// ReplyCalm: an error the first time, then an empty announce reply
+	// with the refusal interval.
+	ReplyCalm RefusalReply = iota
+	// ReplyError: an error every time.
+	ReplyError
+)
+
+// refusalReplies names the RefusalReply values, as the config file has them.
+var refusalReplies = [...]string{ReplyCalm: "calm", ReplyError: "error"}
+
+func (r RefusalReply) String() string {
+	if int(r) < len(refusalReplies) {
+		return refusalReplies[r]
+	}
+	return "RefusalReply(" + strconv.Itoa(int(r)) + ")"
+}
+
+// MarshalText writes the name.
+func (r RefusalReply) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText reads "calm" or "error".
+func (r *RefusalReply) UnmarshalText(b []byte) error {
+	for i, name := range refusalReplies {
+		if string(b) == name {
+			*r = RefusalReply(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("refusal_reply: %q is not calm or error", b)
 }
 
 // DefaultConfig returns the settings warden serve uses when the config file
@@ -65,6 +121,9 @@ func DefaultConfig() Config {
 		BatchSize:      64,
 		CookieRotation: time.Hour,
 		KernelBans:     true,
+
+		RefusalReply:      ReplyCalm,
+		RefusalTableBytes: 4 << 20,
 	}
 }
 
@@ -74,6 +133,8 @@ const (
 	maxBatchSize   = 1024 // UIO_MAXIOV, the most recvmmsg accepts
 	minRotation    = 2 * cookieWindow
 	maxSocketBytes = 1 << 30
+	minTableBytes  = 64 << 10
+	maxTableBytes  = 1 << 30
 )
 
 // Validate returns a *confkey.Error naming the first field that cannot
@@ -92,6 +153,10 @@ func (c Config) Validate() error {
 		return confkey.Errorf("cookie_secret", "must be at least %d bytes, got %d", minSecretBytes, len(c.CookieSecret))
 	case c.SocketBufferBytes < 0 || c.SocketBufferBytes > maxSocketBytes:
 		return confkey.Errorf("socket_buffer_bytes", "must be 0-%d, got %d", maxSocketBytes, c.SocketBufferBytes)
+	case int(c.RefusalReply) >= len(refusalReplies):
+		return confkey.Errorf("refusal_reply", "%v is not calm or error", c.RefusalReply)
+	case c.RefusalTableBytes < minTableBytes || c.RefusalTableBytes > maxTableBytes:
+		return confkey.Errorf("refusal_table_bytes", "must be %d-%d, got %d", minTableBytes, maxTableBytes, c.RefusalTableBytes)
 	}
 	return nil
 }

@@ -32,6 +32,10 @@ func TestConfigValidate(t *testing.T) {
 		{"negative socket buffer", func(c *Config) { c.SocketBufferBytes = -1 }, "socket_buffer_bytes"},
 		{"shared cookie secret", func(c *Config) { c.CookieSecret = make(CookieSecret, 32) }, ""},
 		{"short cookie secret", func(c *Config) { c.CookieSecret = make(CookieSecret, 31) }, "cookie_secret"},
+		{"error refusals", func(c *Config) { c.RefusalReply = ReplyError }, ""},
+		{"unknown refusal reply", func(c *Config) { c.RefusalReply = 7 }, "refusal_reply"},
+		{"refusal table too small", func(c *Config) { c.RefusalTableBytes = 1 << 10 }, "refusal_table_bytes"},
+		{"refusal table too large", func(c *Config) { c.RefusalTableBytes = 2 << 30 }, "refusal_table_bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,5 +57,30 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want a confkey.Error for %s", err, tt.wantField)
 			}
 		})
+	}
+}
+
+func TestRefusalReplyText(t *testing.T) {
+	for _, tt := range []struct {
+		text    string
+		want    RefusalReply
+		wantErr bool
+	}{
+		{"calm", ReplyCalm, false},
+		{"error", ReplyError, false},
+		{"silent", 0, true},
+		{"Calm", 0, true},
+		{"", 0, true},
+	} {
+		var r RefusalReply
+		err := r.UnmarshalText([]byte(tt.text))
+		if (err != nil) != tt.wantErr || (err == nil && r != tt.want) {
+			t.Errorf("UnmarshalText(%q) = %v, %v; want %v, error %v", tt.text, r, err, tt.want, tt.wantErr)
+		}
+		if err == nil {
+			if b, _ := r.MarshalText(); string(b) != tt.text {
+				t.Errorf("MarshalText(%v) = %q, want %q", r, b, tt.text)
+			}
+		}
 	}
 }

@@ -120,6 +120,10 @@ func listen(addr string, tr *tracker.Tracker, cfg Config, log *slog.Logger, o op
 	}
 	jar := newCookieJar(cfg.CookieRotation, o.now, cfg.CookieSecret, o.random)
 	errLog := ratelog.New(log, slog.LevelError, 10*time.Second, o.now)
+	var calm *calmTable // shared by the workers: a client may reach any
+	if cfg.RefusalReply == ReplyCalm {
+		calm = newCalmTable(cfg.RefusalTableBytes, tr.Config().RefusalInterval)
+	}
 
 	lc := net.ListenConfig{}
 	bind := addr
@@ -140,7 +144,7 @@ func listen(addr string, tr *tracker.Tracker, cfg Config, log *slog.Logger, o op
 		lc.Control = reusePort
 	}
 	for range cfg.Workers {
-		w, err := newWorker(lc, bind, tr, jar, errLog, cfg, o)
+		w, err := newWorker(lc, bind, tr, jar, calm, errLog, cfg, o)
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("udptracker: listen %s: %w", addr, err)
@@ -151,13 +155,13 @@ func listen(addr string, tr *tracker.Tracker, cfg Config, log *slog.Logger, o op
 	io := s.workers[0].conn.Name()
 	log.Info("listening", "addr", s.addr, "workers", cfg.Workers, "batch_size", cfg.BatchSize,
 		"io", io, "cookie_rotation", cfg.CookieRotation, "shared_cookies", len(cfg.CookieSecret) > 0,
-		"socket_buffer_bytes", cfg.SocketBufferBytes)
+		"socket_buffer_bytes", cfg.SocketBufferBytes, "refusal_reply", cfg.RefusalReply)
 	return s, nil
 }
 
 // newWorker binds one socket to addr and allocates everything its loop
 // will ever need.
-func newWorker(lc net.ListenConfig, addr string, tr *tracker.Tracker, jar *cookieJar, errLog *ratelog.Logger, cfg Config, o options) (*worker, error) {
+func newWorker(lc net.ListenConfig, addr string, tr *tracker.Tracker, jar *cookieJar, calm *calmTable, errLog *ratelog.Logger, cfg Config, o options) (*worker, error) {
 	pc, err := lc.ListenPacket(context.Background(), "udp", addr)
 	if err != nil {
 		return nil, err
@@ -190,6 +194,7 @@ func newWorker(lc net.ListenConfig, addr string, tr *tracker.Tracker, jar *cooki
 	}
 	w.codec = newCodec(context.Background(), tr, jar, &w.stats, errLog)
 	w.codec.guard = o.guard
+	w.codec.calm = calm
 	n := w.codec.maxReply()
 	slab := make([]byte, cfg.BatchSize*n)
 	w.out = make([][]byte, cfg.BatchSize)

@@ -14,10 +14,14 @@ type Stats struct {
 
 	Connects        uint64 `json:"connects"`
 	AnnouncesOK     uint64 `json:"announces_ok"`
-	AnnouncesFailed uint64 `json:"announces_failed"` // answered with an error action
-	ScrapesOK       uint64 `json:"scrapes_ok"`
-	ScrapesFailed   uint64 `json:"scrapes_failed"` // answered with an error action
-	ErrorsSent      uint64 `json:"errors_sent"`
+	AnnouncesFailed uint64 `json:"announces_failed"` // refused or failed: an error action, or calmed
+	// RefusalsCalmed counts the refused announces of AnnouncesFailed
+	// answered with an empty announce reply carrying the refusal interval
+	// (udp.refusal_reply = "calm"), not with an error.
+	RefusalsCalmed uint64 `json:"refusals_calmed"`
+	ScrapesOK      uint64 `json:"scrapes_ok"`
+	ScrapesFailed  uint64 `json:"scrapes_failed"` // answered with an error action
+	ErrorsSent     uint64 `json:"errors_sent"`
 
 	// Dropped datagrams get no reply.
 	DroppedBadPacket     uint64 `json:"dropped_bad_packet"`     // too short or long, bad magic, bad length
@@ -48,6 +52,7 @@ const (
 	cConnects
 	cAnnouncesOK
 	cAnnouncesFailed
+	cRefusalsCalmed
 	cScrapesOK
 	cScrapesFailed
 	cErrorsSent
@@ -84,6 +89,7 @@ func (c *counters) addTo(st *Stats) {
 	st.Connects += c.c[cConnects].Load()
 	st.AnnouncesOK += c.c[cAnnouncesOK].Load()
 	st.AnnouncesFailed += c.c[cAnnouncesFailed].Load()
+	st.RefusalsCalmed += c.c[cRefusalsCalmed].Load()
 	st.ScrapesOK += c.c[cScrapesOK].Load()
 	st.ScrapesFailed += c.c[cScrapesFailed].Load()
 	st.ErrorsSent += c.c[cErrorsSent].Load()

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -20,8 +21,18 @@ import (
 // for measurements longer than the default.
 const refusalWindowEnv = "WARDEN_E2E_REFUSAL_WINDOW"
 
+// refusalReplyEnv names an environment variable that sets warden's
+// udp.refusal_reply in TestRefusalCalmsClients ("calm", the default, or
+// "error"), to measure the clients against either; the policies checked
+// follow it.
+const refusalReplyEnv = "WARDEN_E2E_UDP_REFUSALS"
+
 // defaultRefusalWindow is how long TestRefusalCalmsClients counts a
-// client's announces, from the first one warden refuses.
+// client's announces, from the first one warden refuses. It must show a
+// libtorrent client calmed over UDP: refused with an error only, it
+// announces at +0, +29 and +84 s (its backoff); calmed, at +0 and +30 s,
+// then not for a day. 90 s holds the third announce of the first with 6 s
+// to spare, so a calm that fails shows as 3 announces, against at most 2.
 const defaultRefusalWindow = 90 * time.Second
 
 // firstRefusalTimeout bounds the wait for a client's first refused
@@ -41,12 +52,17 @@ const (
 	calmMinInterval = 2 * time.Second
 )
 
-// calmConfig is warden's configuration in TestRefusalCalmsClients.
-var calmConfig = fmt.Sprintf(`[tracker]
+// calmConfig is warden's configuration in TestRefusalCalmsClients, with
+// udp.refusal_reply set to reply.
+func calmConfig(reply string) string {
+	return fmt.Sprintf(`[tracker]
 announce_interval = "%v"
 min_announce_interval = "%v"
 refusal_interval = "24h"
-`, calmInterval, calmMinInterval)
+[udp]
+refusal_reply = %q
+`, calmInterval, calmMinInterval, reply)
+}
 
 // statsPoll is how often the test reads warden's counters; it is the
 // resolution of the announce timelines.
@@ -78,9 +94,9 @@ type calmClient struct {
 	libtorrentBased bool
 
 	// allowed returns the most refused announces the client's retry policy
-	// allows within window, counting from its first refused announce, and
-	// describes that policy.
-	allowed func(proto string, revoked bool, window time.Duration) (int, string)
+	// allows within the window, counting from its first refused announce,
+	// and describes that policy.
+	allowed func(sc refusalCase) (int, string)
 }
 
 // upTo counts the retries a backoff schedule allows within window: one for
@@ -112,13 +128,24 @@ func every(period, window time.Duration) []time.Duration {
 // 117 s after the previous), here with some slack.
 var libtorrentUDPBackoff = []time.Duration{25 * time.Second, 75 * time.Second, 180 * time.Second, 380 * time.Second}
 
+// A refusalCase is what a client's retry policy depends on.
+type refusalCase struct {
+	proto   string        // "http" or "udp"
+	revoked bool          // the torrent was accepted, then revoked
+	window  time.Duration // how long announces are counted, from the first refused
+	calm    bool          // UDP refusals after the first are calm announce replies
+}
+
 // libtorrentAllowed is the retry policy of libtorrent 2.0, in ltclient.py
 // and in qBittorrent.
-func libtorrentAllowed(proto string, revoked bool, window time.Duration) (int, string) {
-	if proto == "http" {
+func libtorrentAllowed(sc refusalCase) (int, string) {
+	switch {
+	case sc.proto == "http":
 		return 1, "honours the failure's interval (1 day): one announce"
+	case sc.calm:
+		return upTo(sc.window, libtorrentUDPBackoff[0]), "the UDP error has no interval: one retry on its backoff (~30 s), answered with the refusal interval (1 day), which it honours: two announces"
 	}
-	return upTo(window, libtorrentUDPBackoff...), "no interval in a UDP error: its own backoff, retries after ~30 s, ~55 s, ~2 min"
+	return upTo(sc.window, libtorrentUDPBackoff...), "no interval in a UDP error: its own backoff, retries after ~30 s, ~55 s, ~2 min"
 }
 
 // refusalClients are the clients TestRefusalCalmsClients runs.
@@ -143,7 +170,7 @@ var refusalClients = []calmClient{
 		messages: func(p *proc, r run) []string {
 			return logMatchesAll(p, `Tracker returned failure reason: ([^\n]*)|UDPT received ERROR reply .*error_string=([^\n]*)`)
 		},
-		allowed: func(proto string, revoked bool, window time.Duration) (int, string) {
+		allowed: func(sc refusalCase) (int, string) {
 			// aria2 never reads the interval of a failure. It announces
 			// at the min interval of its last accepted answer (BEP 15
 			// has none: the interval) until its peer check, every 10 s,
@@ -151,16 +178,16 @@ var refusalClients = []calmClient{
 			// default, 120 s.
 			const period = 120 * time.Second
 			const policy = "ignores the failure's interval: announces every 120 s while it has no peers"
-			if !revoked {
-				return upTo(window, every(period, window)...), policy
+			if !sc.revoked {
+				return upTo(sc.window, every(period, sc.window)...), policy
 			}
 			last := calmMinInterval
-			if proto == "udp" {
+			if sc.proto == "udp" {
 				last = calmInterval
 			}
 			const peerCheck = 12 * time.Second // 10 s, and slack
 			quick := int((peerCheck + last - 1) / last)
-			return quick + len(every(period, window)), fmt.Sprintf("%s, and at the last accepted answer's min interval (%v) in its first 10 s", policy, last)
+			return quick + len(every(period, sc.window)), fmt.Sprintf("%s, and at the last accepted answer's min interval (%v) in its first 10 s", policy, last)
 		},
 	},
 	{
@@ -169,8 +196,11 @@ var refusalClients = []calmClient{
 		messages: func(p *proc, r run) []string {
 			return logMatchesAll(p, `Tracker error: "([^\n]*)"`)
 		},
-		allowed: func(proto string, revoked bool, window time.Duration) (int, string) {
-			return upTo(window, 18*time.Second, 5*time.Minute), "ignores the failure's interval: its own backoff, retries after 20 s, then ~5-15 min, ~30 min"
+		allowed: func(sc refusalCase) (int, string) {
+			if sc.proto == "udp" && sc.calm {
+				return upTo(sc.window, 18*time.Second), "its own backoff after the error (20 s), then the refusal interval of the calm announce reply (1 day)"
+			}
+			return upTo(sc.window, 18*time.Second, 5*time.Minute), "ignores the failure's interval: its own backoff, retries after 20 s, then ~5-15 min, ~30 min"
 		},
 	},
 	{
@@ -213,7 +243,10 @@ func logMatchesAll(p *proc, re string) []string {
 // In each case the client must show warden's message, and from its first
 // refused announce on, must announce no more often within the window than
 // its known retry policy allows (calmClient.allowed): libtorrent over HTTP
-// exactly once, as the refusal's one-day interval asks.
+// exactly once, as the refusal's one-day interval asks, and over UDP, with
+// warden's default calm refusals (udp.refusal_reply), at most twice: the
+// error, and one retry on its backoff, which is answered with an announce
+// reply carrying the one-day interval.
 //
 // Every scenario runs at the same time, each with its own warden, so the
 // test takes about one window plus the slowest first refusal, whatever
@@ -226,6 +259,10 @@ func TestRefusalCalmsClients(t *testing.T) {
 		t.Skip("e2e: runs real BitTorrent clients; skipped in -short mode")
 	}
 	requireLibtorrent(t) // mktorrent.py needs it
+	reply := cmp.Or(os.Getenv(refusalReplyEnv), "calm")
+	if reply != "calm" && reply != "error" {
+		t.Fatalf("%s=%q: want calm or error", refusalReplyEnv, reply)
+	}
 	window := defaultRefusalWindow
 	if v := os.Getenv(refusalWindowEnv); v != "" {
 		d, err := time.ParseDuration(v)
@@ -245,7 +282,7 @@ func TestRefusalCalmsClients(t *testing.T) {
 	for _, c := range refusalClients {
 		for _, proto := range c.protos {
 			for _, revoked := range []bool{false, true} {
-				scenarios = append(scenarios, &calmRun{c: c, proto: proto, revoked: revoked, window: window})
+				scenarios = append(scenarios, &calmRun{c: c, proto: proto, revoked: revoked, window: window, reply: reply})
 			}
 		}
 	}
@@ -302,7 +339,8 @@ type calmRun struct {
 	proto   string
 	revoked bool
 	window  time.Duration
-	missing error // the client is not installed
+	reply   string // warden's udp.refusal_reply
+	missing error  // the client is not installed
 
 	w       *wardenProc
 	p       *proc
@@ -335,7 +373,7 @@ func (sc *calmRun) setUp(t *testing.T, payload string) {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	sc.w = startWardenWith(t, wardenOpts{admin: true, config: calmConfig, logDir: logDir})
+	sc.w = startWardenWith(t, wardenOpts{admin: true, config: calmConfig(sc.reply), logDir: logDir})
 	url := map[string]string{"http": sc.w.httpURL, "udp": sc.w.udpURL}[sc.proto]
 	torrent := filepath.Join(logDir, "test.torrent")
 	ih := makeTorrent(t, payload, torrent, url)
@@ -487,8 +525,9 @@ func (sc *calmRun) check(t *testing.T) {
 			inWindow = append(inWindow, e)
 		}
 	}
-	limit, policy := sc.c.allowed(sc.proto, sc.revoked, sc.window)
-	t.Logf("%d refused announces in the %v from the first; %s: %s: at most %d", len(inWindow), sc.window, sc.c.name, policy, limit)
+	limit, policy := sc.c.allowed(refusalCase{proto: sc.proto, revoked: sc.revoked, window: sc.window, calm: sc.reply == "calm"})
+	t.Logf("%d refused announces in the %v from the first (udp.refusal_reply = %q); %s: %s: at most %d",
+		len(inWindow), sc.window, sc.reply, sc.c.name, policy, limit)
 	if len(inWindow) > limit {
 		t.Errorf("%d refused announces in %v, want at most %d", len(inWindow), sc.window, limit)
 	}
