@@ -256,3 +256,29 @@ func TestLookupAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentLookup: lookups from many goroutines, and a Close among
+// them, share a DB safely (run with -race).
+func TestConcurrentLookup(t *testing.T) {
+	d, err := Open(testFiles(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.1.0.1"), netip.MustParseAddr("2001:db8:bbbb::1")}
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 2000 {
+				if info, ok := d.Lookup(addrs[(g+i)%len(addrs)]); ok && info.Source == "" {
+					t.Error("an answer without a source")
+					return
+				}
+			}
+		}()
+	}
+	d.Close()
+	for range 4 {
+		<-done
+	}
+}

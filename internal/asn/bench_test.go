@@ -54,6 +54,46 @@ func BenchmarkLookupLocation(b *testing.B) {
 	}
 }
 
+// BenchmarkLocationWalk is BenchmarkLookupLocation's cold cases without
+// the flat ranges (the stride tables and the walk), to show what the
+// ranges are worth.
+func BenchmarkLocationWalk(b *testing.B) {
+	_, err := os.Stat(debianLocationDB)
+	requireReal(b, err == nil, debianLocationDB)
+	d, err := Open(Options{LocationDB: debianLocationDB})
+	if err != nil {
+		b.Fatal(err)
+	}
+	walk := *d.loc
+	walk.flat4, walk.flat6 = nil, nil
+	if walk.v4 == nil {
+		walk.v4 = make([]locStart, 1<<strideBits)
+		for i := range walk.v4 {
+			s := walk.ipv4
+			s.leaf = locNoNetwork
+			walk.v4[i] = walk.walk(s, addrBits{0, 0xffff<<32 | uint64(i)<<(32-strideBits)}, 96+strideBits)
+		}
+	}
+	for _, bc := range []struct {
+		name  string
+		addrs []netip.Addr
+	}{
+		{"ipv4", benchAddrs(d.loc, 1<<16, true)},
+		{"ipv6", benchAddrs(d.loc, 1<<16, false)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				_, sinkNet, _ = walk.lookup(bc.addrs[i&(len(bc.addrs)-1)])
+				i++
+			}
+		})
+	}
+}
+
+var sinkNet uint32
+
 // BenchmarkLookupNetworks looks up addresses in a networks file of
 // 10,000 nested networks.
 func BenchmarkLookupNetworks(b *testing.B) {
@@ -109,5 +149,20 @@ func BenchmarkLookupMMDB(b *testing.B) {
 	for b.Loop() {
 		sinkInfo, _ = d.Lookup(addrs[i%len(addrs)])
 		i++
+	}
+}
+
+// BenchmarkOpenLocation opens Debian's location database: mapping,
+// hashing, checking every record, and building the ranges.
+func BenchmarkOpenLocation(b *testing.B) {
+	_, err := os.Stat(debianLocationDB)
+	requireReal(b, err == nil, debianLocationDB)
+	b.ReportAllocs()
+	for b.Loop() {
+		d, err := Open(Options{LocationDB: debianLocationDB})
+		if err != nil {
+			b.Fatal(err)
+		}
+		d.Close()
 	}
 }

@@ -78,6 +78,11 @@ type locDB struct {
 	// nil for a small tree; v4 is nil too when the tree has no node at
 	// depth 96 on the IPv4 path.
 	v4, v6 []locStart
+	// flat4, flat6 are the tree flattened into ranges (libloc_flat.go):
+	// IPv4 below ::ffff:0:0/96, and IPv6 to /64. Each is nil when the
+	// tree is small, or not a tree.
+	flat4 *locFlat[uint32]
+	flat6 *locFlat[uint64]
 }
 
 // locStart is a walk's state at a node part way down the tree: 12 bytes,
@@ -91,14 +96,15 @@ type locStart struct {
 }
 
 // strideBits is how many leading bits (of an IPv6 address, or of an IPv4
-// address below ::ffff:0:0/96) a table lookup replaces. The tree is laid
-// out breadth first, so each level of a walk is a read from another part
-// of the file; the table skips the first 16 of them for 1.5 MiB.
+// address below ::ffff:0:0/96) a table lookup replaces, where the flat
+// ranges cannot answer. The tree is laid out breadth first, so each
+// level of a walk is a read from another part of the file; the table
+// skips the first 16 of them for 768 KiB.
 const strideBits = 16
 
-// strideMinNodes is the smallest tree given stride tables: below it the
-// whole tree is a few cache lines, and building the tables would cost
-// more than it saves. A variable so that tests can cover both ways.
+// strideMinNodes is the smallest tree given stride tables and flat
+// ranges: below it the whole tree is a few cache lines, and building
+// them would cost more than it saves. A variable so that tests can cover both ways.
 var strideMinNodes = 4096
 
 func be16(b []byte, off int) uint16 { return binary.BigEndian.Uint16(b[off:]) }
@@ -241,7 +247,11 @@ func openLocation(data []byte) (*locDB, error) {
 	for i := range db.v6 {
 		db.v6[i] = db.walk(locStart{leaf: locNoNetwork}, addrBits{uint64(i) << (64 - strideBits), 0}, strideBits)
 	}
+	db.flat6 = flattenTree[uint64](db, 0, 0)
 	if db.ipv4.depth == 96 {
+		db.flat4 = flattenTree[uint32](db, db.ipv4.node, 96)
+	}
+	if db.ipv4.depth == 96 && db.flat4 == nil {
 		db.v4 = make([]locStart, 1<<strideBits)
 		for i := range db.v4 {
 			s := db.ipv4
@@ -302,6 +312,14 @@ func (db *locDB) lookup(a netip.Addr) (netip.Prefix, uint32, bool) {
 	if a.Is4() {
 		b := a.As4()
 		v := binary.BigEndian.Uint32(b[:])
+		if db.flat4 != nil {
+			nw, depth := db.flat4.find(v)
+			if nw == flatNone {
+				return netip.Prefix{}, 0, false
+			}
+			p, _ := a.Prefix(int(depth) - 96)
+			return p, nw, true
+		}
 		bits = addrBits{0, 0xffff<<32 | uint64(v)}
 		switch {
 		case db.v4 != nil:
@@ -318,6 +336,16 @@ func (db *locDB) lookup(a netip.Addr) (netip.Prefix, uint32, bool) {
 	} else {
 		b := a.As16()
 		bits = addrBits{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
+		if db.flat6 != nil {
+			switch nw, depth := db.flat6.find(bits.hi); nw {
+			case flatNone:
+				return netip.Prefix{}, 0, false
+			case flatWalk:
+			default:
+				p, _ := a.Prefix(int(depth))
+				return p, nw, true
+			}
+		}
 		s = locStart{leaf: locNoNetwork}
 		if db.v6 != nil {
 			s = db.v6[bits.hi>>(64-strideBits)]

@@ -30,11 +30,11 @@ var nestedNets = []testNet{
 
 var nestedASes = []testAS{{1, "ONE"}, {2, "TWO"}, {64500, "EXAMPLE-8"}, {64501, "EXAMPLE-16"}, {64503, ""}, {64510, "DOC-32"}}
 
-// strideModes runs f with and without stride tables, whatever the size
-// of the tree.
+// strideModes runs f with and without stride tables and flat ranges,
+// whatever the size of the tree.
 func strideModes(t *testing.T, f func(t *testing.T)) {
 	for _, min := range []int{0, 1 << 30} {
-		name := "tables"
+		name := "flat"
 		if min != 0 {
 			name = "walk"
 		}
@@ -286,12 +286,20 @@ func FuzzOpenLocation(f *testing.F) {
 		netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("::"), netip.MustParseAddr("ffff::1"),
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		db, err := openLocation(data)
+		db, err := openLocation(data) // small: no flat ranges, the plain walk
 		if err != nil {
 			return
 		}
+		flat := *db
+		flat.flat6 = flattenTree[uint64](db, 0, 0)
+		if db.ipv4.depth == 96 {
+			flat.flat4 = flattenTree[uint32](db, db.ipv4.node, 96)
+		}
 		for _, a := range probes {
 			p, nw, ok := db.lookup(a)
+			if fp, fnw, fok := flat.lookup(a); fp != p || fnw != nw || fok != ok {
+				t.Fatalf("lookup(%s) = %s %d %v by the flat ranges, %s %d %v by the walk", a, fp, fnw, fok, p, nw, ok)
+			}
 			if !ok {
 				continue
 			}
@@ -302,4 +310,32 @@ func FuzzOpenLocation(f *testing.F) {
 			_ = db.asNameOf(asn)
 		}
 	})
+}
+
+// TestLocationNotATree: a hostile file whose "tree" has a node that is
+// its own child has 2^128 paths below it. Lookups walk at most 128
+// levels; flattening gives up after one visit per node, and the walk
+// answers instead.
+func TestLocationNotATree(t *testing.T) {
+	data := buildLocation(1, nestedASes, []testNet{{"::/0", 1, "US"}, {"::/1", 2, "GB"}})
+	tree := int(binary.BigEndian.Uint32(data[8+36:]))
+	// node 1 is ::/1; make both its children itself
+	binary.BigEndian.PutUint32(data[tree+locNodeSize:], 1)
+	binary.BigEndian.PutUint32(data[tree+locNodeSize+4:], 1)
+	old := strideMinNodes
+	strideMinNodes = 0
+	defer func() { strideMinNodes = old }()
+	db, err := openLocation(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db.flat6 != nil || db.flat4 != nil {
+		t.Fatal("flattened a graph with a cycle")
+	}
+	for _, s := range []string{"::1", "7fff::1", "1.2.3.4"} {
+		p, _, ok := db.lookup(netip.MustParseAddr(s))
+		if !ok || p.Bits() != 128 && p.Bits() != 32 {
+			t.Errorf("lookup(%s) = %s %v, want the network at the bottom of the cycle", s, p, ok)
+		}
+	}
 }
