@@ -22,9 +22,9 @@ import (
 // an array of buckets of calmWays entries, allocated once; an entry is a
 // 32-bit fingerprint of the (address, port, info hash) under a secret
 // seed and the time it was told, in seconds. A new pair takes an empty or
-// expired entry of its bucket, or else the oldest, so an attacker with
-// millions of sources can only push pairs out early: their clients are
-// then told again, as every refusal was before. Two pairs with the same
+// expired entry of its bucket, or else the one told longest ago, so an
+// attacker with millions of sources can only push pairs out early: their
+// clients are then told again, as every refusal was before. Two pairs with the same
 // bucket and fingerprint share an entry (one in a billion, with a full
 // bucket): the second is calmed without being told.
 //
@@ -73,23 +73,28 @@ func (t *calmTable) told(ip netip.Addr, port uint16, ih bittorrent.InfoHash, now
 	b := &t.buckets[hi]
 	fp := uint32(h)
 	now32 := t.stamp(now)
-	entry := uint64(fp)<<32 | uint64(now32)
-	victim, victimAt := 0, uint32(math.MaxUint32)
+	// The ways are kept newest first: a new pair goes in way 0, and the
+	// ways before the one it takes (the first empty or expired, else the
+	// last, the oldest) move down one. Stamps cannot order the ways, since
+	// a flood fills a bucket within one second.
+	victim := -1
 	for i := range b.e {
 		e := b.e[i].Load()
-		at := uint32(e)
-		fresh := e != 0 && now32-at < t.window // at > now32 (a test's clock ran back) wraps: not fresh
+		fresh := e != 0 && now32-uint32(e) < t.window // a stamp after now32 (a test's clock ran back) wraps: not fresh
 		if fresh && uint32(e>>32) == fp {
 			return true
 		}
-		if !fresh {
-			at = 0 // empty or expired: free
-		}
-		if at < victimAt {
-			victim, victimAt = i, at
+		if !fresh && victim < 0 {
+			victim = i
 		}
 	}
-	b.e[victim].Store(entry)
+	if victim < 0 {
+		victim = calmWays - 1
+	}
+	for i := victim; i > 0; i-- {
+		b.e[i].Store(b.e[i-1].Load())
+	}
+	b.e[0].Store(uint64(fp)<<32 | uint64(now32))
 	return false
 }
 

@@ -16,7 +16,7 @@ import (
 	"warden/internal/tracker"
 )
 
-func newTestGuard(t *testing.T, cfg limit.Config, blocklist string) *limit.Guard {
+func newTestGuard(t testing.TB, cfg limit.Config, blocklist string) *limit.Guard {
 	t.Helper()
 	if blocklist != "" {
 		cfg.BlocklistFile = filepath.Join(t.TempDir(), "blocklist.txt")
@@ -276,4 +276,35 @@ func TestServerConnectFlood(t *testing.T) {
 	if r := cl.roundTrip(announce{cid: cid, tid: 1}.pkt(), 5*time.Second); r == nil {
 		t.Fatal("announce after the connect flood got no reply")
 	}
+}
+
+// BenchmarkConnectGuarded is the codec's cost of a connect with the
+// default guard: "answered" from many sources within their connect rate,
+// "dropped" from one source far over it.
+func BenchmarkConnectGuarded(b *testing.B) {
+	pkt := connectPkt(1)
+	b.Run("answered", func(b *testing.B) {
+		c := newTestCodec(b, newTestTracker(b))
+		c.guard = newTestGuard(b, limit.DefaultConfig(), "")
+		srcs := make([]netip.AddrPort, 1<<16) // few enough requests each to stay within the burst
+		for i := range srcs {
+			srcs[i] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), 6881)
+		}
+		out := make([]byte, 0, c.maxReply())
+		i := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			sinkReply = c.handle(srcs[i%len(srcs)], pkt, out)
+			i++
+		}
+	})
+	b.Run("dropped", func(b *testing.B) {
+		c := newTestCodec(b, newTestTracker(b))
+		c.guard = newTestGuard(b, limit.DefaultConfig(), "")
+		out := make([]byte, 0, c.maxReply())
+		b.ReportAllocs()
+		for b.Loop() {
+			sinkReply = c.handle(src4, pkt, out)
+		}
+	})
 }

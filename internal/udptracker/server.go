@@ -12,8 +12,14 @@
 //     expired connection ID get no reply. They are counted in Stats, never
 //     logged one line each.
 //   - The only reply to an unverified source, the connect reply, is no
-//     longer than the request, and an error reply is no longer than
-//     max(request, 100 bytes), so the tracker is useless as an amplifier.
+//     longer than the request, so the tracker is useless as an amplifier;
+//     connects beyond an address's own rate (limit.connect_rate_per_sec)
+//     get none. Every other reply goes to a source whose connection ID
+//     proved it receives at its address.
+//   - A refused announce is answered so that the client calms down: its
+//     first refusal for a torrent with an error carrying the reason, the
+//     next ones within the refusal interval with an empty announce reply
+//     carrying that interval (Config.RefusalReply, calm.go).
 //   - A peer is recorded at the datagram's source IP; the IP field of an
 //     announce is ignored.
 //   - A fixed set of workers, each with its own SO_REUSEPORT socket, reads
