@@ -477,12 +477,33 @@ func setupTorrentVerify(fs *flag.FlagSet) runFunc {
 				fmt.Fprintf(o.stdout, "%-4s %s\n", state, strings.Join(f.Path, "/"))
 			}
 			fmt.Fprintf(o.stdout, "%d of %d pieces good\n", res.Pieces-len(res.BadPieces), res.Pieces)
+			if len(res.BadPieces) > 0 {
+				fmt.Fprintf(o.stdout, "bad pieces: %s\n", pieceRanges(res.BadPieces))
+			}
 		}
 		if !res.OK() {
 			return fmt.Errorf("torrent verify: %d of %d pieces bad", len(res.BadPieces), res.Pieces)
 		}
 		return nil
 	}
+}
+
+// pieceRanges writes sorted piece indices as ranges: "3, 7-9".
+func pieceRanges(ps []int) string {
+	var parts []string
+	for i := 0; i < len(ps); {
+		j := i
+		for j+1 < len(ps) && ps[j+1] == ps[j]+1 {
+			j++
+		}
+		if i == j {
+			parts = append(parts, strconv.Itoa(ps[i]))
+		} else {
+			parts = append(parts, strconv.Itoa(ps[i])+"-"+strconv.Itoa(ps[j]))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ", ")
 }
 
 func setupTorrentMagnet(fs *flag.FlagSet) runFunc {

@@ -12,9 +12,9 @@ import (
 
 // VerifyResult says which pieces and files of a torrent the data matches.
 type VerifyResult struct {
-	Pieces    int   // pieces in the torrent's data (pads included)
-	BadPieces []int // indices of pieces that did not match or could not be read
-	Files     []FileResult
+	Pieces    int          `json:"pieces"`     // pieces in the torrent's data (pads included)
+	BadPieces []int        `json:"bad_pieces"` // indices of pieces that did not match or could not be read
+	Files     []FileResult `json:"files"`
 }
 
 // OK reports whether every piece and file checked out.
@@ -32,11 +32,11 @@ func (r *VerifyResult) OK() bool {
 
 // FileResult is what Verify found for one file (pads are not listed).
 type FileResult struct {
-	Path      []string
-	Length    int64
-	OK        bool
-	BadPieces int    // pieces holding part of the file that are bad
-	Problem   string // why it is not OK: missing, wrong size, unreadable, bad pieces
+	Path      []string `json:"path"`
+	Length    int64    `json:"length"`
+	OK        bool     `json:"ok"`
+	BadPieces int      `json:"bad_pieces"`        // pieces holding part of the file that are bad
+	Problem   string   `json:"problem,omitempty"` // why it is not OK: missing, wrong size, unreadable, bad pieces
 }
 
 // Verify hashes the data at path (the file of a single-file torrent, or
