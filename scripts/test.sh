@@ -13,6 +13,9 @@ packages=(aria2 transmission-cli python3-libtorrent qbittorrent-nox mktorrent)
 # The location database and Debian's own reader of it, which internal/asn's
 # reader is checked against.
 packages+=(libloc-database python3-location)
+# The sqlite3 shell, with which the evidence log's tests tamper with the
+# log as an intruder would.
+packages+=(sqlite3)
 missing=()
 for pkg in "${packages[@]}"; do
 	if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then

@@ -138,13 +138,13 @@ func Export(ctx context.Context, dataDir string, since time.Time, w io.Writer) (
 	bw := bufio.NewWriter(w)
 	bw.Write(appendBundleHead(nil, string(cp.Note), key))
 	if first.Valid && first.Int64 < cp.Size {
-		rows := newRowIter(ctx, tx, `SELECT idx, kind, logged, data, leaf, pruned_by FROM records WHERE idx > ? ORDER BY idx LIMIT 256`,
+		rows := newRowIter(ctx, tx, `SELECT idx, kind, logged, data, leaf, pruned_by FROM records WHERE idx %s ? ORDER BY idx LIMIT 256`,
 			func(r *sql.Rows) (int64, recordRow, error) {
 				var rr recordRow
 				err := r.Scan(&rr.idx, &rr.kind, &rr.logged, &rr.data, &rr.leaf, &rr.prunedBy)
 				return rr.idx, rr, err
 			})
-		rows.after = first.Int64 - 1
+		rows.after = first.Int64
 		hr := &dbHashes{ctx: ctx, q: tx}
 		var buf []byte
 		for {

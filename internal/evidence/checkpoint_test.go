@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"strings"
@@ -112,6 +113,39 @@ func FuzzParseCheckpointText(f *testing.F) {
 		}
 		if got := c.text(); got != text {
 			t.Fatalf("parseCheckpointText accepted %q, which prints as %q", text, got)
+		}
+	})
+}
+
+func FuzzOpenCheckpoint(f *testing.F) {
+	// One key for every fuzzing process.
+	skey, vkey, err := note.GenerateKey(bytes.NewReader(make([]byte, 32)), keyName)
+	if err != nil {
+		f.Fatal(err)
+	}
+	s, _ := note.NewSigner(skey)
+	v, err := parseVerifierKey(vkey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	c := Checkpoint{Origin: originFor(v), Size: 3, Root: tlog.RecordHash(nil), Time: time.Unix(1_800_000_000, 0).UTC(), Seq: 2}
+	if err := c.sign(s); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(c.Note)                                  // a good checkpoint
+	f.Add([]byte("x\n\n— warden-evidence AAAA\n")) // a bad signature
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		got, err := openCheckpoint(msg, v)
+		if err != nil {
+			if !errors.Is(err, errCheckpoint) {
+				t.Fatalf("openCheckpoint = %v, want errCheckpoint", err)
+			}
+			return
+		}
+		// Only what was signed opens, and it reads back as signed.
+		if again := got; again.sign(s) != nil || !bytes.Equal(again.Note, msg) {
+			t.Fatalf("openCheckpoint accepted %q, which signs as %q", msg, again.Note)
 		}
 	})
 }

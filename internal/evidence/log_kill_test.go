@@ -45,7 +45,7 @@ func TestKill9Child(t *testing.T) {
 			t.Fatal(err)
 		}
 		fmt.Printf("%d %d\n", seq, time.Now().UnixNano())
-		time.Sleep(200 * time.Microsecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 	l.Close()
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -141,87 +143,160 @@ func canonicalObject(in []byte) ([]byte, error) {
 // Nesting deeper than maxDepth is an error. The result is valid JSON, and
 // canonicalJSON of it returns it unchanged.
 func canonicalJSON(in []byte) ([]byte, error) {
-	d := json.NewDecoder(bytes.NewReader(in))
-	d.UseNumber()
-	out, err := appendCanonical(nil, d, 0)
+	p := jsonParser{in: in}
+	out, err := p.value(nil, 0)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := d.Token(); err != io.EOF {
+	p.space()
+	if p.i != len(p.in) {
 		return nil, errors.New("data after the JSON value")
 	}
 	return out, nil
 }
 
-func appendCanonical(dst []byte, d *json.Decoder, depth int) ([]byte, error) {
-	tok, err := d.Token()
-	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+// jsonParser reads one JSON value (RFC 8259) and writes its canonical form.
+// It accepts what encoding/json's Decoder accepts, and gives the same
+// strings; log_record_test.go checks it against a slow reference built on
+// the Decoder.
+type jsonParser struct {
+	in []byte
+	i  int
+}
+
+func (p *jsonParser) errorf(format string, args ...any) error {
+	return fmt.Errorf("offset %d: %s", p.i, fmt.Sprintf(format, args...))
+}
+
+func (p *jsonParser) space() {
+	for p.i < len(p.in) {
+		switch p.in[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
 		}
-		return nil, err
 	}
-	switch v := tok.(type) {
-	case json.Delim:
+}
+
+func (p *jsonParser) value(dst []byte, depth int) ([]byte, error) {
+	p.space()
+	if p.i >= len(p.in) {
+		return nil, io.ErrUnexpectedEOF
+	}
+	switch c := p.in[p.i]; {
+	case c == '{' || c == '[':
 		if depth >= maxDepth {
 			return nil, fmt.Errorf("nested deeper than %d", maxDepth)
 		}
-		if v == '[' {
-			return appendArray(dst, d, depth)
+		if c == '[' {
+			return p.array(dst, depth)
 		}
-		return appendObject(dst, d, depth)
-	case string:
-		return appendString(dst, v), nil
-	case json.Number:
-		return appendNumber(dst, string(v))
-	case bool:
-		return strconv.AppendBool(dst, v), nil
-	case nil:
-		return append(dst, "null"...), nil
-	}
-	return nil, fmt.Errorf("unexpected JSON token %v", tok)
-}
-
-func appendArray(dst []byte, d *json.Decoder, depth int) ([]byte, error) {
-	dst = append(dst, '[')
-	for i := 0; d.More(); i++ {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		var err error
-		if dst, err = appendCanonical(dst, d, depth+1); err != nil {
+		return p.object(dst, depth)
+	case c == '"':
+		s, err := p.str()
+		if err != nil {
 			return nil, err
 		}
+		return appendString(dst, s), nil
+	case c == '-' || c >= '0' && c <= '9':
+		lit, err := p.number()
+		if err != nil {
+			return nil, err
+		}
+		return appendNumber(dst, lit)
 	}
-	if _, err := d.Token(); err != nil { // ']'
-		return nil, err
+	rest := string(p.in[p.i:min(len(p.in), p.i+5)])
+	for _, lit := range []string{"true", "false", "null"} {
+		switch {
+		case strings.HasPrefix(rest, lit):
+			p.i += len(lit)
+			return append(dst, lit...), nil
+		case len(rest) < len(lit) && strings.HasPrefix(lit, rest):
+			return nil, io.ErrUnexpectedEOF
+		}
 	}
-	return append(dst, ']'), nil
+	return nil, p.errorf("invalid character %q looking for a value", p.in[p.i])
 }
 
-func appendObject(dst []byte, d *json.Decoder, depth int) ([]byte, error) {
+func (p *jsonParser) array(dst []byte, depth int) ([]byte, error) {
+	p.i++ // '['
+	dst = append(dst, '[')
+	p.space()
+	if p.i < len(p.in) && p.in[p.i] == ']' {
+		p.i++
+		return append(dst, ']'), nil
+	}
+	for {
+		var err error
+		if dst, err = p.value(dst, depth+1); err != nil {
+			return nil, err
+		}
+		p.space()
+		if p.i >= len(p.in) {
+			return nil, io.ErrUnexpectedEOF
+		}
+		switch p.in[p.i] {
+		case ',':
+			p.i++
+			dst = append(dst, ',')
+		case ']':
+			p.i++
+			return append(dst, ']'), nil
+		default:
+			return nil, p.errorf("invalid character %q after array element", p.in[p.i])
+		}
+	}
+}
+
+func (p *jsonParser) object(dst []byte, depth int) ([]byte, error) {
+	p.i++ // '{'
 	type member struct {
 		key string
 		val []byte
 	}
 	var ms []member
-	for d.More() {
-		tok, err := d.Token()
+	p.space()
+	if p.i < len(p.in) && p.in[p.i] == '}' {
+		p.i++
+		return append(dst, '{', '}'), nil
+	}
+	for {
+		p.space()
+		if p.i >= len(p.in) {
+			return nil, io.ErrUnexpectedEOF
+		}
+		if p.in[p.i] != '"' {
+			return nil, p.errorf("invalid character %q looking for an object key", p.in[p.i])
+		}
+		key, err := p.str()
 		if err != nil {
 			return nil, err
 		}
-		key, ok := tok.(string)
-		if !ok {
-			return nil, fmt.Errorf("object key %v is not a string", tok)
+		p.space()
+		if p.i >= len(p.in) {
+			return nil, io.ErrUnexpectedEOF
 		}
-		val, err := appendCanonical(nil, d, depth+1)
+		if p.in[p.i] != ':' {
+			return nil, p.errorf("invalid character %q after object key", p.in[p.i])
+		}
+		p.i++
+		val, err := p.value(nil, depth+1)
 		if err != nil {
 			return nil, err
 		}
 		ms = append(ms, member{key, val})
-	}
-	if _, err := d.Token(); err != nil { // '}'
-		return nil, err
+		p.space()
+		if p.i >= len(p.in) {
+			return nil, io.ErrUnexpectedEOF
+		}
+		if c := p.in[p.i]; c == '}' {
+			p.i++
+			break
+		} else if c != ',' {
+			return nil, p.errorf("invalid character %q after object value", c)
+		}
+		p.i++
 	}
 	slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.key, b.key) })
 	dst = append(dst, '{')
@@ -237,6 +312,171 @@ func appendObject(dst []byte, d *json.Decoder, depth int) ([]byte, error) {
 		dst = append(dst, m.val...)
 	}
 	return append(dst, '}'), nil
+}
+
+// str reads a string and returns it decoded, as encoding/json does:
+// invalid UTF-8 and unpaired surrogates become U+FFFD.
+func (p *jsonParser) str() (string, error) {
+	p.i++ // '"'
+	start := p.i
+	// Fast path: no escapes and nothing to replace.
+	for p.i < len(p.in) {
+		c := p.in[p.i]
+		if c == '"' {
+			s := string(p.in[start:p.i])
+			p.i++
+			return s, nil
+		}
+		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			break
+		}
+		p.i++
+	}
+	b := append([]byte(nil), p.in[start:p.i]...)
+	for p.i < len(p.in) {
+		c := p.in[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			return string(b), nil
+		case c < 0x20:
+			return "", p.errorf("invalid character %q in string literal", c)
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(p.in[p.i:])
+			b = utf8.AppendRune(b, r)
+			p.i += size
+		case c != '\\':
+			b = append(b, c)
+			p.i++
+		default:
+			if p.i+1 >= len(p.in) {
+				return "", io.ErrUnexpectedEOF
+			}
+			e := p.in[p.i+1]
+			p.i += 2
+			switch e {
+			case '"', '\\', '/':
+				b = append(b, e)
+			case 'b':
+				b = append(b, '\b')
+			case 'f':
+				b = append(b, '\f')
+			case 'n':
+				b = append(b, '\n')
+			case 'r':
+				b = append(b, '\r')
+			case 't':
+				b = append(b, '\t')
+			case 'u':
+				r, err := p.hex4()
+				if err != nil {
+					return "", err
+				}
+				if utf16.IsSurrogate(r) {
+					dec := unicode.ReplacementChar
+					if r < 0xDC00 { // a high surrogate: a low one may follow
+						if r2, ok := p.lowSurrogate(); ok {
+							dec = utf16.DecodeRune(r, r2)
+						}
+					}
+					r = dec
+				}
+				b = utf8.AppendRune(b, r)
+			default:
+				p.i--
+				return "", p.errorf("invalid escape \\%c in string literal", e)
+			}
+		}
+	}
+	return "", io.ErrUnexpectedEOF
+}
+
+// hex4 reads the four hex digits after \u.
+func (p *jsonParser) hex4() (rune, error) {
+	if p.i+4 > len(p.in) {
+		return 0, io.ErrUnexpectedEOF
+	}
+	var r rune
+	for _, c := range p.in[p.i : p.i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, p.errorf("invalid character %q in \\u escape", c)
+		}
+		r = r<<4 | rune(c)
+	}
+	p.i += 4
+	return r, nil
+}
+
+// lowSurrogate consumes a following \uXXXX escape if it is a low
+// surrogate.
+func (p *jsonParser) lowSurrogate() (rune, bool) {
+	if p.i+6 > len(p.in) || p.in[p.i] != '\\' || p.in[p.i+1] != 'u' {
+		return 0, false
+	}
+	save := p.i
+	p.i += 2
+	r, err := p.hex4()
+	if err != nil || r < 0xDC00 || r > 0xDFFF {
+		p.i = save
+		return 0, false
+	}
+	return r, true
+}
+
+// number reads a number literal (RFC 8259 grammar).
+func (p *jsonParser) number() (string, error) {
+	start := p.i
+	digits := func() int {
+		n := 0
+		for p.i < len(p.in) && p.in[p.i] >= '0' && p.in[p.i] <= '9' {
+			p.i++
+			n++
+		}
+		return n
+	}
+	if p.in[p.i] == '-' {
+		p.i++
+	}
+	switch {
+	case p.i >= len(p.in):
+		return "", io.ErrUnexpectedEOF
+	case p.in[p.i] == '0':
+		p.i++
+	case p.in[p.i] >= '1' && p.in[p.i] <= '9':
+		digits()
+	default:
+		return "", p.errorf("invalid character %q in numeric literal", p.in[p.i])
+	}
+	if p.i < len(p.in) && p.in[p.i] == '.' {
+		p.i++
+		if digits() == 0 {
+			return "", p.numberEnd()
+		}
+	}
+	if p.i < len(p.in) && (p.in[p.i] == 'e' || p.in[p.i] == 'E') {
+		p.i++
+		if p.i < len(p.in) && (p.in[p.i] == '+' || p.in[p.i] == '-') {
+			p.i++
+		}
+		if digits() == 0 {
+			return "", p.numberEnd()
+		}
+	}
+	return string(p.in[start:p.i]), nil
+}
+
+func (p *jsonParser) numberEnd() error {
+	if p.i >= len(p.in) {
+		return io.ErrUnexpectedEOF
+	}
+	return p.errorf("invalid character %q in numeric literal", p.in[p.i])
 }
 
 // appendString appends s as a canonical JSON string.

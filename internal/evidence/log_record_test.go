@@ -3,7 +3,12 @@ package evidence
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,10 +36,23 @@ func TestCanonicalJSON(t *testing.T) {
 		{name: "truncated", in: `{"a":`, wantErr: "unexpected EOF"},
 		{name: "empty", in: ``, wantErr: "unexpected EOF"},
 		{name: "not JSON", in: `{a:1}`, wantErr: "invalid character"},
+		{name: "surrogate pair", in: `["\ud83d\ude00"]`, want: "[\"\U0001F600\"]"},
+		{name: "low then low surrogate", in: `["\udc00\udc00"]`, want: "[\"\uFFFD\uFFFD\"]"},
+		{name: "high then letter", in: `["\ud800\u0041"]`, want: "[\"\uFFFDA\"]"},
+		{name: "truncated literal", in: `[tru`, wantErr: "unexpected EOF"},
+		{name: "bad literal", in: `[trux]`, wantErr: "invalid character"},
+		{name: "bad escape", in: `["\x"]`, wantErr: "invalid"},
+		{name: "raw control character", in: "[\"\t\"]", wantErr: "invalid character"},
+		{name: "leading zero", in: `[01]`, wantErr: "invalid character"},
+		{name: "fraction without digits", in: `[1.]`, wantErr: "invalid character"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := canonicalJSON([]byte(tt.in))
+			ref, refErr := canonicalJSONRef([]byte(tt.in))
+			if (err == nil) != (refErr == nil) || !bytes.Equal(got, ref) {
+				t.Errorf("canonicalJSON(%q) = %q, %v; the reference gives %q, %v", tt.in, got, err, ref, refErr)
+			}
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("canonicalJSON(%q) = %q, %v; want error %q", tt.in, got, err, tt.wantErr)
@@ -125,6 +143,107 @@ func TestLeafRoundTrip(t *testing.T) {
 	}
 }
 
+// canonicalJSONRef is the slow reference for canonicalJSON: the same
+// canonical form, built on encoding/json's Decoder.Token.
+func canonicalJSONRef(in []byte) ([]byte, error) {
+	d := json.NewDecoder(bytes.NewReader(in))
+	d.UseNumber()
+	out, err := refCanonical(nil, d, 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, errors.New("data after the JSON value")
+	}
+	return out, nil
+}
+
+func refCanonical(dst []byte, d *json.Decoder, depth int) ([]byte, error) {
+	tok, err := d.Token()
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	switch v := tok.(type) {
+	case json.Delim:
+		if depth >= maxDepth {
+			return nil, fmt.Errorf("nested deeper than %d", maxDepth)
+		}
+		if v == '[' {
+			return refArray(dst, d, depth)
+		}
+		return refObject(dst, d, depth)
+	case string:
+		return appendString(dst, v), nil
+	case json.Number:
+		return appendNumber(dst, string(v))
+	case bool:
+		return strconv.AppendBool(dst, v), nil
+	case nil:
+		return append(dst, "null"...), nil
+	}
+	return nil, fmt.Errorf("unexpected JSON token %v", tok)
+}
+
+func refArray(dst []byte, d *json.Decoder, depth int) ([]byte, error) {
+	dst = append(dst, '[')
+	for i := 0; d.More(); i++ {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		var err error
+		if dst, err = refCanonical(dst, d, depth+1); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := d.Token(); err != nil { // ']'
+		return nil, err
+	}
+	return append(dst, ']'), nil
+}
+
+func refObject(dst []byte, d *json.Decoder, depth int) ([]byte, error) {
+	type member struct {
+		key string
+		val []byte
+	}
+	var ms []member
+	for d.More() {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil, fmt.Errorf("object key %v is not a string", tok)
+		}
+		val, err := refCanonical(nil, d, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, member{key, val})
+	}
+	if _, err := d.Token(); err != nil { // '}'
+		return nil, err
+	}
+	slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.key, b.key) })
+	dst = append(dst, '{')
+	for i, m := range ms {
+		if i > 0 {
+			if ms[i-1].key == m.key {
+				return nil, fmt.Errorf("key %q given twice", m.key)
+			}
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, m.key)
+		dst = append(dst, ':')
+		dst = append(dst, m.val...)
+	}
+	return append(dst, '}'), nil
+}
+
 func FuzzCanonicalJSON(f *testing.F) {
 	f.Add([]byte(`{"b":1,"a":[1.50,-0,"\u00e9"]}`)) // sorting, numbers, escapes
 	f.Add([]byte(`[1e400]`))                        // out of range
@@ -133,6 +252,10 @@ func FuzzCanonicalJSON(f *testing.F) {
 	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		out, err := canonicalJSON(in)
+		ref, refErr := canonicalJSONRef(in)
+		if (err == nil) != (refErr == nil) || !bytes.Equal(out, ref) {
+			t.Fatalf("canonicalJSON(%q) = %q, %v; the reference gives %q, %v", in, out, err, ref, refErr)
+		}
 		if err != nil {
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -185,6 +186,9 @@ const maxPending = 1 << 16
 
 func (vr *verifyRun) run() error {
 	ctx, tx := vr.ctx, vr.tx
+	if err := checkSchema(ctx, tx); err != nil {
+		return err
+	}
 	var metaKey string
 	var metaSeq int64
 	var n int
@@ -215,21 +219,21 @@ func (vr *verifyRun) run() error {
 	}
 
 	vr.pending = map[int64]*pendingPrune{}
-	vr.hashes = newRowIter(ctx, tx, `SELECT id, hash FROM hashes WHERE id > ? ORDER BY id LIMIT 4096`,
+	vr.hashes = newRowIter(ctx, tx, `SELECT id, hash FROM hashes WHERE id %s ? ORDER BY id LIMIT 4096`,
 		func(r *sql.Rows) (int64, []byte, error) {
 			var id int64
 			var h []byte
 			err := r.Scan(&id, &h)
 			return id, h, err
 		})
-	vr.cps = newRowIter(ctx, tx, `SELECT seq, note FROM checkpoints WHERE seq > ? ORDER BY seq LIMIT 256`,
+	vr.cps = newRowIter(ctx, tx, `SELECT seq, note FROM checkpoints WHERE seq %s ? ORDER BY seq LIMIT 256`,
 		func(r *sql.Rows) (int64, string, error) {
 			var seq int64
 			var msg string
 			err := r.Scan(&seq, &msg)
 			return seq, msg, err
 		})
-	recs := newRowIter(ctx, tx, `SELECT idx, kind, logged, data, leaf, pruned_by FROM records WHERE idx > ? ORDER BY idx LIMIT 1024`,
+	recs := newRowIter(ctx, tx, `SELECT idx, kind, logged, data, leaf, pruned_by FROM records WHERE idx %s ? ORDER BY idx LIMIT 1024`,
 		func(r *sql.Rows) (int64, recordRow, error) {
 			var rr recordRow
 			err := r.Scan(&rr.idx, &rr.kind, &rr.logged, &rr.data, &rr.leaf, &rr.prunedBy)
@@ -306,6 +310,65 @@ func (vr *verifyRun) run() error {
 		return tampered("records", pp.first, pp.first, "records %d-%d are marked pruned by record %d, which is not a prune record", pp.first, pp.last, p)
 	}
 	return nil
+}
+
+// checkSchema requires the file's tables, indexes and triggers to be
+// exactly those warden creates, so nothing was added beside the tables
+// Verify reads, nor a table redefined.
+func checkSchema(ctx context.Context, tx *sql.Tx) error {
+	want, err := schemaOf(ctx, nil)
+	if err != nil {
+		return err
+	}
+	got, err := schemaOf(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			return tampered("schema", -1, -1, "schema entry %.200q is missing or changed", w)
+		}
+	}
+	for _, g := range got {
+		if !slices.Contains(want, g) {
+			return tampered("schema", -1, -1, "unexpected schema entry %.200q", g)
+		}
+	}
+	return nil
+}
+
+// schemaOf lists the schema entries (type, name and SQL) of tx's file, or
+// with a nil tx of a new in-memory database made with schemaV1.
+func schemaOf(ctx context.Context, tx *sql.Tx) ([]string, error) {
+	q := interface {
+		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	}(tx)
+	if tx == nil {
+		db, err := sql.Open("sqlite", ":memory:")
+		if err != nil {
+			return nil, err
+		}
+		defer db.Close()
+		db.SetMaxOpenConns(1)
+		if _, err := db.ExecContext(ctx, schemaV1); err != nil {
+			return nil, err
+		}
+		q = db
+	}
+	rows, err := q.QueryContext(ctx, `SELECT type, name, coalesce(sql, '') FROM sqlite_schema ORDER BY type, name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var typ, name, text string
+		if err := rows.Scan(&typ, &name, &text); err != nil {
+			return nil, err
+		}
+		out = append(out, typ+" "+name+": "+text)
+	}
+	return out, rows.Err()
 }
 
 type recordRow struct {
@@ -524,15 +587,18 @@ func (vr *verifyRun) checkpoint(seq int64, msg string) (Checkpoint, error) {
 type rowIter[T any] struct {
 	ctx   context.Context
 	tx    *sql.Tx
-	query string // takes the last key read; returns key and value
+	query string // "key %s ?": rows from the key given on, in order
 	scan  func(*sql.Rows) (int64, T, error)
 
-	keys  []int64
-	vals  []T
-	after int64
-	eof   bool
+	keys    []int64
+	vals    []T
+	after   int64 // the last key read, or the first key wanted
+	started bool  // after was read, so the next page starts above it
+	eof     bool
 }
 
+// newRowIter reads every row, from the lowest key; set after (and leave
+// started false) before the first read to start at a key.
 func newRowIter[T any](ctx context.Context, tx *sql.Tx, query string, scan func(*sql.Rows) (int64, T, error)) *rowIter[T] {
 	return &rowIter[T]{ctx: ctx, tx: tx, query: query, scan: scan, after: math.MinInt64}
 }
@@ -561,7 +627,11 @@ func (it *rowIter[T]) next() (int64, T, bool, error) {
 }
 
 func (it *rowIter[T]) fill() error {
-	rows, err := it.tx.QueryContext(it.ctx, it.query, it.after)
+	op := ">="
+	if it.started {
+		op = ">"
+	}
+	rows, err := it.tx.QueryContext(it.ctx, fmt.Sprintf(it.query, op), it.after)
 	if err != nil {
 		return err
 	}
@@ -574,7 +644,7 @@ func (it *rowIter[T]) fill() error {
 		}
 		it.keys = append(it.keys, k)
 		it.vals = append(it.vals, v)
-		it.after = k
+		it.after, it.started = k, true
 	}
 	if err := rows.Err(); err != nil {
 		return err

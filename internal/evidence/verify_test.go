@@ -161,6 +161,12 @@ func TestVerifyNamesTampering(t *testing.T) {
 			wantTable: "checkpoints", wantIndex: -1, wantIn: "checkpoint 4 is missing"},
 		{name: "delete the newest checkpoint", stmts: []string{fmt.Sprintf(`DELETE FROM checkpoints WHERE seq = %d`, fx.latest.Seq)},
 			wantTable: "meta", wantIndex: -1},
+		{name: "add a row below every key", stmts: []string{`INSERT INTO records (idx, kind) VALUES (-9223372036854775808, 'ban')`},
+			wantTable: "records", wantIndex: -9223372036854775808, wantIn: "not a record index"},
+		{name: "add a trigger", stmts: []string{`CREATE TRIGGER t AFTER INSERT ON records BEGIN DELETE FROM records WHERE idx = 0; END`},
+			wantTable: "schema", wantIndex: -1, wantIn: "unexpected schema entry"},
+		{name: "drop an index", stmts: []string{`DROP INDEX records_logged`},
+			wantTable: "schema", wantIndex: -1, wantIn: "records_logged"},
 		{name: "truncate consistently", stmts: []string{
 			`DELETE FROM records WHERE idx >= 30`,
 			fmt.Sprintf(`DELETE FROM hashes WHERE id >= %d`, tlog.StoredHashCount(30)),
