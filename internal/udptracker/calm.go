@@ -24,12 +24,14 @@ import (
 // seed and the time it was told, in seconds. A new pair takes an empty or
 // expired entry of its bucket, or else the one told longest ago, so an
 // attacker with millions of sources can only push pairs out early: their
-// clients are then told again, as every refusal was before. Two pairs with the same
-// bucket and fingerprint share an entry (one in a billion, with a full
-// bucket): the second is calmed without being told.
+// clients are then told again, as every refusal was before. Two pairs
+// with the same bucket and fingerprint share an entry (one new pair in a
+// billion, with a full bucket): the second is calmed without being told.
 //
-// It is safe for concurrent use: entries are read and written atomically,
-// and a race between two workers costs at most one extra error reply.
+// It is safe for concurrent use: entries are read and written whole,
+// atomically. Two workers inserting into one bucket at once may lose or
+// duplicate an entry, which costs a client one more error reply; no race
+// calms a client that was not told.
 type calmTable struct {
 	seed    maphash.Seed
 	buckets []calmBucket
@@ -41,7 +43,7 @@ type calmTable struct {
 const calmWays = 4
 
 type calmBucket struct {
-	e [calmWays]atomic.Uint64 // fingerprint<<32 | told+1 (seconds); 0 is empty
+	e [calmWays]atomic.Uint64 // fingerprint<<32 | stamp when told (see stamp); 0 is empty; newest first
 }
 
 // calmBucketBytes is the size of a bucket.
