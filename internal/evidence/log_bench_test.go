@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -195,4 +196,26 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/record")
+}
+
+// BenchmarkCanonicalJSON compares the parser with the Decoder-based
+// reference on an episode body.
+func BenchmarkCanonicalJSON(b *testing.B) {
+	body, err := json.Marshal(benchEpisode(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, impl := range []struct {
+		name string
+		f    func([]byte) ([]byte, error)
+	}{{"parser", canonicalJSON}, {"reference", canonicalJSONRef}} {
+		b.Run(impl.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := impl.f(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -365,3 +365,59 @@ func TestAppendAllocs(t *testing.T) {
 		t.Errorf("Append allocates %v times, want 0", n)
 	}
 }
+
+// TestVerifyBesideWriter: Verify, Export and LatestCheckpoint read a
+// consistent state while Run writes.
+func TestVerifyBesideWriter(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir, DefaultConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go l.Run(ctx)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	r := rec(t, KindEpisode, 1)
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := l.Append(context.Background(), r); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	deadline := time.Now().Add(3 * time.Second)
+	var last int64
+	for n := 0; time.Now().Before(deadline) || n < 3; n++ {
+		rep, err := Verify(context.Background(), dir, VerifyOptions{})
+		if err != nil {
+			t.Fatalf("Verify beside the writer: %v", err)
+		}
+		if rep.Records < last {
+			t.Fatalf("Verify saw %d records, then %d", last, rep.Records)
+		}
+		last = rep.Records
+		var b bytes.Buffer
+		if _, err := Export(context.Background(), dir, time.Time{}, &b); err != nil {
+			t.Fatalf("Export beside the writer: %v", err)
+		}
+		if _, err := VerifyBundle(b.Bytes(), l.VerifierKey()); err != nil {
+			t.Fatalf("bundle exported beside the writer: %v", err)
+		}
+	}
+	close(stop)
+	<-done
+	if last == 0 {
+		t.Fatal("Verify never saw a record")
+	}
+}

@@ -280,6 +280,9 @@ func (vr *verifyRun) run() error {
 		if e.Size > size {
 			return tampered("records", size, size, "the log was cut back: the earlier checkpoint %d covers %d records, the log holds %d", e.Seq, e.Size, size)
 		}
+		if e.Seq > vr.prev.Seq {
+			return tampered("checkpoints", vr.prev.Seq+1, -1, "checkpoints were removed: the earlier checkpoint is number %d, the log's latest %d", e.Seq, vr.prev.Seq)
+		}
 		if e.Size > 0 {
 			// The records below e.Size gave e.Root (checked on the way);
 			// the proof is what a third party holding only roots checks.

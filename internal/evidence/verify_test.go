@@ -126,7 +126,7 @@ func TestVerifyNamesTampering(t *testing.T) {
 	tests := []struct {
 		name      string
 		stmts     []string
-		earlier   int // use fx.earlier[earlier-1]; 0: none
+		earlier   int // use fx.earlier[earlier-1]; 0: none; -1: the latest
 		wantTable string
 		wantIndex int64
 		wantIn    string
@@ -167,6 +167,9 @@ func TestVerifyNamesTampering(t *testing.T) {
 			wantTable: "schema", wantIndex: -1, wantIn: "unexpected schema entry"},
 		{name: "drop an index", stmts: []string{`DROP INDEX records_logged`},
 			wantTable: "schema", wantIndex: -1, wantIn: "records_logged"},
+		{name: "remove the newest checkpoint consistently", stmts: []string{
+			fmt.Sprintf(`DELETE FROM checkpoints WHERE seq = %d`, fx.latest.Seq), fmt.Sprintf(`UPDATE meta SET checkpoint = %d`, fx.latest.Seq-1)},
+			earlier: -1, wantTable: "checkpoints", wantIndex: -1, wantIn: "checkpoints were removed"},
 		{name: "truncate consistently", stmts: []string{
 			`DELETE FROM records WHERE idx >= 30`,
 			fmt.Sprintf(`DELETE FROM hashes WHERE id >= %d`, tlog.StoredHashCount(30)),
@@ -182,8 +185,11 @@ func TestVerifyNamesTampering(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := fx.copyTo(t)
 			var opts VerifyOptions
-			if tt.earlier > 0 {
-				e := fx.earlier[tt.earlier-1]
+			if tt.earlier != 0 {
+				e := fx.latest
+				if tt.earlier > 0 {
+					e = fx.earlier[tt.earlier-1]
+				}
 				opts.Earlier = e.Note
 				if _, err := Verify(context.Background(), dir, opts); err != nil {
 					t.Fatalf("before tampering: %v", err)
