@@ -421,3 +421,48 @@ func TestVerifyBesideWriter(t *testing.T) {
 		t.Fatal("Verify never saw a record")
 	}
 }
+
+// TestOpenChecksUnsignedTail: records written but not signed when the
+// writer died are checked before the next Open signs them.
+func TestOpenChecksUnsignedTail(t *testing.T) {
+	for _, tamper := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tampered=%v", tamper), func(t *testing.T) {
+			dir := t.TempDir()
+			l, clk := openTest(t, dir, DefaultConfig())
+			clk.add(-time.Second) // the first checkpoint was just signed
+			ctx := context.Background()
+			appendN(t, l, KindBan, 0, 5)
+			if _, err := l.flush(ctx, false, false); err != nil { // written, not yet due for a signature
+				t.Fatal(err)
+			}
+			if l.latest.Size != 0 {
+				t.Fatalf("checkpoint covers %d records, want none yet", l.latest.Size)
+			}
+			l.db.Close() // the writer dies: no final flush, no checkpoint
+			l.dbClosed = true
+			if rep := mustVerify(t, dir, VerifyOptions{}); rep.Unsigned != 5 {
+				t.Fatalf("Verify after the crash: %d unsigned, want 5", rep.Unsigned)
+			}
+			if tamper {
+				if err := sqlExec(t, dir, `UPDATE records SET data = replace(data, '192.0.2.1', '192.0.2.9') WHERE idx = 3`); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l2, err := Open(dir, DefaultConfig(), nil)
+			if tamper {
+				var ve *VerifyError
+				if !errors.As(err, &ve) || ve.Index != 3 {
+					t.Fatalf("Open of a log whose unsigned record 3 was changed = %v, want ErrTampered naming record 3", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			l2.Close()
+			if rep := mustVerify(t, dir, VerifyOptions{}); rep.Unsigned != 0 || rep.Latest.Size != 5 {
+				t.Fatalf("after reopening: %d unsigned, latest covers %d; want 0 and 5", rep.Unsigned, rep.Latest.Size)
+			}
+		})
+	}
+}
