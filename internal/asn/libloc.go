@@ -104,7 +104,8 @@ const strideBits = 16
 
 // strideMinNodes is the smallest tree given stride tables and flat
 // ranges: below it the whole tree is a few cache lines, and building
-// them would cost more than it saves. A variable so that tests can cover both ways.
+// them would cost more than it saves. A variable so that tests can cover
+// both ways.
 var strideMinNodes = 4096
 
 func be16(b []byte, off int) uint16 { return binary.BigEndian.Uint16(b[off:]) }
@@ -376,7 +377,7 @@ func (db *locDB) network(i uint32) (asn uint32, country string) {
 	return be32(rec, 4), countryCode(rec[0], rec[1])
 }
 
-// asName returns the name of AS n, or "" when the database has none.
+// asNameOf returns the name of AS n, or "" when the database has none.
 func (db *locDB) asNameOf(n uint32) string {
 	lo, hi := 0, len(db.asNum)
 	for lo < hi {

@@ -215,9 +215,9 @@ func printable(s string) bool {
 }
 
 // Lookup returns the most specific network holding a (IPv4-mapped
-// addresses are looked up as IPv4). It is a binary search: it does not
-// allocate, and is safe for concurrent use. The nil *Networks holds
-// nothing.
+// addresses are looked up as IPv4); the *Network points into n and must
+// not be changed. It is a binary search: it does not allocate, and is
+// safe for concurrent use. The nil *Networks holds nothing.
 func (n *Networks) Lookup(a netip.Addr) (*Network, bool) {
 	if n == nil {
 		return nil, false
