@@ -339,7 +339,7 @@ func TestTorrentCreateCLI(t *testing.T) {
 		// As root every file is readable, so the binary runs as nobody.
 		setpriv, err := exec.LookPath("setpriv")
 		if err != nil || os.Geteuid() != 0 {
-			t.Skip("needs root and setpriv to run warden as another user")
+			missing(t, "needs root and setpriv (util-linux) to run warden as another user: %v", err)
 		}
 		bin, err := wardenBinary()
 		if err != nil {
