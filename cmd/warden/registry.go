@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/user"
@@ -115,9 +116,10 @@ func setupRegistryAdd(fs *flag.FlagSet) runFunc {
 	var a adminFlags
 	a.register(fs)
 	name := fs.String("name", "", "`name` for a single hash")
-	from := fs.String("from", "", "read ARGs from `file`, one per line (# comments)")
+	from := fs.String("from", "", "read ARGs from `file`, one per line (# comments); any number, sent in batches")
 	return func(ctx context.Context, out streams, args []string) error {
-		ts, err := addArgs(args, *from, *name)
+		src := addSource{pos: args, from: *from, name: *name}
+		n, err := src.count()
 		if err != nil {
 			return err
 		}
@@ -125,7 +127,14 @@ func setupRegistryAdd(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		return registryAdd(ctx, c, ts, a.json, out.stdout)
+		if n <= addBatch {
+			ts := make([]admin.AddTorrent, 0, n)
+			if err := src.each(func(_ string, t admin.AddTorrent) error { ts = append(ts, t); return nil }); err != nil {
+				return err
+			}
+			return registryAdd(ctx, c, ts, a.json, out.stdout)
+		}
+		return registryAddBatches(ctx, c, src, n, a.json, out)
 	}
 }
 
@@ -194,21 +203,83 @@ func setupRegistryList(fs *flag.FlagSet) runFunc {
 	var a adminFlags
 	a.register(fs)
 	state := fs.String("state", "", "only torrents in this `state`: active or revoked")
+	name := fs.String("name", "", "only torrents whose name contains `text` (ignoring case)")
+	limit := fs.Int("limit", 0, "list at most `N` torrents; 0 lists them all")
 	return func(ctx context.Context, out streams, args []string) error {
 		if err := wantArgs("registry list", args, 0, "no arguments"); err != nil {
 			return err
+		}
+		if *limit < 0 {
+			return usageError{errors.New("registry list: --limit must be 0 or more")}
 		}
 		c, err := a.client()
 		if err != nil {
 			return err
 		}
-		es, err := c.List(ctx, *state)
-		if err != nil {
-			return err
-		}
-		return printEntries(out.stdout, a.json, true, es...)
+		return registryList(ctx, c, admin.ListQuery{State: *state, Name: *name}, *limit, a.json, out.stdout)
 	}
 }
+
+// errListed stops a listing at its --limit.
+var errListed = errors.New("listed enough")
+
+// registryList prints the entries q selects, at most limit (0: all), as
+// they arrive page by page: the CLI's memory does not grow with the
+// registry. The table is aligned within each block of listBlock rows.
+func registryList(ctx context.Context, c *admin.Client, q admin.ListQuery, limit int, asJSON bool, w io.Writer) error {
+	if limit > 0 {
+		q.Limit = min(limit, admin.MaxListLimit)
+	}
+	bw := bufio.NewWriter(w)
+	tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
+	n := 0
+	err := c.Walk(ctx, q, func(e *registry.Entry) error {
+		if limit > 0 && n == limit {
+			return errListed
+		}
+		n++
+		if asJSON {
+			b, err := json.MarshalIndent(e, "  ", "  ")
+			if err != nil {
+				return err
+			}
+			sep := ",\n  "
+			if n == 1 {
+				sep = "[\n  "
+			}
+			bw.WriteString(sep)
+			bw.Write(b)
+			return nil
+		}
+		if n == 1 {
+			writeEntryHeader(tw)
+		}
+		writeEntryRow(tw, e)
+		if n%listBlock == 0 {
+			return tw.Flush()
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errListed) {
+		bw.Flush() // what was listed, then the error
+		return err
+	}
+	switch {
+	case asJSON && n == 0:
+		bw.WriteString("[]\n")
+	case asJSON:
+		bw.WriteString("\n]\n")
+	case n == 0:
+		writeEntryHeader(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// listBlock is how many rows of `registry list` are aligned together.
+const listBlock = 1000
 
 func setupRegistryRefused(fs *flag.FlagSet) runFunc {
 	var a adminFlags
@@ -463,45 +534,29 @@ func wantArgs(cmd string, args []string, n int, what string) error {
 	return nil
 }
 
-// addArgs turns command-line arguments and the lines of --from into
-// torrents to register, reading .torrent files and magnet links here so
-// the server only ever sees hashes.
-func addArgs(pos []string, from, name string) ([]admin.AddTorrent, error) {
-	args := append([]string(nil), pos...)
-	if from != "" {
-		f, err := os.Open(from)
-		if err != nil {
-			return nil, fmt.Errorf("registry add: %w", err)
-		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for line := 1; sc.Scan(); line++ {
-			text := strings.TrimSpace(sc.Text())
-			if text == "" || strings.HasPrefix(text, "#") {
-				continue
-			}
-			args = append(args, text)
-		}
-		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("registry add: %s: %w", from, err)
-		}
-	}
-	if len(args) == 0 {
-		return nil, usageError{errors.New("registry add: give a .torrent file, magnet link or info hash, or --from FILE")}
-	}
-	if name != "" && len(args) != 1 {
-		return nil, usageError{errors.New("registry add: --name names a single torrent")}
-	}
-	ts := make([]admin.AddTorrent, 0, len(args))
-	for _, arg := range args {
+// addSource is what `registry add` registers: its arguments, then the
+// lines of --from. It is read twice, once to check every line before
+// anything is sent and once to send, so a file of any size is never held
+// in memory. .torrent files and magnet links are read here, so the server
+// only ever sees hashes.
+type addSource struct {
+	pos  []string
+	from string // a file of arguments, one per line; "" for none
+	name string // --name, for a single torrent
+}
+
+// each calls fn for every torrent of s, with where it came from (the
+// argument, or FILE:LINE), and stops at the first error, which names the
+// argument or line.
+func (s addSource) each(fn func(where string, t admin.AddTorrent) error) error {
+	one := func(where, arg string) error {
 		h, err := metainfo.ParseArg(arg)
 		if err != nil {
-			return nil, fmt.Errorf("registry add: %w", err)
+			return fmt.Errorf("registry add: %s: %w", where, err)
 		}
 		t := admin.AddTorrent{Name: h.Name}
-		if name != "" {
-			t.Name = name
+		if s.name != "" {
+			t.Name = s.name
 		}
 		if h.V1 != nil {
 			t.V1 = h.V1.String()
@@ -509,9 +564,145 @@ func addArgs(pos []string, from, name string) ([]admin.AddTorrent, error) {
 		if h.V2 != nil {
 			t.V2 = h.V2.String()
 		}
-		ts = append(ts, t)
+		return fn(where, t)
 	}
-	return ts, nil
+	for _, arg := range s.pos {
+		if err := one(arg, arg); err != nil {
+			return err
+		}
+	}
+	if s.from == "" {
+		return nil
+	}
+	f, err := os.Open(s.from)
+	if err != nil {
+		return fmt.Errorf("registry add: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		if err := one(fmt.Sprintf("%s:%d", s.from, line), text); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("registry add: %s: %w", s.from, err)
+	}
+	return nil
+}
+
+// count checks every torrent of s and returns how many there are.
+func (s addSource) count() (int, error) {
+	n := 0
+	if err := s.each(func(string, admin.AddTorrent) error { n++; return nil }); err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, usageError{errors.New("registry add: give a .torrent file, magnet link or info hash, or --from FILE")}
+	}
+	if s.name != "" && n != 1 {
+		return 0, usageError{errors.New("registry add: --name names a single torrent")}
+	}
+	return n, nil
+}
+
+// addBatch is how many torrents `registry add` sends per request. Each
+// request is one transaction of a second or so even on a busy machine,
+// answered long before any timeout; admin.MaxAddBatch is the server's cap.
+const addBatch = 5000
+
+// busyRetries is how often a batch refused as "registry busy" (HTTP 503:
+// nothing changed) is sent again before registry add gives up.
+const busyRetries = 5
+
+// registryAddBatches registers the n torrents of src in batches of
+// addBatch, one transaction each, reporting progress on stderr. Batches
+// already sent stay registered if a later one fails, and the error says
+// so: running the same command again skips what is registered.
+func registryAddBatches(ctx context.Context, c *admin.Client, src addSource, n int, asJSON bool, out streams) error {
+	var (
+		total       admin.AddResponse
+		batch       = make([]admin.AddTorrent, 0, addBatch)
+		first, last string // where the batch's torrents came from
+		sent        int
+		reported    = time.Now()
+	)
+	send := func() error {
+		resp, err := addRetrying(ctx, c, batch, out.stderr)
+		if err != nil {
+			return addBatchError(err, first, last, sent, n, total)
+		}
+		total.Added += resp.Added
+		total.Existing += resp.Existing
+		sent += len(batch)
+		batch = batch[:0]
+		if time.Since(reported) >= 2*time.Second || sent == n {
+			reported = time.Now()
+			fmt.Fprintf(out.stderr, "registry add: %d of %d sent: %d registered, %d already registered\n", sent, n, total.Added, total.Existing)
+		}
+		return nil
+	}
+	err := src.each(func(where string, t admin.AddTorrent) error {
+		if len(batch) == 0 {
+			first = where
+		}
+		last = where
+		if batch = append(batch, t); len(batch) == addBatch {
+			return send()
+		}
+		return nil
+	})
+	if err == nil && len(batch) > 0 {
+		err = send()
+	}
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSONTo(out.stdout, total)
+	}
+	fmt.Fprintf(out.stdout, "registered %d, already registered %d\n", total.Added, total.Existing)
+	return nil
+}
+
+// addRetrying sends one batch, again after the server's Retry-After while
+// it answers "registry busy" (nothing was changed), up to busyRetries times.
+func addRetrying(ctx context.Context, c *admin.Client, batch []admin.AddTorrent, stderr io.Writer) (admin.AddResponse, error) {
+	for try := 0; ; try++ {
+		resp, err := c.Add(ctx, batch)
+		var ae *admin.APIError
+		if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || try == busyRetries {
+			return resp, err
+		}
+		wait := min(max(ae.RetryAfter, time.Second), 30*time.Second)
+		fmt.Fprintf(stderr, "registry add: %s; retrying in %v\n", ae.Msg, wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return resp, ctx.Err()
+		}
+	}
+}
+
+// addBatchError says what became of an import that stopped at a batch:
+// which lines, whether that batch may have been registered, and that the
+// earlier batches stay registered.
+func addBatchError(err error, first, last string, sent, n int, total admin.AddResponse) error {
+	earlier := fmt.Sprintf("the %d of %d sent before it stay registered (%d new, %d already registered)",
+		sent, n, total.Added, total.Existing)
+	var ae *admin.APIError
+	if errors.As(err, &ae) {
+		// The server answered: the batch, one transaction, was not registered.
+		return fmt.Errorf("registry add: the batch %s to %s was refused and none of it registered: %w; %s. "+
+			"Fix the problem and run the same command again: what is registered is skipped", first, last, err, earlier)
+	}
+	return fmt.Errorf("registry add: no answer for the batch %s to %s (%w), which may or may not have been registered; %s. "+
+		"Run the same command again: what is registered is skipped", first, last, err, earlier)
 }
 
 func registryAdd(ctx context.Context, c *admin.Client, ts []admin.AddTorrent, asJSON bool, w io.Writer) error {
@@ -595,18 +786,26 @@ func printEntries(w io.Writer, asJSON, list bool, es ...registry.Entry) error {
 		return writeJSONTo(w, es[0])
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STATE\tV1\tV2\tNAME\tCHANGED\tBY\tREASON")
-	for _, e := range es {
-		v1, v2 := "-", "-"
-		if e.HasV1() {
-			v1 = e.V1.String()
-		}
-		if e.HasV2() {
-			v2 = e.V2.String()
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.State, v1, v2, e.Name, e.ChangedAt.Format(time.DateTime), e.ChangedBy, e.Reason)
+	writeEntryHeader(tw)
+	for i := range es {
+		writeEntryRow(tw, &es[i])
 	}
 	return tw.Flush()
+}
+
+func writeEntryHeader(tw io.Writer) {
+	fmt.Fprintln(tw, "STATE\tV1\tV2\tNAME\tCHANGED\tBY\tREASON")
+}
+
+func writeEntryRow(tw io.Writer, e *registry.Entry) {
+	v1, v2 := "-", "-"
+	if e.HasV1() {
+		v1 = e.V1.String()
+	}
+	if e.HasV2() {
+		v2 = e.V2.String()
+	}
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.State, v1, v2, e.Name, e.ChangedAt.Format(time.DateTime), e.ChangedBy, e.Reason)
 }
 
 func writeJSONTo(w io.Writer, v any) error {

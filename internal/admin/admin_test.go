@@ -498,3 +498,74 @@ func TestBackupAPI(t *testing.T) {
 		t.Errorf("GET /api/registry/backup without token = %d, want 401", code)
 	}
 }
+
+// TestListPages lists a registry larger than a page: the API answers a
+// bounded page with where to read on, the client's Walk reads every entry
+// once, in order, and out-of-range limits and oversized adds are refused.
+func TestListPages(t *testing.T) {
+	f := newFixture(t)
+	c := &Client{BaseURL: f.srv.URL, Token: testToken, Actor: "test"}
+	ctx := context.Background()
+	const n = 2*DefaultListLimit + 500
+	bulk := make([]AddTorrent, n)
+	for i := range bulk {
+		bulk[i] = AddTorrent{V1: fmt.Sprintf("%040x", i+1), Name: fmt.Sprint("torrent ", i)}
+	}
+	if _, err := c.Add(ctx, bulk); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Revoke(ctx, bulk[5].V1, "gone"); err != nil {
+		t.Fatal(err)
+	}
+
+	page, err := c.ListPage(ctx, ListQuery{})
+	if err != nil || len(page.Torrents) != DefaultListLimit || page.NextAfter != page.Torrents[DefaultListLimit-1].ID {
+		t.Fatalf("first default page: %d entries, next_after %d, %v; want %d and the last ID", len(page.Torrents), page.NextAfter, err, DefaultListLimit)
+	}
+	last, err := c.ListPage(ctx, ListQuery{After: int64(n - 10), Limit: 10})
+	if err != nil || len(last.Torrents) != 10 || last.NextAfter != 0 {
+		t.Fatalf("last page, exactly full: %d entries, next_after %d, %v; want 10 and no next", len(last.Torrents), last.NextAfter, err)
+	}
+	if empty, err := c.ListPage(ctx, ListQuery{After: int64(n)}); err != nil || len(empty.Torrents) != 0 || empty.NextAfter != 0 {
+		t.Fatalf("past the end: %+v, %v", empty, err)
+	}
+	if rev, err := c.ListPage(ctx, ListQuery{State: "revoked"}); err != nil || len(rev.Torrents) != 1 || rev.Torrents[0].Reason != "gone" {
+		t.Fatalf("revoked page: %+v, %v", rev, err)
+	}
+	if named, err := c.ListPage(ctx, ListQuery{Name: "TORRENT 250"}); err != nil || len(named.Torrents) != 1 {
+		t.Fatalf("name filter: %d entries, %v; want 1", len(named.Torrents), err)
+	}
+
+	for _, limit := range []int{0, 7, MaxListLimit} {
+		var ids []int64
+		err := c.Walk(ctx, ListQuery{Limit: limit}, func(e *registry.Entry) error {
+			ids = append(ids, e.ID)
+			return nil
+		})
+		if err != nil || len(ids) != n {
+			t.Fatalf("Walk by %d: %d entries, %v; want %d", limit, len(ids), err, n)
+		}
+		for i := 1; i < len(ids); i++ {
+			if ids[i] <= ids[i-1] {
+				t.Fatalf("Walk by %d: ID %d after %d", limit, ids[i], ids[i-1])
+			}
+		}
+	}
+
+	tok := string(testToken)
+	for _, q := range []string{"limit=0", "limit=-1", fmt.Sprint("limit=", MaxListLimit+1), "after=x"} {
+		if code, body := f.do(t, "GET", "/api/torrents?"+q, tok, ""); code != http.StatusBadRequest {
+			t.Errorf("GET /api/torrents?%s = %d %s, want 400", q, code, body)
+		}
+	}
+	big := make([]AddTorrent, MaxAddBatch+1)
+	for i := range big {
+		big[i] = AddTorrent{V1: fmt.Sprintf("%040x", n+i+1)}
+	}
+	if _, err := c.Add(ctx, big); !IsStatus(err, http.StatusRequestEntityTooLarge) || !strings.Contains(err.Error(), "batches") {
+		t.Errorf("Add of %d torrents = %v, want 413 asking for batches", len(big), err)
+	}
+	if f.reg.Len() != n {
+		t.Errorf("after the refused add the registry has %d entries, want %d", f.reg.Len(), n)
+	}
+}

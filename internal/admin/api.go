@@ -19,7 +19,9 @@ import (
 	"warden/internal/registry"
 )
 
-// maxBody bounds a request body: a bulk import of about 100,000 hashes.
+// maxBody bounds a request body, and a reply the client reads whole: a
+// batch of MaxAddBatch hybrid torrents with long names fits, and a page of
+// MaxListLimit entries.
 const maxBody = 32 << 20
 
 func (s *Server) routes() http.Handler {
@@ -77,6 +79,23 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.deps.Status())
 }
 
+// The page sizes of GET /api/torrents. A reply is bounded however large
+// the registry: a client pages on with after=next_after.
+const (
+	DefaultListLimit = 1000
+	MaxListLimit     = 10_000
+)
+
+// ListPage is the reply of GET /api/torrents: entries in ID order and, if
+// there may be more, the ID to pass as after= for the next page.
+type ListPage struct {
+	Torrents  []registry.Entry `json:"torrents"`
+	NextAfter int64            `json:"next_after,omitempty"`
+}
+
+// listTorrents streams one page of entries straight from the database, so
+// neither the registry's size nor the page's is held in memory. A failure
+// after the first byte aborts the reply rather than end it well formed.
 func (s *Server) listTorrents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var f registry.Filter
@@ -90,29 +109,63 @@ func (s *Server) listTorrents(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("after"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, errors.New("after: must be a non-negative integer"))
+			writeError(w, http.StatusBadRequest, errors.New("after: must be a non-negative integer (an entry ID)"))
 			return
 		}
 		f.AfterID = n
 	}
+	limit := DefaultListLimit
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, errors.New("limit: must be a non-negative integer"))
+		if err != nil || n < 1 || n > MaxListLimit {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("limit: must be 1-%d", MaxListLimit))
 			return
 		}
-		f.Limit = n
+		limit = n
 	}
-	entries, err := s.deps.Registry.List(r.Context(), f)
-	if err != nil {
-		s.fail(w, err)
+	f.Limit = limit + 1 // one more, to know whether another page follows
+
+	var (
+		sent   int
+		lastID int64
+		enc    = json.NewEncoder(w)
+	)
+	err := s.deps.Registry.Walk(r.Context(), f, func(e *registry.Entry) error {
+		if sent == limit {
+			return errPageFull
+		}
+		if sent == 0 {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"torrents":[`+"\n")
+		} else {
+			io.WriteString(w, ",")
+		}
+		sent++
+		lastID = e.ID
+		return enc.Encode(e)
+	})
+	more := errors.Is(err, errPageFull)
+	if err != nil && !more {
+		if sent == 0 {
+			s.fail(w, err)
+			return
+		}
+		s.log.Error("list torrents: reply cut short", "err", err)
+		panic(http.ErrAbortHandler) // the client sees a broken reply, not a short list
+	}
+	if sent == 0 {
+		writeJSON(w, http.StatusOK, ListPage{Torrents: []registry.Entry{}})
 		return
 	}
-	if entries == nil {
-		entries = []registry.Entry{}
+	io.WriteString(w, "]")
+	if more {
+		fmt.Fprintf(w, `,"next_after":%d`, lastID)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"torrents": entries})
+	io.WriteString(w, "}\n")
 }
+
+// errPageFull stops a Walk once a page is full.
+var errPageFull = errors.New("page full")
 
 // AddRequest is the body of POST /api/torrents.
 type AddRequest struct {
@@ -134,14 +187,36 @@ type AddResponse struct {
 	Torrents []registry.Entry `json:"torrents,omitempty"` // for a single add
 }
 
+// MaxAddBatch bounds the torrents of one POST /api/torrents, so each
+// request is one short transaction, answered well within any timeout on a
+// busy machine. Larger imports are sent in batches (the CLI does so).
+const MaxAddBatch = 10_000
+
+// addWriteTimeout replaces the server's write timeout for an add: the
+// answer must reach the client even when the transaction waited for
+// another process's write lock, or the operator never learns that it
+// committed.
+const addWriteTimeout = 2 * time.Minute
+
 func (s *Server) addTorrents(w http.ResponseWriter, r *http.Request) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(addWriteTimeout))
 	var req AddRequest
 	if err := decodeBody(r, &req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: send at most %d torrents per request", err, MaxAddBatch))
+			return
+		}
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	if len(req.Torrents) == 0 {
+	switch n := len(req.Torrents); {
+	case n == 0:
 		writeError(w, http.StatusBadRequest, errors.New("torrents: give at least one"))
+		return
+	case n > MaxAddBatch:
+		writeError(w, http.StatusRequestEntityTooLarge,
+			fmt.Errorf("torrents: %d in one request, at most %d; send them in batches", n, MaxAddBatch))
 		return
 	}
 	entries := make([]registry.Entry, len(req.Torrents))
@@ -534,7 +609,7 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 }
 
 func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("request body: %w", err)

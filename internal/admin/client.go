@@ -149,19 +149,144 @@ func (c *Client) Get(ctx context.Context, hash string) (registry.Entry, error) {
 	return out, err
 }
 
-// List returns the entries in state ("" for all).
+// ListQuery selects entries for ListPage and Walk: State "active",
+// "revoked" or "" for both, Name a substring of the name, After an entry
+// ID to read on from, and Limit the page size (0 for the server's
+// default, at most MaxListLimit).
+type ListQuery struct {
+	State, Name string
+	After       int64
+	Limit       int
+}
+
+func (q ListQuery) path() string {
+	v := url.Values{}
+	if q.State != "" {
+		v.Set("state", q.State)
+	}
+	if q.Name != "" {
+		v.Set("name", q.Name)
+	}
+	if q.After > 0 {
+		v.Set("after", strconv.FormatInt(q.After, 10))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if len(v) == 0 {
+		return "/api/torrents"
+	}
+	return "/api/torrents?" + v.Encode()
+}
+
+// ListPage returns one page of entries; NextAfter is set if more may
+// follow.
+func (c *Client) ListPage(ctx context.Context, q ListQuery) (ListPage, error) {
+	page := ListPage{Torrents: []registry.Entry{}}
+	next, err := c.walkPage(ctx, q, func(e *registry.Entry) error {
+		page.Torrents = append(page.Torrents, *e)
+		return nil
+	})
+	page.NextAfter = next
+	return page, err
+}
+
+// Walk calls fn for every entry q selects, in ID order, reading pages of
+// q.Limit entries (MaxListLimit if 0) and decoding each page as it
+// arrives, so memory stays bounded however large the registry. fn must not
+// keep e. An error from fn stops Walk and is returned.
+func (c *Client) Walk(ctx context.Context, q ListQuery, fn func(e *registry.Entry) error) error {
+	if q.Limit == 0 {
+		q.Limit = MaxListLimit
+	}
+	for {
+		next, err := c.walkPage(ctx, q, fn)
+		if err != nil || next == 0 {
+			return err
+		}
+		q.After = next
+	}
+}
+
+// List returns every entry in state ("" for all), holding them all in
+// memory; Walk does not.
 func (c *Client) List(ctx context.Context, state string) ([]registry.Entry, error) {
-	var out struct{ Torrents []registry.Entry }
-	q := url.Values{}
-	if state != "" {
-		q.Set("state", state)
+	var out []registry.Entry
+	err := c.Walk(ctx, ListQuery{State: state}, func(e *registry.Entry) error {
+		out = append(out, *e)
+		return nil
+	})
+	return out, err
+}
+
+// walkPage reads one page of GET /api/torrents, calling fn for each entry
+// as it is decoded, and returns the page's next_after.
+func (c *Client) walkPage(ctx context.Context, q ListQuery, fn func(e *registry.Entry) error) (next int64, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+q.path(), nil)
+	if err != nil {
+		return 0, err
 	}
-	path := "/api/torrents"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
+	resp, err := c.send(req, false)
+	if err != nil {
+		return 0, err
 	}
-	err := c.do(ctx, http.MethodGet, path, nil, &out)
-	return out.Torrents, err
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	bad := func(err error) (int64, error) {
+		return 0, fmt.Errorf("admin API: list reply: %w", err)
+	}
+	if err := expectDelim(dec, '{'); err != nil {
+		return bad(err)
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return bad(err)
+		}
+		switch tok {
+		case "torrents":
+			if err := expectDelim(dec, '['); err != nil {
+				return bad(err)
+			}
+			var e registry.Entry
+			for dec.More() {
+				e = registry.Entry{}
+				if err := dec.Decode(&e); err != nil {
+					return bad(err)
+				}
+				if err := fn(&e); err != nil {
+					return 0, err
+				}
+			}
+			if err := expectDelim(dec, ']'); err != nil {
+				return bad(err)
+			}
+		case "next_after":
+			if err := dec.Decode(&next); err != nil {
+				return bad(err)
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return bad(err)
+			}
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return bad(err)
+	}
+	return next, nil
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok != want {
+		return fmt.Errorf("got %v, want %v", tok, want)
+	}
+	return nil
 }
 
 // History returns the audit log of the torrent hash names (40 or 64 hex

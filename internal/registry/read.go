@@ -92,10 +92,24 @@ func (r *Registry) GetV2(ctx context.Context, h bittorrent.InfoHashV2) (Entry, e
 }
 
 // List returns the entries f selects, in ID order (the order they were
-// added). It reads the database.
+// added). It reads the database and holds every entry selected in memory:
+// give f a Limit, or use Walk, for a large registry.
 func (r *Registry) List(ctx context.Context, f Filter) ([]Entry, error) {
+	var out []Entry
+	err := r.Walk(ctx, f, func(e *Entry) error {
+		out = append(out, *e)
+		return nil
+	})
+	return out, err
+}
+
+// Walk calls fn for each entry f selects, in ID order, reading them from
+// the database one at a time in one read transaction (writers are not held
+// up), so memory stays bounded however many there are. fn must not keep e,
+// which is reused. If fn returns an error, Walk stops and returns it.
+func (r *Registry) Walk(ctx context.Context, f Filter, fn func(e *Entry) error) error {
 	if r.isClosed() {
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	var (
 		where []string
@@ -106,7 +120,7 @@ func (r *Registry) List(ctx context.Context, f Filter) ([]Entry, error) {
 	case Active, Revoked:
 		where, args = append(where, "t.state = ?"), append(args, f.State.String())
 	default:
-		return nil, fmt.Errorf("list: %w: state %d", ErrInvalid, f.State)
+		return fmt.Errorf("list: %w: state %d", ErrInvalid, f.State)
 	}
 	if f.NameContains != "" {
 		where = append(where, "instr(lower(t.name), lower(?)) > 0")
@@ -126,21 +140,22 @@ func (r *Registry) List(ctx context.Context, f Filter) ([]Entry, error) {
 	}
 	rows, err := r.db.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list: %w", err)
+		return fmt.Errorf("list: %w", err)
 	}
 	defer rows.Close()
-	var out []Entry
 	for rows.Next() {
 		e, err := scanEntry(rows)
 		if err != nil {
-			return nil, fmt.Errorf("list: %w", err)
+			return fmt.Errorf("list: %w", err)
 		}
-		out = append(out, e)
+		if err := fn(&e); err != nil {
+			return err
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list: %w", err)
+		return fmt.Errorf("list: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 const changeQuery = `SELECT a.seq, a.at, a.actor, a.action, a.torrent_id, t.v1, t.v2, t.name,

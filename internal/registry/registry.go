@@ -150,6 +150,14 @@ func (r *Registry) poll(ctx context.Context) error {
 		return err
 	}
 	defer r.unlockWriter()
+	// A change of this process may have committed between the read above
+	// and taking the lock; its writer has put it in the snapshot since.
+	if gen, err = readGeneration(ctx, r.db); err != nil {
+		return err
+	}
+	if gen == r.snap.Load().gen {
+		return nil
+	}
 	start := time.Now()
 	if err := r.reloadLocked(ctx); err != nil {
 		return err

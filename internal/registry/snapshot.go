@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 
 	"warden/internal/bittorrent"
 )
@@ -20,16 +21,22 @@ type slot struct {
 // client may announce (v1 hashes and truncated v2 hashes). It is never
 // modified once published; a change publishes a new one.
 //
+// The base map holds a state of one byte per hash, and the reasons of the
+// few revoked entries sit in a map of their own, so a registry of a million
+// torrents costs about 30 MB rather than the 110 MB a map of (state,
+// reason) pairs took.
+//
 // A change made through this process is not worth copying a 100,000-entry
 // map for, so recent changes go into a small overlay map that is consulted
 // first, and the overlay is folded into a fresh base map once it grows past
 // a fraction of the base. That keeps a single Add at microseconds while a
-// lookup is at most two map probes.
+// lookup is at most two map probes (three for a revoked hash).
 type snapshot struct {
 	gen     int64 // meta.generation this snapshot reflects
 	entries int   // torrents, not keys
-	base    map[bittorrent.InfoHash]slot
-	over    map[bittorrent.InfoHash]slot // recent changes; nil if none
+	base    map[bittorrent.InfoHash]State
+	reasons map[bittorrent.InfoHash]string // of the revoked hashes in base
+	over    map[bittorrent.InfoHash]slot   // recent changes; nil if none
 }
 
 func (s *snapshot) lookup(ih bittorrent.InfoHash) (slot, bool) {
@@ -38,18 +45,29 @@ func (s *snapshot) lookup(ih bittorrent.InfoHash) (slot, bool) {
 			return v, true
 		}
 	}
-	v, ok := s.base[ih]
-	return v, ok
+	st, ok := s.base[ih]
+	if st == Revoked {
+		return slot{state: st, reason: s.reasons[ih]}, true
+	}
+	return slot{state: st}, ok
 }
 
-// maxOverlay is the overlay size past which with folds it into the base.
-// A registry of up to foldAlways keys is folded at every change: copying it
-// takes a millisecond or two, and saves every lookup a second map probe.
-func maxOverlay(base int) int {
+// maxOverlay is the overlay size past which with folds it into the base,
+// after a change of batch entries. A registry of up to foldAlways keys is
+// folded at every change: copying it takes a millisecond or two, and saves
+// every lookup a second map probe.
+//
+// Past that, each change copies the overlay (L keys) and every fold the
+// base (B keys), once per L/batch changes: a cost per change of about L +
+// B·batch/L, least at L = √(B·batch). Single changes keep B/64 (a few
+// thousand keys to copy per Add, and few folds); a bulk import of batches
+// of thousands lets the overlay grow to tens of thousands, which folds a
+// million-entry base a fifth as often as B/64 would.
+func maxOverlay(base, batch int) int {
 	if base <= foldAlways {
 		return 0
 	}
-	return 256 + base/64
+	return 256 + max(base/64, int(math.Sqrt(float64(base)*float64(batch))))
 }
 
 var foldAlways = 1 << 16 // a variable so tests can exercise the overlay
@@ -67,12 +85,23 @@ func (s *snapshot) with(changed []Entry, added int, gen int64) *snapshot {
 			over[k] = v
 		}
 	}
-	next := &snapshot{gen: gen, entries: s.entries + added, base: s.base, over: over}
-	if len(over) > maxOverlay(len(s.base)) {
-		base := make(map[bittorrent.InfoHash]slot, len(s.base)+len(over))
-		maps.Copy(base, s.base)
-		maps.Copy(base, over)
-		next.base, next.over = base, nil
+	next := &snapshot{gen: gen, entries: s.entries + added, base: s.base, reasons: s.reasons, over: over}
+	if len(over) > maxOverlay(len(s.base), len(changed)) {
+		next.base = make(map[bittorrent.InfoHash]State, len(s.base)+len(over))
+		maps.Copy(next.base, s.base)
+		next.reasons = maps.Clone(s.reasons)
+		if next.reasons == nil {
+			next.reasons = map[bittorrent.InfoHash]string{}
+		}
+		for k, v := range over {
+			next.base[k] = v.state
+			if v.state == Revoked {
+				next.reasons[k] = v.reason
+			} else {
+				delete(next.reasons, k)
+			}
+		}
+		next.over = nil
 	}
 	return next
 }
@@ -102,7 +131,11 @@ func loadSnapshot(ctx context.Context, db *sql.DB) (*snapshot, error) {
 		return nil, err
 	}
 	defer rows.Close()
-	s := &snapshot{gen: gen, base: make(map[bittorrent.InfoHash]slot, n+n/4)}
+	s := &snapshot{
+		gen:     gen,
+		base:    make(map[bittorrent.InfoHash]State, n),
+		reasons: map[bittorrent.InfoHash]string{},
+	}
 	var (
 		id            int64
 		v1, v2, state sql.RawBytes
@@ -112,12 +145,12 @@ func loadSnapshot(ctx context.Context, db *sql.DB) (*snapshot, error) {
 		if err := rows.Scan(&id, &v1, &v2, &state, &reason); err != nil {
 			return nil, err
 		}
-		var v slot
+		var st State
 		switch string(state) {
 		case "active":
-			v.state = Active
+			st = Active
 		case "revoked":
-			v.state, v.reason = Revoked, reason
+			st = Revoked
 		default:
 			return nil, fmt.Errorf("torrent %d: %w: state %q", id, errBadRow, clip(string(state), 20))
 		}
@@ -127,11 +160,18 @@ func loadSnapshot(ctx context.Context, db *sql.DB) (*snapshot, error) {
 		case v1 != nil && len(v1) != 20, v2 != nil && len(v2) != 32:
 			return nil, fmt.Errorf("torrent %d: %w: info hash of %d/%d bytes", id, errBadRow, len(v1), len(v2))
 		}
+		ks, nk := [2]bittorrent.InfoHash{}, 0
 		if v1 != nil {
-			s.base[bittorrent.InfoHash(v1)] = v
+			ks[nk], nk = bittorrent.InfoHash(v1), nk+1
 		}
 		if v2 != nil {
-			s.base[bittorrent.InfoHashV2(v2).Truncate()] = v
+			ks[nk], nk = bittorrent.InfoHashV2(v2).Truncate(), nk+1
+		}
+		for _, k := range ks[:nk] {
+			s.base[k] = st
+			if st == Revoked {
+				s.reasons[k] = reason
+			}
 		}
 		s.entries++
 	}

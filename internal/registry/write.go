@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"warden/internal/bittorrent"
@@ -66,7 +67,16 @@ func (r *Registry) writeLocked(ctx context.Context, fn func(tx *sql.Tx, now time
 	}
 
 	if cur := r.snap.Load(); cur.gen == before {
-		r.snap.Store(cur.with(changed, added, after))
+		next := cur.with(changed, added, after)
+		r.snap.Store(next)
+		if next.over == nil && len(next.base) >= collectAfterFold {
+			// The old base, tens of megabytes at a million entries, is
+			// garbage now. Collect it at once, so that a bulk import,
+			// which folds every few batches, keeps the heap near one
+			// base rather than letting garbage bases double it. The maps
+			// hold no pointers, so the collection is quick.
+			runtime.GC()
+		}
 	} else if err := r.reloadLocked(context.WithoutCancel(ctx)); err != nil {
 		// Another process wrote since our snapshot, which must include its
 		// change too. The commit stands even if this fails; Run retries.
@@ -75,6 +85,10 @@ func (r *Registry) writeLocked(ctx context.Context, fn func(tx *sql.Tx, now time
 	r.advanceLocked(after) // before the caller hears of the change
 	return nil
 }
+
+// collectAfterFold is the base size (keys) from which a fold is followed
+// by a garbage collection.
+const collectAfterFold = 1 << 18
 
 // Add registers a torrent as active. Only e.V1, e.V2 and e.Name are read;
 // at least one hash must be set. It returns the stored entry.
