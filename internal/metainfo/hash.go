@@ -49,9 +49,9 @@ type hashResult struct {
 	v1 []byte // 20 bytes per piece
 	// v2 is 32 bytes per piece: the piece's subtree root, or for a file of
 	// at most one piece, the file's pieces root.
-	v2       []byte
-	readErr  []error // tolerant: per file, the first error reading it
-	unreadOK []bool  // tolerant: per piece, false if it could not be read
+	v2      []byte
+	readErr []error // tolerant: per file, the first error reading it
+	readOK  []bool  // tolerant: per piece, false if it could not be read
 }
 
 func (j *hashJob) total() int64 {
@@ -77,7 +77,7 @@ func (j *hashJob) run(ctx context.Context) (*hashResult, error) {
 	}
 	if j.tolerant {
 		res.readErr = make([]error, len(j.files))
-		res.unreadOK = make([]bool, n)
+		res.readOK = make([]bool, n)
 	}
 	threads := j.threads
 	if threads <= 0 {
@@ -121,7 +121,7 @@ func (j *hashJob) run(ctx context.Context) (*hashResult, error) {
 					}
 					errMu.Unlock()
 				} else if j.tolerant {
-					res.unreadOK[p] = true
+					res.readOK[p] = true
 				}
 				done.Add(min(j.pieceLen, j.total()-int64(p)*j.pieceLen))
 			}
@@ -284,22 +284,25 @@ func (w *worker) piece(p int, res *hashResult) (fi int, err error) {
 		} else if seg, err = w.read(i, pos-f.Offset, pos-start, segEnd-pos); err != nil {
 			return i, err
 		}
-		if j.v1 {
+		switch {
+		case j.v2 && i == first:
+			data = seg // hashed below, block by block, for v1 too
+		case j.v2:
+			// A pad after the file: v1 hashes it after the data, below.
+		case j.v1:
 			w.sha1.Write(seg)
 		}
-		if i == first {
-			data = seg
-		}
 		pos = segEnd
-	}
-	if j.v1 {
-		copy(res.v1[20*p:], w.sha1.Sum(w.sum[:0]))
 	}
 	if j.v2 {
 		f := &j.files[first]
 		k := 0
 		for b := 0; b < len(data); b += BlockSize {
-			h := sha256.Sum256(data[b:min(b+BlockSize, len(data))])
+			block := data[b:min(b+BlockSize, len(data))]
+			if j.v1 { // while the block is in the L1 cache
+				w.sha1.Write(block)
+			}
+			h := sha256.Sum256(block)
 			copy(w.nodes[32*k:], h[:])
 			k++
 		}
@@ -309,6 +312,12 @@ func (w *worker) piece(p int, res *hashResult) (fi int, err error) {
 		}
 		root := merkleRoot(w.nodes, k, width, hash32{})
 		copy(res.v2[32*p:], root[:])
+		if rest := end - start - int64(len(data)); j.v1 && rest > 0 {
+			w.sha1.Write(w.zeros[:rest]) // the pad after the file
+		}
+	}
+	if j.v1 {
+		copy(res.v1[20*p:], w.sha1.Sum(w.sum[:0]))
 	}
 	return 0, nil
 }

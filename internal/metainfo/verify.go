@@ -79,7 +79,7 @@ func Verify(ctx context.Context, t *Torrent, path string, threads int, progress 
 		return nil, err
 	}
 	res.Pieces = job.numPieces()
-	good := h.unreadOK
+	good := h.readOK
 	if in.V1 {
 		for p := range good {
 			if !bytes.Equal(h.v1[20*p:20*p+20], in.Pieces[20*p:20*p+20]) {
