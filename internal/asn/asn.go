@@ -20,9 +20,9 @@
 // may be damaged or hostile: an offset or index out of range is an error
 // naming the file and the record, never a panic. The large files are
 // mapped, not copied into the heap; what Open builds beside them is a
-// few MB (about 16 MB for Debian's 55 MB location database, whose tree
+// few MB (about 20 MB for Debian's 55 MB location database, whose tree
 // it flattens into ranges so that a lookup reads a few cache lines
-// rather than one per bit). Open takes about half a second for it. A DB
+// rather than one per bit; opening it takes a fifth of a second). A DB
 // never changes; to pick up new files, Open another and swap a pointer.
 package asn
 

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -90,6 +91,7 @@ func BenchmarkLocationWalk(b *testing.B) {
 			}
 		})
 	}
+	runtime.KeepAlive(d) // walk reads d's mapping, which d's cleanup unmaps
 }
 
 var sinkNet uint32
