@@ -508,3 +508,53 @@ func FuzzConnTable(f *testing.F) {
 		}
 	})
 }
+
+// fullTable returns a listener holding max connections, 64 from each of
+// 256 /24s, as in the flood of issue 14.
+func fullTable(tb testing.TB) (*limitListener, []*limitConn) {
+	lim := connLimits{max: 16384, perSource: 64, perPrefix: 1024, perProxy: 8192}
+	l := newLimitListener(nil, nil, nil, lim, &counters{})
+	var conns []*limitConn
+	for i := range lim.max {
+		ip := netip.AddrFrom4([4]byte{10, byte(i >> 14), byte(i >> 6), 1})
+		lc, _ := l.admit(&fakeConn{remote: net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 1))})
+		if lc == nil {
+			tb.Fatalf("connection %d refused", i)
+		}
+		conns = append(conns, lc)
+	}
+	return l, conns
+}
+
+// BenchmarkConnTrack is the bookkeeping of one request on a kept-alive
+// connection, its two state changes, in a full table.
+func BenchmarkConnTrack(b *testing.B) {
+	l, conns := fullTable(b)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		c := conns[i%len(conns)]
+		l.track(c, http.StateActive)
+		l.track(c, http.StateIdle)
+		i++
+	}
+}
+
+// BenchmarkConnEvict is a newcomer let into a full table in place of an
+// idle connection and closed again, and the victim's source taking its
+// slot back: two admissions, one of them with an eviction, and a close.
+func BenchmarkConnEvict(b *testing.B) {
+	l, _ := fullTable(b)
+	newcomer := &fakeConn{remote: net.TCPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.1:1"))}
+	b.ReportAllocs()
+	for b.Loop() {
+		lc, victim := l.admit(newcomer)
+		if lc == nil || victim == nil {
+			b.Fatal("newcomer refused")
+		}
+		lc.Close()
+		if back, _ := l.admit(victim.Conn); back == nil {
+			b.Fatal("victim's source refused")
+		}
+	}
+}

@@ -96,7 +96,7 @@ type limitConn struct {
 	g          *connGroup
 	prev, next *limitConn // in g, least recently used first
 	state      http.ConnState
-	since      time.Duration // when the state last changed, from l.epoch
+	since      time.Duration // when the request under way began, from l.epoch
 	gone       bool          // the slot is given back
 }
 
@@ -319,13 +319,17 @@ func (l *limitListener) removeLocked(c *limitConn) {
 
 // track is the http.Server's ConnState hook: it keeps each group's list in
 // order of last use and each connection's state, for victimLocked and
-// closeFresh. It costs a clock reading and O(1) under the mutex.
+// closeFresh. It costs O(1) under the mutex, and a clock reading when a
+// request begins (only a request's age matters to evictable).
 func (l *limitListener) track(nc net.Conn, st http.ConnState) {
 	c, ok := nc.(*limitConn)
 	if !ok {
 		return
 	}
-	since := l.now().Sub(l.epoch)
+	var since time.Duration
+	if st == http.StateActive {
+		since = l.now().Sub(l.epoch)
+	}
 	l.mu.Lock()
 	if !c.gone {
 		c.state, c.since = st, since
