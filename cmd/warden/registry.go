@@ -355,7 +355,7 @@ func setupRegistryBackup(fs *flag.FlagSet) runFunc {
 		}
 		res, err := registryBackup(ctx, c, filepath.Join(a.data, registryFile), args[0], *force)
 		if err != nil {
-			return fmt.Errorf("registry backup: %w", err)
+			return registryOpenAdvice(fmt.Errorf("registry backup: %w", err), a.data)
 		}
 		if a.json {
 			return writeJSONTo(out.stdout, res)

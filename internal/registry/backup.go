@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 
 	"warden/internal/sqlitedb"
@@ -43,12 +44,15 @@ func (r *Registry) Backup(ctx context.Context, dst string) (Info, error) {
 // BackupFile is Backup for a registry this process has not opened: it reads
 // the file at path without writing to it (not even its commit record), so
 // it may run whether or not warden is running. It refuses a file Inspect
-// refuses.
+// refuses, and one that is behind its commit record (ErrRolledBack), as
+// Open does: such a copy would lack acknowledged changes.
 func BackupFile(ctx context.Context, path, dst string) (Info, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return Info{}, err
 	}
+	// Read before the copy is taken: the record can only be behind it then.
+	rec, found, _ := sqlitedb.ReadMark(abs)
 	db, err := sqlitedb.OpenReadOnly(ctx, abs, fileOptions(nil))
 	if err != nil {
 		return Info{}, inspectError(abs, err)
@@ -57,7 +61,13 @@ func BackupFile(ctx context.Context, path, dst string) (Info, error) {
 	if err := sqlitedb.Backup(ctx, db, dst); err != nil {
 		return Info{}, fmt.Errorf("back up registry %s to %s: %w", abs, dst, err)
 	}
-	return checkBackup(ctx, dst)
+	info, err := checkBackup(ctx, dst)
+	if err == nil && found && info.Generation < rec.Generation {
+		os.Remove(dst)
+		err = openError(abs, &sqlitedb.Error{Err: sqlitedb.ErrRolledBack, Record: rec,
+			Have: sqlitedb.Record{Generation: info.Generation, Count: info.Entries}})
+	}
+	return info, err
 }
 
 func checkBackup(ctx context.Context, dst string) (Info, error) {

@@ -3,7 +3,10 @@
 //
 // A SQLite file is the source of truth; every change is written, with a row
 // in an append-only audit log, in one durable transaction before the call
-// returns. The tracker's hot path never touches the database: [Registry.Lookup]
+// returns, and then recorded in the commit record beside the file
+// (registry.db-mark), so that Open refuses a file that lost acknowledged
+// changes (a damaged WAL) rather than start with less; Recover and Backup
+// are the ways back. The tracker's hot path never touches the database: [Registry.Lookup]
 // and [Registry.Tracked] read an immutable in-memory snapshot published
 // through an atomic pointer, so they neither block nor allocate. Changes made
 // through a Registry are in its snapshot when the call returns; changes made

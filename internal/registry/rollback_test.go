@@ -82,6 +82,9 @@ func TestDamagedWALStopsOpen(t *testing.T) {
 	}
 	main := readFile(t, path)
 
+	if _, err := BackupFile(ctx, path, filepath.Join(t.TempDir(), "late.db")); !errors.Is(err, ErrRolledBack) {
+		t.Errorf("BackupFile of the damaged registry = %v, want ErrRolledBack: the copy would lack acknowledged changes", err)
+	}
 	r, err := Open(path, testLogger(t))
 	if err == nil {
 		n := r.Len()

@@ -193,6 +193,24 @@ func matchOwner(path, like string) error {
 	return os.Lchown(path, uid, gid)
 }
 
+// ReadMark reads the commit record of the database at path without
+// opening it for writing or taking its locks, for a caller that only reads
+// the database. found is false if there is none.
+func ReadMark(path string) (rec Record, found bool, err error) {
+	b, err := os.ReadFile(path + MarkSuffix)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, err
+	}
+	rec, err = ParseMark(b)
+	if err != nil {
+		return Record{}, true, fmt.Errorf("commit record %s: %w", path+MarkSuffix, err)
+	}
+	return rec, true, nil
+}
+
 // read returns the record as the file holds it now.
 func (m *Mark) read() (Record, error) {
 	var b [markSize + 1]byte // one more, to notice a longer file

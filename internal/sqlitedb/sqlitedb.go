@@ -2,7 +2,10 @@
 // registry, the evidence log) in one careful way, so each file gets the same
 // durability and the same refusal of damage: it is created atomically, every
 // commit is fsynced, it is checked before use, marked with its owner's
-// application ID, and migrated under a schema version of its own.
+// application ID, and migrated under a schema version of its own. A commit
+// record beside it ([Mark]) lets Open refuse a file that lost acknowledged
+// commits, which SQLite itself would open without a word; [Recover],
+// [Backup] and [Inspect] are the tools around it.
 //
 // It knows nothing of what a file holds: each caller brings its application
 // ID and its migrations, and names the file in its own errors. It imports
