@@ -19,6 +19,7 @@ var commands = []*command{
 	guardCommand,
 	loadCommand,
 	torrentCommand,
+	publishCommand,
 	evidenceCommand,
 	versionCommand,
 }

@@ -19,11 +19,13 @@ import (
 	"warden/internal/evidence"
 	"warden/internal/httptracker"
 	"warden/internal/limit"
+	"warden/internal/publish"
 	"warden/internal/registry"
 	"warden/internal/status"
 	"warden/internal/swarm/memswarm"
 	"warden/internal/tracker"
 	"warden/internal/udptracker"
+	"warden/internal/webseed"
 )
 
 var serveCommand = &command{
@@ -49,6 +51,9 @@ func setupServe(fs *flag.FlagSet) runFunc {
 	data := fs.String("data", def.Data, "state `directory`")
 	logLevel := fs.String("log-level", def.Log.Level, "log `level`: debug, info, warn, error")
 	logFormat := fs.String("log-format", def.Log.Format, "log `format`: text or json")
+	webAddr := fs.String("web", def.Web.Listen, "web listener `address` (content, torrents, feeds); empty disables it")
+	content := fs.String("content", def.Web.ContentDir, "content `directory` the web listener serves under /content/")
+	publishWatch := fs.Bool("publish", def.Publish.Watch, "publish the content directory continuously (torrents, registry, feeds)")
 	return func(ctx context.Context, out streams, args []string) error {
 		if len(args) > 0 {
 			return usageError{fmt.Errorf("serve: unexpected argument %q", args[0])}
@@ -77,6 +82,12 @@ func setupServe(fs *flag.FlagSet) runFunc {
 				cfg.Log.Level = *logLevel
 			case "log-format":
 				cfg.Log.Format = *logFormat
+			case "web":
+				cfg.Web.Listen = *webAddr
+			case "content":
+				cfg.Web.ContentDir = *content
+			case "publish":
+				cfg.Publish.Watch = *publishWatch
 			}
 		})
 		if flagErr != nil {
@@ -118,6 +129,10 @@ type server struct {
 	http  *httptracker.Server // nil when disabled, as are udp and admin
 	udp   *udptracker.Server
 	admin *admin.Server
+
+	web      *webseed.Server // nil when disabled, as are webConns and pub
+	webConns *httptracker.ConnLimiter
+	pub      *publish.Publisher
 }
 
 // newServer builds every part and binds every listener, so that a bad
@@ -163,6 +178,16 @@ func newServer(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 			return nil, err
 		}
 	}
+	if cfg.Web.Listen != "" {
+		if err := s.listenWeb(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Publish.Watch {
+		if err := s.openPublisher(); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -202,6 +227,12 @@ func (s *server) run(ctx context.Context) error {
 	if s.admin != nil {
 		runners = append(runners, s.admin.Run)
 	}
+	if s.web != nil {
+		runners = append(runners, s.web.Run)
+	}
+	if s.pub != nil {
+		runners = append(runners, s.pub.Run)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, run := range runners {
 		g.Go(func() error { return run(gctx) })
@@ -223,6 +254,12 @@ func (s *server) close() {
 	}
 	if s.admin != nil {
 		s.admin.Close()
+	}
+	if s.web != nil {
+		s.web.Close()
+	}
+	if s.pub != nil {
+		s.pub.Close()
 	}
 	if s.reg != nil {
 		s.reg.Close()
@@ -249,6 +286,13 @@ func (s *server) status() status.Snapshot {
 	if s.udp != nil {
 		v := s.udp.Stats()
 		st.UDP = &v
+	}
+	if s.web != nil {
+		st.Web = &status.Web{Stats: s.web.Stats(), Conns: s.webConns.Stats()}
+	}
+	if s.pub != nil {
+		v := s.pub.Stats()
+		st.Publish = &v
 	}
 	return st
 }

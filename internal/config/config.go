@@ -15,9 +15,11 @@ import (
 	"warden/internal/confkey"
 	"warden/internal/httptracker"
 	"warden/internal/limit"
+	"warden/internal/publish"
 	"warden/internal/swarm"
 	"warden/internal/tracker"
 	"warden/internal/udptracker"
+	"warden/internal/webseed"
 )
 
 // Config is the whole configuration of warden serve.
@@ -31,6 +33,8 @@ type Config struct {
 	Tracker tracker.Config     `toml:"tracker"`
 	Swarm   swarm.Config       `toml:"swarm"`
 	Limit   limit.Config       `toml:"limit"`
+	Web     webseed.Config     `toml:"web"`
+	Publish publish.Config     `toml:"publish"`
 }
 
 // Log configures logging.
@@ -52,6 +56,8 @@ func Default() Config {
 		Tracker: tracker.DefaultConfig(),
 		Swarm:   swarm.DefaultConfig(),
 		Limit:   limit.DefaultConfig(),
+		Web:     webseed.DefaultConfig(),
+		Publish: publish.DefaultConfig(),
 	}
 }
 
@@ -98,6 +104,8 @@ func (c Config) Validate() error {
 		{"tracker", false, c.Tracker},
 		{"swarm", false, c.Swarm},
 		{"limit", false, c.Limit},
+		{"web", c.Web.Listen == "", c.Web},
+		{"publish", false, c.Publish},
 	}
 	for _, p := range parts {
 		if p.skip {
@@ -106,6 +114,9 @@ func (c Config) Validate() error {
 		if err := confkey.In(p.table, p.v.Validate()); err != nil {
 			return err
 		}
+	}
+	if c.Publish.Watch && c.Web.Listen == "" {
+		return confkey.Errorf("publish.watch", "needs the web listener (web.listen and web.content_dir): it serves what is published")
 	}
 	return nil
 }

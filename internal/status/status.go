@@ -11,9 +11,11 @@ import (
 	"warden/internal/evidence"
 	"warden/internal/httptracker"
 	"warden/internal/limit"
+	"warden/internal/publish"
 	"warden/internal/swarm"
 	"warden/internal/tracker"
 	"warden/internal/udptracker"
+	"warden/internal/webseed"
 )
 
 // Snapshot is warden's state at one moment. A part that is not running
@@ -36,6 +38,17 @@ type Snapshot struct {
 
 	HTTP *httptracker.Stats `json:"http,omitempty"`
 	UDP  *udptracker.Stats  `json:"udp,omitempty"`
+
+	// Web is the web listener (content, torrents, feeds); Publish the
+	// publisher watching its content directory.
+	Web     *Web           `json:"web,omitempty"`
+	Publish *publish.Stats `json:"publish,omitempty"`
+}
+
+// Web is the web listener's requests and connections.
+type Web struct {
+	webseed.Stats
+	Conns httptracker.ConnStats `json:"conns"`
 }
 
 // Registry summarizes the registry.
