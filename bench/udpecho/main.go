@@ -65,9 +65,7 @@ func main() {
 		log.Fatalf("udpecho: %v", err)
 	}
 	fmt.Fprintf(os.Stderr, "udpecho: answering on %s\n", conn.LocalAddr())
-	if err := e.run(); err != nil {
-		log.Fatalf("udpecho: %v", err)
-	}
+	log.Fatalf("udpecho: %v", e.run())
 }
 
 // echo is the server: its batch I/O, a reply buffer per batch slot, and
