@@ -29,8 +29,9 @@ import (
 //	          as each reply comes (HTTP/1.1 pipelining). Against a server
 //	          that closes after every reply this is a connection per
 //	          request, and no request is written that it would not read
-//	          (if it closes without saying so, after oneShotAfter
-//	          connections in a row the connection stops pipelining).
+//	          (if it closes without saying so, as opentracker does, after
+//	          oneShotAfter such connections every pipelined connection
+//	          carries one request and asks for "Connection: close").
 //	churn     a connection per request: connect, the request with
 //	          "Connection: close", its reply, close.
 //	idle      connect and send nothing; hold the connection until the
@@ -70,6 +71,15 @@ type floodHTTP struct {
 	// sending stopped early: blocked reads are then cut short (all
 	// connections, or those of idle and partial).
 	canceled, holdsOver atomic.Bool
+
+	// silentCloses counts pipelined connections that the server closed
+	// after one reply that said it would keep them, leaving requests
+	// unread; after oneShotAfter, oneShot is set and every pipelined
+	// connection carries one request and asks for "Connection: close".
+	// The server closes connections silently, and a pipelined request
+	// on one would only be lost.
+	silentCloses atomic.Int32
+	oneShot      atomic.Bool
 
 	modes [numHTTPModes]modeShared
 }
@@ -118,11 +128,6 @@ type floodConn struct {
 	head, inflight int
 	persistent     bool // a reply on this connection kept it alive
 	replied        int  // replies read on this connection
-	// silentCloses counts connections in a row that the server closed
-	// after one reply that said it would keep them, leaving pipelined
-	// requests unread; after oneShotAfter the connection stops pipelining
-	// and asks for "Connection: close" (w.oneShot).
-	silentCloses int
 
 	mu   sync.Mutex // guards live, for interrupt
 	live net.Conn
@@ -432,6 +437,9 @@ func (c *floodConn) pipeline(ctx context.Context) {
 	if c.live == nil && !c.dial(ctx) {
 		return
 	}
+	if !c.w.oneShot && c.f.oneShot.Load() {
+		c.w.oneShot = true // from the next request on: see silentCloses
+	}
 	room := 1 - c.inflight
 	if c.persistent && !c.w.oneShot {
 		room = len(c.ring) - c.inflight
@@ -520,9 +528,7 @@ func (c *floodConn) readReplies(drain bool) {
 		}
 		c.head = (c.head + 1) % len(c.ring)
 		c.inflight--
-		if c.replied++; c.replied > 1 {
-			c.silentCloses = 0
-		}
+		c.replied++
 		if sentAt >= rs.warmupEnd {
 			c.answered(status, now-sentAt)
 		}
@@ -595,9 +601,9 @@ func (c *floodConn) lost(err error, now int64) {
 		c.st.unanswered += c.measuredInFlight()
 		c.inflight = 0
 	case closedByPeer(err):
-		if c.mode == modePipeline && c.replied == 1 && c.inflight > 0 {
-			if c.silentCloses++; c.silentCloses >= oneShotAfter {
-				c.w.oneShot = true
+		if c.mode == modePipeline && c.replied == 1 && c.inflight > 0 && !c.w.oneShot {
+			if c.f.silentCloses.Add(1) >= oneShotAfter {
+				c.f.oneShot.Store(true)
 			}
 		}
 		c.serverClosed(now)

@@ -255,9 +255,8 @@ func TestFloodHTTPPipelineClosingServer(t *testing.T) {
 	}
 }
 
-// A server that closes after each reply without saying so costs a
-// pipelined connection a few batches of unread requests, then it stops
-// pipelining.
+// A server that closes after each reply without saying so costs the
+// flood a few batches of unread requests, then it stops pipelining.
 func TestFloodHTTPPipelineSilentlyClosingServer(t *testing.T) {
 	s := newRawServer(t, true, 0)
 	s.silent = true
@@ -268,7 +267,8 @@ func TestFloodHTTPPipelineSilentlyClosingServer(t *testing.T) {
 	}
 	m := modeReport(t, rep, "pipeline")
 	got := s.snapshot()
-	if got.unread > oneShotAfter*4 || m.Unanswered > uint64(oneShotAfter*4*cfg.FloodPipeline) {
+	// oneShotAfter connections, and those the other 3 had already sent.
+	if got.unread > oneShotAfter*4 || m.Unanswered > uint64((oneShotAfter+3)*cfg.FloodPipeline) {
 		t.Errorf("server closed %d connections with requests unread, %d requests unanswered; want at most %d connections' worth\n%+v\n%+v", got.unread, m.Unanswered, oneShotAfter*4, m, rep.Flood.Flood)
 	}
 	if got.requests < 10*oneShotAfter*4 || got.closeAsked < got.requests-oneShotAfter*4 {
@@ -310,9 +310,11 @@ func TestFloodHTTPHoldUntilServerCloses(t *testing.T) {
 		if m.Conns != 2 || m.Sent != 0 {
 			t.Errorf("%s: %d connections, %d requests sent; want 2, none", mode, m.Conns, m.Sent)
 		}
-		// Each connection lasts the timeout: about 7 each in 700 ms.
-		if m.ServerClosed < 6 || m.Held.P50 < headerTimeout || m.Held.P50 > 3*headerTimeout {
-			t.Errorf("%s: %d closed by the server, held p50 %v; want more than 6, about %v", mode, m.ServerClosed, m.Held.P50, headerTimeout)
+		// Each connection lasts the timeout: about 7 each in 700 ms. The
+		// histogram's quantiles are within 1.6%, and the server's timer
+		// may start a little before the client's.
+		if m.ServerClosed < 6 || m.Held.P50 < headerTimeout*9/10 || m.Held.P50 > 3*headerTimeout {
+			t.Errorf("%s: %d closed by the server, held p50 %v; want more than 6, about %v\n%+v", mode, m.ServerClosed, m.Held.P50, headerTimeout, m)
 		}
 	}
 	if got.requests != 0 || got.partial < 6 || got.idle < 6 {
