@@ -16,6 +16,10 @@ packages+=(libloc-database python3-location)
 # The sqlite3 shell, with which the evidence log's tests tamper with the
 # log as an intruder would.
 packages+=(sqlite3)
+# hping3 sends the spoofed SYN floods the sensor's tests count
+# (internal/sensor, run as root); setpriv (util-linux) drops CAP_NET_RAW
+# to check the sensor's error without it.
+packages+=(hping3 util-linux)
 missing=()
 for pkg in "${packages[@]}"; do
 	if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then

@@ -1,7 +1,3 @@
-// Package sensor counts what reaches warden's ports below the
-// application: TCP SYNs per source, and datagrams the kernel dropped for
-// banned sources. It reports them to a Sink (package evidence implements
-// one; cmd/warden connects it) and imports nothing of warden's.
 package sensor
 
 import (

@@ -60,6 +60,9 @@ type Server struct {
 	guard      *limit.Guard
 	kernelBans bool
 	inKernel   atomic.Int64 // prefixes in the socket filters now
+	// onKernelBans, set by OnKernelBans before Run, is told the
+	// prefixes each time they change.
+	onKernelBans func(prefixes []netip.Prefix)
 
 	started   atomic.Bool
 	closeOnce sync.Once
@@ -280,6 +283,12 @@ func (s *Server) syncKernelBans() {
 		if sameBans(want, current) {
 			continue
 		}
+		if s.onKernelBans != nil {
+			// Before the sockets, so whoever counts the drops never
+			// misses one (it may count a few datagrams that arrive
+			// before the filters change).
+			s.onKernelBans(want[:min(len(want), maxKernelBans)])
+		}
 		for _, w := range s.workers {
 			if err := setKernelBans(w.pc, want); err != nil {
 				s.ioLog.Log("socket error", slog.Any("err", fmt.Errorf("socket filter: %w", err)))
@@ -290,6 +299,13 @@ func (s *Server) syncKernelBans() {
 		s.log.Debug("kernel bans updated", "prefixes", len(want))
 	}
 }
+
+// OnKernelBans makes the server call f with the IPv4 prefixes it puts in
+// its sockets' filters, each time they change, so that a sensor can count
+// the datagrams the kernel drops for them (package sensor). f must not
+// block, nor keep or change the slice. Call it before Run; it has no
+// effect without kernel bans (Config.KernelBans, Linux, a guard).
+func (s *Server) OnKernelBans(f func(prefixes []netip.Prefix)) { s.onKernelBans = f }
 
 // Close closes the sockets, which ends Run. It is safe to call more than
 // once and concurrently; later calls return the first call's result.

@@ -1,0 +1,7 @@
+package sensor
+
+// For the tests of package sensor_test, which drive the UDP frontend.
+var (
+	NeedForTest   = need
+	SettleForTest = settle
+)
