@@ -76,11 +76,15 @@ type handler struct {
 	fullScrape bool
 	maxScrape  int
 	guard      *limit.Guard // nil: no limits
-	log        *slog.Logger
-	errLog     *ratelog.Logger // errors a client's request ran into
-	proxyLog   *ratelog.Logger // trusted proxies sending unusable headers
-	stats      counters
-	states     sync.Pool // *reqState
+	sink       Sink         // told of every request; nil for none
+	// The answers to sources the guard stops, with the abuse contact:
+	// built once, they cost no allocation and no tracker work.
+	limitedReply, bannedReply []byte
+	log                       *slog.Logger
+	errLog                    *ratelog.Logger // errors a client's request ran into
+	proxyLog                  *ratelog.Logger // trusted proxies sending unusable headers
+	stats                     counters
+	states                    sync.Pool // *reqState
 }
 
 // reqState is the working memory of one request. Pooled: an announce
@@ -93,6 +97,7 @@ type reqState struct {
 	scratch []byte
 	hashes  []bittorrent.InfoHash
 	scrapes []bittorrent.Scrape
+	one     [1]bittorrent.InfoHash // an announce's hash, for the sink
 }
 
 // maxPooledBytes is the largest buffer a reqState keeps when it goes back
@@ -103,15 +108,17 @@ const maxPooledBytes = 64 << 10
 // address header read from trusted proxies ("" for none).
 func newHandler(tr *tracker.Tracker, trusted []netip.Prefix, header string, fullScrape bool, log *slog.Logger) *handler {
 	return &handler{
-		tr:         tr,
-		trusted:    trusted,
-		header:     header,
-		fullScrape: fullScrape,
-		maxScrape:  tr.Config().MaxScrapeHashes,
-		log:        log,
-		errLog:     ratelog.New(log, slog.LevelError, time.Second, nil),
-		proxyLog:   ratelog.New(log, slog.LevelWarn, time.Minute, nil),
-		states:     sync.Pool{New: func() any { return new(reqState) }},
+		tr:           tr,
+		trusted:      trusted,
+		header:       header,
+		fullScrape:   fullScrape,
+		maxScrape:    tr.Config().MaxScrapeHashes,
+		limitedReply: appendFailure(nil, []byte(tr.WithContact(textLimited))),
+		bannedReply:  appendFailure(nil, []byte(tr.WithContact(textBanned))),
+		log:          log,
+		errLog:       ratelog.New(log, slog.LevelError, time.Second, nil),
+		proxyLog:     ratelog.New(log, slog.LevelWarn, time.Minute, nil),
+		states:       sync.Pool{New: func() any { return new(reqState) }},
 	}
 }
 
@@ -148,6 +155,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/scrape":
 	default:
 		h.stats.badRequests.n.Add(1)
+		h.reportOther(r)
 		w.Header()["Content-Type"] = textPlain
 		w.WriteHeader(http.StatusNotFound)
 		w.Write([]byte("not found\n"))
@@ -155,6 +163,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		h.stats.badRequests.n.Add(1)
+		h.reportOther(r)
 		w.Header()["Allow"] = allowGet
 		w.Header()["Content-Type"] = textPlain
 		w.WriteHeader(http.StatusMethodNotAllowed)
@@ -165,28 +174,52 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if srcErr != nil && src.IsValid() {
 		h.badForward(src, srcErr)
 	}
+	kind := EventScrape
+	if announce {
+		kind = EventAnnounce
+	}
 	// Every request is charged, a trusted proxy's with an unusable header
 	// included: to the proxy, whose address src then is, so that such
 	// requests cannot be sent for free.
-	if src.IsValid() && !h.allowed(w, src) {
-		return
+	var now time.Time
+	if src.IsValid() {
+		now = time.Now()
+		if !h.allowed(w, r, src, kind, now) {
+			return
+		}
 	}
 	st := h.getState()
 	if announce {
-		h.announce(w, r, src, srcErr, st)
+		h.announce(w, r, src, srcErr, st, now)
 	} else {
-		h.scrape(w, r, src, srcErr, st)
+		h.scrape(w, r, src, srcErr, st, now)
 	}
 	h.putState(st)
 }
 
+// reportOther tells the sink of a request for another path or with
+// another method.
+func (h *handler) reportOther(r *http.Request) {
+	if h.sink == nil {
+		return
+	}
+	src, _ := sourceAddr(r, h.trusted, h.header)
+	h.report(r, src, EventOther, Answered, time.Now())
+}
+
 // announce answers an announce from src (or the error finding it).
-func (h *handler) announce(w http.ResponseWriter, r *http.Request, src netip.Addr, err error, st *reqState) {
+func (h *handler) announce(w http.ResponseWriter, r *http.Request, src netip.Addr, err error, st *reqState, now time.Time) {
 	if err == nil {
 		err = parseAnnounce(r.URL.RawQuery, src, &st.a)
+		if err != nil {
+			h.report(r, src, EventMalformed, Answered, now)
+		}
 	}
 	if err == nil {
 		err = h.tr.Announce(r.Context(), &st.a.req, &st.resp)
+		_, refused := err.(*bittorrent.Refusal)
+		st.one[0] = st.a.req.InfoHash
+		h.reportParsed(r, src, EventAnnounce, outcomeOf(refused), st.one[:], &st.a, now)
 	}
 	if err != nil {
 		h.stats.announcesFailed.n.Add(1)
@@ -199,18 +232,23 @@ func (h *handler) announce(w http.ResponseWriter, r *http.Request, src netip.Add
 }
 
 // scrape answers a scrape from src (or the error finding it).
-func (h *handler) scrape(w http.ResponseWriter, r *http.Request, src netip.Addr, srcErr error, st *reqState) {
+func (h *handler) scrape(w http.ResponseWriter, r *http.Request, src netip.Addr, srcErr error, st *reqState, now time.Time) {
 	var err error
 	st.hashes, err = parseScrape(r.URL.RawQuery, h.maxScrape, st.hashes)
 	switch {
 	case err != nil:
+		h.report(r, src, EventMalformed, Answered, now)
 	case len(st.hashes) > 0:
 		if err = srcErr; err == nil {
 			st.scrapes, err = h.tr.Scrape(r.Context(), src, st.hashes, st.scrapes)
+			_, refused := err.(*bittorrent.Refusal)
+			h.reportParsed(r, src, EventScrape, outcomeOf(refused), st.hashes, nil, now)
 		}
 	case !h.fullScrape:
 		err = errNoFullScrape
+		h.report(r, src, EventScrape, Answered, now)
 	default:
+		h.report(r, src, EventScrape, Answered, now)
 		st.scrapes = st.scrapes[:0]
 		err = h.tr.ScrapeAll(r.Context(), func(s bittorrent.Scrape) bool {
 			st.scrapes = append(st.scrapes, s)
@@ -227,33 +265,49 @@ func (h *handler) scrape(w http.ResponseWriter, r *http.Request, src netip.Addr,
 	writeBody(w, st.buf)
 }
 
-// Replies to sources the guard stops, built once: they cost no allocation
-// and no tracker work.
-var (
-	limitedReply = appendFailure(nil, []byte("rate limit exceeded: announce less often"))
-	bannedReply  = appendFailure(nil, []byte("banned for abuse: too many requests"))
-	connClose    = []string{"close"}
+// The texts of the replies to sources the guard stops; the operator's
+// abuse contact follows them, as it follows refusals.
+const (
+	textLimited = "rate limit exceeded: announce less often"
+	textBanned  = "banned for abuse: too many requests"
 )
 
-// allowed charges a request from src to the guard and, if the source is
-// over its rate or banned, answers with a short failure and returns false.
-// A banned source's connection is closed after the reply.
-func (h *handler) allowed(w http.ResponseWriter, src netip.Addr) bool {
+var connClose = []string{"close"}
+
+// allowed charges a request of kind from src to the guard and, if the
+// source is over its rate or banned, answers with a short failure and
+// returns false. A banned source's connection is closed after the reply.
+func (h *handler) allowed(w http.ResponseWriter, r *http.Request, src netip.Addr, kind EventKind, now time.Time) bool {
 	if h.guard == nil {
 		return true
 	}
-	switch h.guard.Check(src, time.Now()) {
+	switch v := h.guard.Check(src, now); v {
 	case limit.Allowed:
 		return true
 	case limit.Limited:
 		h.stats.limited.n.Add(1)
-		writeBody(w, limitedReply)
+		h.report(r, src, kind, Limited, now)
+		writeBody(w, h.limitedReply)
 	default:
 		h.stats.banned.n.Add(1)
+		out := Banned
+		if v == limit.Blocked {
+			out = Blocked
+		}
+		h.report(r, src, kind, out, now)
 		w.Header()["Connection"] = connClose
-		writeBody(w, bannedReply)
+		writeBody(w, h.bannedReply)
 	}
 	return false
+}
+
+// outcomeOf is the outcome of a request the tracker answered, refused or
+// not.
+func outcomeOf(refused bool) Outcome {
+	if refused {
+		return Refused
+	}
+	return Answered
 }
 
 // badForward counts a request from trusted proxy src without a usable

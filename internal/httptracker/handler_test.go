@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"warden/internal/bencode"
 	"warden/internal/bittorrent"
@@ -436,7 +437,7 @@ func BenchmarkAnnounce(b *testing.B) {
 				src, err := sourceAddr(r, h.trusted, h.header)
 				b.ReportAllocs()
 				for b.Loop() {
-					h.announce(w, r, src, err, new(reqState))
+					h.announce(w, r, src, err, new(reqState), time.Now())
 				}
 			})
 			b.Run("parallel/peers=1000", func(b *testing.B) {

@@ -50,6 +50,7 @@ type limitListener struct {
 	stats   *counters
 	now     func() time.Time
 	epoch   time.Time // since is measured from here, on the monotonic clock
+	sink    Sink      // told of refused connections; nil for none
 
 	openNow atomic.Int64 // open, for Stats without the mutex
 
@@ -149,6 +150,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		if lc == nil {
 			l.stats.connsRefused.n.Add(1)
+			l.reportRefused(c)
 			c.Close()
 			continue
 		}

@@ -139,6 +139,11 @@ func contactProblem(s string) string {
 	return ""
 }
 
+// WithContact returns msg with the operator's abuse contact appended, as
+// every refusal carries it: for the answers a frontend makes itself, such
+// as "over your rate".
+func (t *Tracker) WithContact(msg string) string { return t.refusals.withContact(msg) }
+
 func (r *refusals) withContact(msg string) string {
 	if r.contact == "" {
 		return msg

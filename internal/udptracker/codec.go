@@ -61,6 +61,7 @@ type codec struct {
 	guard    *limit.Guard
 	shed     bool       // the worker is behind: drop refusals instead of answering
 	calm     *calmTable // clients told why they are refused (Config.RefusalReply); nil: error every time
+	sink     Sink       // told of every datagram; nil for none
 
 	// Scratch, reused so the steady state allocates nothing.
 	ann     bep15.Announce
@@ -68,6 +69,7 @@ type codec struct {
 	resp    bittorrent.AnnounceResponse
 	hashes  []bittorrent.InfoHash
 	scrapes []bittorrent.Scrape
+	one     [1]bittorrent.InfoHash // an announce's hash, for the sink
 }
 
 func newCodec(ctx context.Context, tr *tracker.Tracker, jar *cookieJar, stats *counters, errLog *ratelog.Logger) *codec {
@@ -129,59 +131,92 @@ func (c *codec) handle(src netip.AddrPort, pkt, out []byte) []byte {
 // batch, not twice per datagram.
 func (c *codec) handleAt(src netip.AddrPort, pkt, out []byte, now time.Time) []byte {
 	c.stats.inc(cReceived)
-	h, ok := bep15.ParseHeader(pkt)
-	if !ok || len(pkt) > maxPacket || !src.IsValid() || src.Port() == 0 {
-		c.stats.inc(cDroppedBadPacket)
-		return nil
-	}
 	// A dual-stack socket reports IPv4 sources as ::ffff:a.b.c.d. The
 	// zone of a link-local source says which interface it came in on,
 	// which the socket layer keeps for the reply; it is no part of the
 	// peer's identity.
 	ip := src.Addr().Unmap().WithZone("")
+	h, ok := bep15.ParseHeader(pkt)
+	if !ok || len(pkt) > maxPacket || !src.IsValid() || src.Port() == 0 {
+		c.stats.inc(cDroppedBadPacket)
+		if src.IsValid() {
+			c.report(ip, EventGarbage, false, Answered, now)
+		}
+		return nil
+	}
 	if c.guard.Blocked(ip) {
 		c.stats.inc(cDroppedBlocked)
+		c.report(ip, blockedKind(h.Action), false, Blocked, now)
 		return nil
 	}
 	switch h.Action {
 	case bep15.ActionConnect:
 		if h.ConnID != bep15.ProtocolID {
 			c.stats.inc(cDroppedBadPacket)
+			c.report(ip, EventGarbage, false, Answered, now)
 			return nil
 		}
 		if !c.guard.AllowConnect(ip, now) {
 			c.stats.inc(cDroppedConnectLimited)
+			c.report(ip, EventConnect, false, Limited, now)
 			return nil
 		}
 		c.stats.inc(cConnects)
+		c.report(ip, EventConnect, false, Answered, now)
 		return bep15.AppendConnectReply(out, h.TxID, c.jar.issue(ip, now))
 	case bep15.ActionAnnounce, bep15.ActionScrape:
+		kind := EventAnnounce
+		if h.Action == bep15.ActionScrape {
+			kind = EventScrape
+		}
 		if !c.jar.valid(ip, h.ConnID, now) {
 			c.stats.inc(cDroppedBadCookie)
+			c.report(ip, EventForgedCookie, false, Answered, now)
 			return nil
 		}
-		if !c.allowed(ip, now) {
+		if !c.allowed(ip, kind, now) {
 			return nil
 		}
 		if h.Action == bep15.ActionAnnounce {
 			return c.announce(ip, h.TxID, pkt, out, now)
 		}
-		return c.scrape(ip, h.TxID, pkt, out)
+		return c.scrape(ip, h.TxID, pkt, out, now)
 	}
 	c.stats.inc(cDroppedUnknownAction)
+	c.report(ip, EventGarbage, false, Answered, now)
 	return nil
 }
 
+// blockedKind is what a blocklisted datagram claims to be; its connection
+// ID is not checked.
+func blockedKind(action uint32) EventKind {
+	switch action {
+	case bep15.ActionConnect:
+		return EventConnect
+	case bep15.ActionAnnounce:
+		return EventAnnounce
+	case bep15.ActionScrape:
+		return EventScrape
+	}
+	return EventGarbage
+}
+
 // allowed charges a request from the verified address ip to the guard,
-// counting a drop if it is over its rate or banned.
-func (c *codec) allowed(ip netip.Addr, now time.Time) bool {
-	switch c.guard.Check(ip, now) {
+// counting (and reporting) a drop if it is over its rate or banned.
+func (c *codec) allowed(ip netip.Addr, kind EventKind, now time.Time) bool {
+	switch v := c.guard.Check(ip, now); v {
 	case limit.Allowed:
 		return true
 	case limit.Limited:
 		c.stats.inc(cDroppedLimited)
+		c.report(ip, kind, true, Limited, now)
 	default:
 		c.stats.inc(cDroppedBanned)
+		out := Banned
+		if v == limit.Blocked {
+			out = Blocked
+		}
+		c.report(ip, kind, true, out, now)
 	}
 	return false
 }
@@ -197,6 +232,7 @@ func (c *codec) announce(ip netip.Addr, tid uint32, pkt, out []byte, now time.Ti
 	opts, ok := bep15.ParseAnnounce(pkt, &c.ann)
 	if !ok {
 		c.stats.inc(cDroppedBadPacket)
+		c.report(ip, EventGarbage, true, Answered, now)
 		return nil
 	}
 	// BEP 41 options carry only hints (the tracker URL's path and query)
@@ -206,6 +242,7 @@ func (c *codec) announce(ip netip.Addr, tid uint32, pkt, out []byte, now time.Ti
 	a := &c.ann
 	if a.Event > uint32(bittorrent.EventStopped) {
 		c.stats.inc(cAnnouncesFailed)
+		c.report(ip, EventGarbage, true, Answered, now)
 		return c.appendError(out, tid, textBadEvent, max(len(pkt), errorCap))
 	}
 	// Cleared, then set field by field: cheaper than a composite literal
@@ -221,12 +258,16 @@ func (c *codec) announce(ip netip.Addr, tid uint32, pkt, out []byte, now time.Ti
 	r.Event = bittorrent.Event(a.Event) // BEP 15 numbers events as bittorrent.Event does
 	r.NumWant = a.NumWant               // -1 (any negative): the tracker's default
 	r.Key = a.Key
+	c.one[0] = a.InfoHash
 	if err := c.tr.Announce(c.ctx, &c.req, &c.resp); err != nil {
-		if ref, ok := err.(*bittorrent.Refusal); ok && !c.shed && c.calm != nil && c.calm.told(ip, a.Port, a.InfoHash, now) {
+		ref, refused := err.(*bittorrent.Refusal)
+		c.reportParsed(ip, EventAnnounce, outcomeOf(refused), c.one[:], &c.req, now)
+		if refused && !c.shed && c.calm != nil && c.calm.told(ip, a.Port, a.InfoHash, now) {
 			return c.calmReply(out, tid, ref)
 		}
 		return c.fail(out, tid, err, len(pkt), cAnnouncesFailed)
 	}
+	c.reportParsed(ip, EventAnnounce, Answered, c.one[:], &c.req, now)
 	c.stats.inc(cAnnouncesOK)
 	return appendAnnounce(out, tid, &c.resp, ip.Is4(), c.maxPeers)
 }
@@ -249,19 +290,31 @@ func seconds(d time.Duration) uint32 {
 }
 
 // scrape handles a scrape from the verified address ip.
-func (c *codec) scrape(ip netip.Addr, tid uint32, pkt, out []byte) []byte {
+func (c *codec) scrape(ip netip.Addr, tid uint32, pkt, out []byte, now time.Time) []byte {
 	var ok bool
 	if c.hashes, ok = bep15.ParseScrape(pkt, c.hashes[:0]); !ok {
 		c.stats.inc(cDroppedBadPacket)
+		c.report(ip, EventGarbage, true, Answered, now)
 		return nil
 	}
 	var err error
 	c.scrapes, err = c.tr.Scrape(c.ctx, ip, c.hashes, c.scrapes)
+	_, refused := err.(*bittorrent.Refusal)
+	c.reportParsed(ip, EventScrape, outcomeOf(refused), c.hashes, nil, now)
 	if err != nil {
 		return c.fail(out, tid, err, len(pkt), cScrapesFailed)
 	}
 	c.stats.inc(cScrapesOK)
 	return bep15.AppendScrapeReply(out, tid, c.scrapes)
+}
+
+// outcomeOf is the outcome of a request the tracker answered, refused or
+// not.
+func outcomeOf(refused bool) Outcome {
+	if refused {
+		return Refused
+	}
+	return Answered
 }
 
 // calmReply answers a refused announce from a client that was told the
