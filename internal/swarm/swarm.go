@@ -111,6 +111,9 @@ type Stats struct {
 	Torrents int `json:"torrents"`
 	Seeders  int `json:"seeders"`
 	Leechers int `json:"leechers"`
+	// OffHeapBytes is the memory the store keeps outside the Go heap (for
+	// memswarm, its peer arrays), which the runtime's own statistics miss.
+	OffHeapBytes int64 `json:"off_heap_bytes"`
 
 	// RefusedFull counts new torrents refused with ErrFull.
 	RefusedFull uint64 `json:"refused_full"`

@@ -1,9 +1,12 @@
 // Package memswarm is the in-memory swarm store: torrents sharded by info
 // hash, each with compact per-family peer lists kept partitioned into
 // seeders then leechers, so counting is free and picking leechers for a
-// seeder is a slice window. Its bounds (swarm.Config) cost no memory per
-// source: a torrent counts its own peers, one counter counts torrents, and
-// a fixed sketch counts the torrents each network created.
+// seeder is a slice window. Everything but the shards' maps lives in an
+// arena outside the Go heap (arena.go), so a stored IPv4 peer costs about
+// 8 bytes of resident memory and the collector neither scans the swarms
+// nor keeps their garbage. Its bounds (swarm.Config) cost no memory per
+// source: a torrent counts its own peers, one counter counts torrents,
+// and a fixed sketch counts the torrents each network created.
 package memswarm
 
 import (
@@ -11,6 +14,7 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"math/bits"
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -34,12 +38,13 @@ type Store struct {
 	seed     maphash.Seed // picks the shard and keys the prefix sketch, so neither can be aimed at
 	torrents atomic.Int64 // torrents held in all shards, never more than cfg.MaxTorrents
 	prefixes *prefixCounts
+	lists    lists // the peer lists' arena and bucket hash
 	shards   []shard
 }
 
 type shard struct {
 	mu       sync.Mutex // guards the fields below
-	torrents map[bittorrent.InfoHash]*torrent
+	torrents table
 	rng      uint64
 	seeders  int
 	leechers int
@@ -52,14 +57,15 @@ type boundCounts struct {
 	full, prefix, swarmFull, addressFull uint64
 }
 
-// torrent is one swarm: 96 bytes, plus its peers' arrays.
+// torrent is one swarm: a 64-byte record in the arena, plus its peers'
+// chunks. The shard's map, in the heap, points to it.
 type torrent struct {
 	v4         peerList[addr4]
 	v6         *peerList[addr6] // nil until the first IPv6 peer: most swarms have none
 	downloaded uint32
 	lastSeen   uint32 // seconds since epoch of the store
 	ticket     uint32 // the admission ticket this torrent was last admitted under
-	creator    uint64 // the prefix sketch key of the network that created it, or 0 (see prefixCounts)
+	creator    uint32 // the prefix sketch key of the network that created it, or 0 (see prefixCounts)
 }
 
 func (t *torrent) len() int {
@@ -70,10 +76,27 @@ func (t *torrent) len() int {
 	return n
 }
 
-func (t *torrent) seeders() int {
-	n := int(t.v4.seeders)
+// release gives back the torrent and its chunks; it must not be used
+// again.
+func (t *torrent) release(ls *lists) {
+	t.v4.release(ls)
+	t.dropV6(ls)
+	freeIn(ls.arena, t)
+}
+
+// dropV6 gives back the torrent's IPv6 list.
+func (t *torrent) dropV6(ls *lists) {
 	if t.v6 != nil {
-		n += int(t.v6.seeders)
+		t.v6.release(ls)
+		freeIn(ls.arena, t.v6)
+		t.v6 = nil
+	}
+}
+
+func (t *torrent) seeders() int {
+	n := t.v4.seeders()
+	if t.v6 != nil {
+		n += t.v6.seeders()
 	}
 	return n
 }
@@ -104,10 +127,14 @@ func newWithClock(cfg swarm.Config, now func() time.Time) *Store {
 		epoch:    now(),
 		seed:     maphash.MakeSeed(),
 		prefixes: new(prefixCounts),
-		shards:   make([]shard, shardCount),
+		lists: lists{
+			arena:  newArena(),
+			mult:   rand.Uint64() | 1,
+			byHost: cfg.MaxPeersPerAddress <= byHostMax,
+		},
+		shards: make([]shard, shardCount),
 	}
 	for i := range s.shards {
-		s.shards[i].torrents = make(map[bittorrent.InfoHash]*torrent)
 		s.shards[i].rng = uint64(i)*0x9E3779B97F4A7C15 + uint64(s.epoch.UnixNano())
 	}
 	return s
@@ -132,12 +159,19 @@ func (s *Store) clock() uint32 {
 	return uint32(s.now().Sub(s.epoch) / time.Second)
 }
 
-// shardFor hashes the info hash with the store's secret seed: real info
-// hashes are uniform anyway, but made-up ones (open mode, or refused
-// floods, which take the shard's lock to learn they are not admitted)
-// could otherwise be chosen to land in one shard.
+// locate hashes the info hash with the store's secret seed and returns
+// the hash and the shard its low bits choose: real info hashes are uniform
+// anyway, but made-up ones (open mode, or refused floods, which take the
+// shard's lock to learn they are not admitted) could otherwise be chosen
+// to land in one shard, or on one slot of its table.
+func (s *Store) locate(ih bittorrent.InfoHash) (uint64, *shard) {
+	h := maphash.Comparable(s.seed, ih)
+	return h, &s.shards[h&(shardCount-1)]
+}
+
 func (s *Store) shardFor(ih bittorrent.InfoHash) *shard {
-	return &s.shards[maphash.Comparable(s.seed, ih)&(shardCount-1)]
+	_, sh := s.locate(ih)
+	return sh
 }
 
 // Announce implements swarm.Store. It does no I/O and ignores ctx. Each
@@ -145,12 +179,12 @@ func (s *Store) shardFor(ih bittorrent.InfoHash) *shard {
 // steady announces are answered without asking it again.
 func (s *Store) Announce(_ context.Context, req *bittorrent.AnnounceRequest, numWant int, resp *bittorrent.AnnounceResponse, ticket uint32, adm swarm.Admission) error {
 	now := s.clock()
-	sh := s.shardFor(req.InfoHash)
+	h, sh := s.locate(req.InfoHash)
 	ip := req.Addr.Addr().Unmap()
 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	t := sh.torrents[req.InfoHash]
+	t := sh.torrents.get(h, req.InfoHash)
 	if adm == swarm.Undecided && (t == nil || t.ticket != ticket) {
 		return swarm.ErrNotAdmitted
 	}
@@ -161,7 +195,7 @@ func (s *Store) Announce(_ context.Context, req *bittorrent.AnnounceRequest, num
 			return nil
 		}
 		var err error
-		if t, err = s.createLocked(sh, req.InfoHash, ip, adm); err != nil {
+		if t, err = s.createLocked(sh, h, req.InfoHash, ip, adm); err != nil {
 			return err
 		}
 	}
@@ -172,7 +206,7 @@ func (s *Store) Announce(_ context.Context, req *bittorrent.AnnounceRequest, num
 		announceLocked(s, sh, t, &t.v4, key4(ip, req.Addr.Port()), req, numWant, now, resp)
 	} else {
 		if t.v6 == nil {
-			t.v6 = &peerList[addr6]{}
+			t.v6 = newIn[peerList[addr6]](s.lists.arena)
 		}
 		announceLocked(s, sh, t, t.v6, key6(ip, req.Addr.Port()), req, numWant, now, resp)
 	}
@@ -183,9 +217,10 @@ func (s *Store) Announce(_ context.Context, req *bittorrent.AnnounceRequest, num
 
 // createLocked adds an empty torrent for ih if the bounds allow: one more
 // torrent in all, and, for a torrent anyone may create, one more for the
-// requester's network. sh is ih's shard, and the caller holds its lock.
-func (s *Store) createLocked(sh *shard, ih bittorrent.InfoHash, ip netip.Addr, adm swarm.Admission) (*torrent, error) {
-	var creator uint64
+// requester's network. sh is ih's shard, h its hash, and the caller
+// holds its lock.
+func (s *Store) createLocked(sh *shard, h uint64, ih bittorrent.InfoHash, ip netip.Addr, adm swarm.Admission) (*torrent, error) {
+	var creator uint32
 	if adm == swarm.Unlisted {
 		creator = s.prefixKey(ip)
 		if !s.prefixes.add(creator, s.cfg.MaxTorrentsPerPrefix) {
@@ -201,18 +236,20 @@ func (s *Store) createLocked(sh *shard, ih bittorrent.InfoHash, ip netip.Addr, a
 		sh.bounds.full++
 		return nil, swarm.ErrFull
 	}
-	t := &torrent{creator: creator}
-	sh.torrents[ih] = t
+	t := newIn[torrent](s.lists.arena)
+	t.creator = creator
+	sh.torrents.put(s.lists.arena, s.seed, h, ih, t)
 	return t, nil
 }
 
-// deleteLocked removes a torrent and gives back what it was charged.
-func (s *Store) deleteLocked(sh *shard, ih bittorrent.InfoHash, t *torrent) {
-	delete(sh.torrents, ih)
+// forget gives back what a torrent the table no longer holds was charged,
+// and its memory.
+func (s *Store) forget(t *torrent) {
 	s.torrents.Add(-1)
 	if t.creator != 0 {
 		s.prefixes.remove(t.creator)
 	}
+	t.release(&s.lists)
 }
 
 // announceLocked applies req to l, the list of t for the requester's
@@ -221,29 +258,30 @@ func (s *Store) deleteLocked(sh *shard, ih bittorrent.InfoHash, t *torrent) {
 // recorded.
 func announceLocked[K addrKey](s *Store, sh *shard, t *torrent, l *peerList[K], k K, req *bittorrent.AnnounceRequest, numWant int, now uint32, resp *bittorrent.AnnounceResponse) {
 	seeder := req.Seeder()
-	i := l.find(k)
-	if i < 0 && req.Event != bittorrent.EventStopped {
+	p := l.find(&s.lists, k)
+	if p.i < 0 && req.Event != bittorrent.EventStopped {
 		full := t.len() >= s.cfg.MaxPeersPerTorrent
 		switch {
 		case full:
 			sh.bounds.swarmFull++
-		case l.hostPeers(k, s.cfg.MaxPeersPerAddress) >= s.cfg.MaxPeersPerAddress:
+		case s.cfg.MaxPeersPerAddress < s.cfg.MaxPeersPerTorrent &&
+			l.hostPeers(&s.lists, p.b, k, s.cfg.MaxPeersPerAddress) >= s.cfg.MaxPeersPerAddress:
 			full = true
 			sh.bounds.addressFull++
 		}
 		if full {
-			resp.Peers.Bytes = l.pick(-1, seeder, numWant, nextRand(&sh.rng), resp.Peers.Bytes)
+			resp.Peers.Bytes = l.pick(none, seeder, numWant, nextRand(&sh.rng), resp.Peers.Bytes)
 			return
 		}
 	}
-	pos, ds, dl, completed, tooSoon := l.update(i, k, seeder, req.Event, now, s.throttle)
+	at, ds, dl, completed, tooSoon := l.update(&s.lists, p, k, seeder, req.Event, now, s.throttle)
 	sh.seeders += ds
 	sh.leechers += dl
 	if completed {
 		t.downloaded++
 	}
 	if !tooSoon {
-		resp.Peers.Bytes = l.pick(pos, seeder, numWant, nextRand(&sh.rng), resp.Peers.Bytes)
+		resp.Peers.Bytes = l.pick(at, seeder, numWant, nextRand(&sh.rng), resp.Peers.Bytes)
 	}
 }
 
@@ -252,9 +290,9 @@ func announceLocked[K addrKey](s *Store, sh *shard, t *torrent, l *peerList[K], 
 func (s *Store) Scrape(_ context.Context, sc []bittorrent.Scrape) error {
 	for i := range sc {
 		ih := sc[i].InfoHash
-		sh := s.shardFor(ih)
+		h, sh := s.locate(ih)
 		sh.mu.Lock()
-		sc[i] = scrapeLocked(ih, sh.torrents[ih])
+		sc[i] = scrapeLocked(ih, sh.torrents.get(h, ih))
 		sh.mu.Unlock()
 	}
 	return nil
@@ -281,8 +319,10 @@ func (s *Store) ScrapeAll(ctx context.Context, fn func(bittorrent.Scrape) bool) 
 		sh := &s.shards[i]
 		batch = batch[:0]
 		sh.mu.Lock()
-		for ih, t := range sh.torrents {
-			batch = append(batch, scrapeLocked(ih, t))
+		for _, sl := range sh.torrents.slots {
+			if sl.dist != 0 {
+				batch = append(batch, scrapeLocked(sl.ih, sl.t))
+			}
 		}
 		sh.mu.Unlock()
 		for _, sc := range batch {
@@ -300,7 +340,7 @@ func (s *Store) Stats() swarm.Stats {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		st.Torrents += len(sh.torrents)
+		st.Torrents += sh.torrents.n
 		st.Seeders += sh.seeders
 		st.Leechers += sh.leechers
 		st.RefusedFull += sh.bounds.full
@@ -309,6 +349,8 @@ func (s *Store) Stats() swarm.Stats {
 		st.UnrecordedAddressFull += sh.bounds.addressFull
 		sh.mu.Unlock()
 	}
+	_, _, resident := s.lists.arena.inUse()
+	st.OffHeapBytes = int64(resident)
 	return st
 }
 
@@ -325,21 +367,39 @@ func (s *Store) Sweep() {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for ih, t := range sh.torrents {
-			ds, dl := t.v4.expire(now, ttl)
+		tb := &sh.torrents
+		for j := 0; j < len(tb.slots); {
+			t := tb.slots[j].t
+			if t == nil {
+				j++
+				continue
+			}
+			ds, dl := t.v4.expire(&s.lists, now, ttl)
 			sh.seeders -= ds
 			sh.leechers -= dl
 			if t.v6 != nil {
-				ds, dl = t.v6.expire(now, ttl)
+				ds, dl = t.v6.expire(&s.lists, now, ttl)
 				sh.seeders -= ds
 				sh.leechers -= dl
 				if t.v6.len() == 0 {
-					t.v6 = nil
+					t.dropV6(&s.lists)
 				}
 			}
 			if t.empty() && t.lastSeen < cutoff {
-				s.deleteLocked(sh, ih, t)
+				// Removing pulls the next entries back: look at this
+				// slot again. (An entry that wrapped round to the
+				// start may so be looked at twice, which is harmless.)
+				tb.removeAt(j)
+				s.forget(t)
+				continue
 			}
+			j++
+		}
+		switch {
+		case tb.n == 0:
+			tb.resize(s.lists.arena, s.seed, 0)
+		case len(tb.slots) > minSlots && tb.n*4 < len(tb.slots):
+			tb.resize(s.lists.arena, s.seed, max(minSlots, tb.n*2))
 		}
 		sh.mu.Unlock()
 	}

@@ -56,9 +56,8 @@ func TestExpiry(t *testing.T) {
 
 	clk.t = clk.t.Add(5 * time.Minute) // 11 minutes after the first announces
 	s.Sweep()
-	st := s.Stats()
-	if want := (swarm.Stats{Torrents: 1, Seeders: 5, Leechers: 5}); st != want {
-		t.Fatalf("Stats after expiry = %+v, want %+v", st, want)
+	if st := s.Stats(); st.Torrents != 1 || st.Seeders != 5 || st.Leechers != 5 {
+		t.Fatalf("Stats after expiry = %+v, want 1 torrent, 5 seeders, 5 leechers", st)
 	}
 	sc := []bittorrent.Scrape{{InfoHash: swarmtest.Hash(1)}}
 	if err := s.Scrape(context.Background(), sc); err != nil {
@@ -324,7 +323,7 @@ func TestPrefixCounts(t *testing.T) {
 	s := New(swarmtest.Config())
 	p := s.prefixes
 	const share = 5
-	key := func(net int) uint64 { return s.prefixKey(netip.AddrFrom4([4]byte{10, byte(net >> 8), byte(net), 1})) }
+	key := func(net int) uint32 { return s.prefixKey(netip.AddrFrom4([4]byte{10, byte(net >> 8), byte(net), 1})) }
 	// 2,000 networks, each trying to create twice its share.
 	for n := range 2000 {
 		got := 0
@@ -365,5 +364,72 @@ func TestPrefixCounts(t *testing.T) {
 				t.Fatalf("counter %d of row %d is %d after every torrent was given back", i, r, v)
 			}
 		}
+	}
+}
+
+// TestSweepManyTorrents: a sweep that deletes most of the torrents in
+// every shard's table keeps exactly the live ones, and the memory of the
+// others is used again for new ones rather than grown past.
+func TestSweepManyTorrents(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	cfg := swarmtest.Config()
+	cfg.PeerTTL = 10 * time.Minute
+	s := newWithClock(cfg, clk.now)
+	var resp bittorrent.AnnounceResponse
+	const n = 20_000
+	for i := range n {
+		announce(t, s, swarmtest.Req(swarmtest.Hash(i), swarmtest.Addr4(i), 1, bittorrent.EventStarted), 5, &resp)
+	}
+	_, _, full := s.lists.arena.inUse()
+	clk.t = clk.t.Add(6 * time.Minute)
+	for i := 0; i < n; i += 7 { // these stay
+		announce(t, s, swarmtest.Req(swarmtest.Hash(i), swarmtest.Addr4(i), 1, bittorrent.EventNone), 5, &resp)
+	}
+	clk.t = clk.t.Add(5 * time.Minute)
+	s.Sweep()
+	live := (n + 6) / 7
+	if st := s.Stats(); st.Torrents != live || st.Leechers != live {
+		t.Fatalf("after the sweep: %+v, want %d torrents with a leecher each", st, live)
+	}
+	for i := range n {
+		sc := []bittorrent.Scrape{{InfoHash: swarmtest.Hash(i)}}
+		s.Scrape(context.Background(), sc)
+		if want := uint32(0); i%7 == 0 {
+			want = 1
+			if sc[0].Incomplete != want {
+				t.Fatalf("torrent %d: %+v, want its leecher", i, sc[0])
+			}
+		} else if sc[0].Incomplete != want {
+			t.Fatalf("torrent %d: %+v, want it swept", i, sc[0])
+		}
+	}
+	for i := n; i < n+n-live; i++ {
+		announce(t, s, swarmtest.Req(swarmtest.Hash(i), swarmtest.Addr4(i), 1, bittorrent.EventStarted), 5, &resp)
+	}
+	if _, _, again := s.lists.arena.inUse(); again > full*11/10 {
+		t.Fatalf("the arena grew from %d to %d bytes to hold as many torrents again", full, again)
+	}
+}
+
+// TestManyPortsPerAddress: with a bound on ports per address above
+// byHostMax, buckets hash the port too, so one host's ports spread over
+// them; the bound still holds across the buckets of a large swarm.
+func TestManyPortsPerAddress(t *testing.T) {
+	cfg := swarmtest.Config()
+	cfg.MaxPeersPerAddress = 300
+	s := New(cfg)
+	if s.lists.byHost {
+		t.Fatal("buckets by host with 300 ports an address")
+	}
+	var resp bittorrent.AnnounceResponse
+	for i := range 2000 { // other hosts, so the swarm has many buckets
+		announce(t, s, swarmtest.Req(swarmtest.Hash(1), swarmtest.Addr4(i), 1, bittorrent.EventStarted), 0, &resp)
+	}
+	crowd := netip.MustParseAddr("192.0.2.9")
+	for port := range uint16(400) {
+		announce(t, s, swarmtest.Req(swarmtest.Hash(1), netip.AddrPortFrom(crowd, 1000+port), 1, bittorrent.EventStarted), 0, &resp)
+	}
+	if st := s.Stats(); st.Leechers != 2300 || st.UnrecordedAddressFull != 100 {
+		t.Fatalf("Stats = %+v, want 2,000 + 300 leechers and 100 ports not recorded", st)
 	}
 }

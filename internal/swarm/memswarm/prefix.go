@@ -28,13 +28,21 @@ const (
 // back when it is deleted.
 type prefixCounts [sketchRows][sketchWidth]atomic.Uint32
 
+// rowMult spreads a 32-bit key over the rows: row r takes the top 16 bits
+// of key times rowMult[r], a different odd number for each row.
+var rowMult = [sketchRows]uint32{0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F}
+
+func (p *prefixCounts) counter(r int, key uint32) *atomic.Uint32 {
+	return &p[r][(key*rowMult[r])>>16]
+}
+
 // add counts one more torrent for key and reports whether the network's
 // estimate stays within limit. If not, it counts nothing. Two racing adds
 // at the bound may both be refused, never both let through.
-func (p *prefixCounts) add(key uint64, limit int) bool {
+func (p *prefixCounts) add(key uint32, limit int) bool {
 	est := ^uint32(0)
 	for r := range p {
-		est = min(est, p[r][uint16(key>>(16*r))].Add(1))
+		est = min(est, p.counter(r, key).Add(1))
 	}
 	if int64(est) <= int64(limit) {
 		return true
@@ -44,16 +52,16 @@ func (p *prefixCounts) add(key uint64, limit int) bool {
 }
 
 // remove gives back one torrent counted for key.
-func (p *prefixCounts) remove(key uint64) {
+func (p *prefixCounts) remove(key uint32) {
 	for r := range p {
-		p[r][uint16(key>>(16*r))].Add(^uint32(0))
+		p.counter(r, key).Add(^uint32(0))
 	}
 }
 
 // prefixKey returns the sketch key of ip's network: its IPv4 /24 or its
 // IPv6 /48, hashed with the store's seed. It is never 0, which stands for
 // a torrent charged to no network.
-func (s *Store) prefixKey(ip netip.Addr) uint64 {
+func (s *Store) prefixKey(ip netip.Addr) uint32 {
 	var k [8]byte // family, then the prefix
 	if ip.Is4() {
 		a := ip.As4()
@@ -64,7 +72,7 @@ func (s *Store) prefixKey(ip netip.Addr) uint64 {
 		k[0] = 6
 		copy(k[1:], a[:6])
 	}
-	if h := maphash.Comparable(s.seed, k); h != 0 {
+	if h := uint32(maphash.Comparable(s.seed, k)); h != 0 {
 		return h
 	}
 	return 1
