@@ -53,12 +53,71 @@ type revocation struct {
 	at     time.Time
 }
 
-// configBody is what a report reads of a config record.
+// configBody is what a report reads of a config record: the reporter's
+// contact and the attribution databases (nil when the record does not
+// say).
 type configBody struct {
-	Tracker struct {
-		AbuseContact string `json:"abuse_contact"`
-	} `json:"tracker"`
-	Attribution *[]AttributionSource `json:"attribution"`
+	AbuseContact string
+	Attribution  *[]AttributionSource
+}
+
+// parseConfig reads a config record's body. The fields may sit at the
+// top ({"tracker":{"abuse_contact":…},"attribution":[…]}) or under
+// "config", as serve writes its whole configuration; keys match as
+// encoding/json matches them, and also without underscores, so
+// "AbuseContact" (a Go struct marshalled without tags) reads as
+// "abuse_contact".
+func parseConfig(body []byte) (configBody, error) {
+	var c configBody
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return c, err
+	}
+	levels := []map[string]json.RawMessage{top}
+	if raw, ok := field(top, "config"); ok {
+		var inner map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &inner); err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+		levels = append(levels, inner)
+	}
+	for _, m := range levels {
+		if raw, ok := field(m, "tracker"); ok && c.AbuseContact == "" {
+			var tr map[string]json.RawMessage
+			if err := json.Unmarshal(raw, &tr); err != nil {
+				return c, fmt.Errorf("tracker: %w", err)
+			}
+			if raw, ok := field(tr, "abuse_contact"); ok {
+				if err := json.Unmarshal(raw, &c.AbuseContact); err != nil {
+					return c, fmt.Errorf("tracker.abuse_contact: %w", err)
+				}
+			}
+		}
+		if raw, ok := field(m, "attribution"); ok && c.Attribution == nil {
+			var srcs []AttributionSource
+			if err := json.Unmarshal(raw, &srcs); err != nil {
+				return c, fmt.Errorf("attribution: %w", err)
+			}
+			c.Attribution = &srcs
+		}
+	}
+	return c, nil
+}
+
+// field finds key in m as encoding/json would (exactly, else ignoring
+// case), or with underscores ignored.
+func field(m map[string]json.RawMessage, key string) (json.RawMessage, bool) {
+	if v, ok := m[key]; ok {
+		return v, true
+	}
+	norm := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, "_", "")) }
+	want := norm(key)
+	for k, v := range m {
+		if norm(k) == want {
+			return v, true
+		}
+	}
+	return nil, false
 }
 
 func newBuilder(opts Options) *builder {
@@ -108,8 +167,8 @@ func (b *builder) add(e evidence.BundleEntry) error {
 	case evidence.KindEpisode:
 		return b.addEpisode(e)
 	case evidence.KindConfig:
-		var c configBody
-		if err := json.Unmarshal(e.Body, &c); err != nil {
+		c, err := parseConfig(e.Body)
+		if err != nil {
 			b.problem("record %d (config): %v", e.Index, err)
 			return nil
 		}
@@ -437,8 +496,8 @@ func (b *builder) reporter() Reporter {
 	case b.opts.Contact != "":
 		r.Contact, r.From = b.opts.Contact, "option"
 	default:
-		if c := b.lastConfig(); c != nil && c.Tracker.AbuseContact != "" {
-			r.Contact, r.From = c.Tracker.AbuseContact, "tracker.abuse_contact"
+		if c := b.lastConfig(); c != nil && c.AbuseContact != "" {
+			r.Contact, r.From = c.AbuseContact, "tracker.abuse_contact"
 		}
 	}
 	r.Email = emailOf(r.Contact)

@@ -15,8 +15,12 @@
 // in these shapes (fields beyond these are ignored):
 //
 //	config           {"tracker":{"abuse_contact":"…"},
-//	                  "attribution":[{"kind":"libloc","path":"…","vendor":"…",
+//	                  "attribution":[{"kind":"location_db","path":"…","vendor":"…",
 //	                    "description":"…","date":"RFC 3339","sha256":"hex","networks":N}]}
+//	                 (either field may also sit under "config", and keys may be
+//	                 Go field names: serve records its whole configuration,
+//	                 {"version":…,"config":{"Tracker":{"AbuseContact":…},…}};
+//	                 an attribution entry is an asn.SourceInfo)
 //	registry.revoke  {"info_hash":"40 hex","reason":"…"}
 //	registry.restore {"info_hash":"40 hex"}
 //

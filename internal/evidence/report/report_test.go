@@ -600,3 +600,51 @@ func TestTooLarge(t *testing.T) {
 		t.Errorf("adding episodes past the bound: %v, want ErrTooLarge", err)
 	}
 }
+
+// TestConfigShapes: the reporter's contact and the attribution databases
+// are read from a config record whether they sit at its top or under
+// "config", as serve writes its whole configuration (Go field names).
+func TestConfigShapes(t *testing.T) {
+	tests := []struct {
+		name        string
+		body        any
+		wantContact string
+		wantSources int // -1: attribution not recorded
+	}{
+		{"top level", map[string]any{"tracker": map[string]any{"abuse_contact": "abuse@a.example"},
+			"attribution": []map[string]any{{"kind": "mmdb", "path": "/a.mmdb"}}}, "abuse@a.example", 1},
+		{"serve's record, Go names", map[string]any{"version": "warden dev", "config": map[string]any{
+			"Data": "/var/lib/warden", "Tracker": map[string]any{"AbuseContact": "abuse@b.example", "Mode": "allowlist"}}}, "abuse@b.example", -1},
+		{"under config, snake case, with sources", map[string]any{"config": map[string]any{
+			"tracker": map[string]any{"abuse_contact": "abuse@c.example"}},
+			"attribution": []map[string]any{{"Kind": "location_db", "SHA256": "ab", "Networks": 3}}}, "abuse@c.example", 1},
+		{"no databases configured", map[string]any{"attribution": []any{}}, "", 0},
+		{"nothing", map[string]any{"version": "x"}, "", -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, l := newLog(t)
+			at := reporttest.Base
+			add(t, l, evidence.KindConfig, at.Add(-time.Minute), tt.body)
+			add(t, l, evidence.KindEpisode, at, episodeBody("E-1-192.0.2.9", "192.0.2.9", at, 500))
+			l.Close()
+			r, err := Read(context.Background(), dir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.Problems) != 0 {
+				t.Errorf("problems: %q", r.Problems)
+			}
+			if r.Reporter.Contact != tt.wantContact || (tt.wantContact != "" && r.Reporter.From != "tracker.abuse_contact") {
+				t.Errorf("reporter = %+v, want contact %q from tracker.abuse_contact", r.Reporter, tt.wantContact)
+			}
+			recorded := tt.wantSources >= 0
+			if r.Attribution.Recorded != recorded || (recorded && len(r.Attribution.Sources) != tt.wantSources) {
+				t.Errorf("attribution = %+v, want recorded %v with %d sources", r.Attribution, recorded, tt.wantSources)
+			}
+			if notRecorded := strings.Contains(r.attributionSummary(), "Attribution source not recorded"); notRecorded == recorded {
+				t.Errorf("summary %q for recorded=%v", r.attributionSummary(), recorded)
+			}
+		})
+	}
+}
