@@ -76,6 +76,11 @@ type Deps struct {
 	Knocks *evidence.Knocks
 	// Status is called for each GET /stats.
 	Status func() status.Snapshot
+	// Episodes serves GET /api/episodes; nil when evidence is off.
+	Episodes Episodes
+	// Recorder, if not nil, takes the operator's actions into the
+	// evidence log.
+	Recorder Recorder
 }
 
 // Server is the admin HTTP server.

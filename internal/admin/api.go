@@ -41,6 +41,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /api/guard/ban", s.auth(s.ban))
 	mux.Handle("POST /api/guard/unban", s.auth(s.unban))
 	mux.Handle("GET /api/guard/export", s.auth(s.export))
+	mux.Handle("GET /api/episodes", s.auth(s.listEpisodes))
+	mux.Handle("GET /api/episodes/{id}", s.auth(s.getEpisode))
 	// Profiles for the operator, behind the token like everything else.
 	mux.Handle("GET /debug/pprof/", s.auth(pprof.Index))
 	mux.Handle("GET /debug/pprof/profile", s.auth(pprof.Profile))
@@ -236,6 +238,7 @@ func (s *Server) addTorrents(w http.ResponseWriter, r *http.Request) {
 		case err != nil:
 			s.fail(w, err)
 		default:
+			s.record(r, evidence.KindRegistryAdd, TorrentAction{InfoHash: wireHash(e).String(), Name: e.Name, By: actor(r)})
 			writeJSON(w, http.StatusCreated, AddResponse{Added: 1, Torrents: []registry.Entry{e}})
 		}
 		return
@@ -244,6 +247,9 @@ func (s *Server) addTorrents(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.fail(w, err)
 		return
+	}
+	if added > 0 {
+		s.record(r, evidence.KindRegistryAdd, addedRecord(entries, added, actor(r)))
 	}
 	code := http.StatusOK
 	if added > 0 {
@@ -334,6 +340,7 @@ func (s *Server) revokeTorrent(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
+	s.record(r, evidence.KindRegistryRevoke, TorrentAction{InfoHash: wireHash(e).String(), Name: e.Name, Reason: req.Reason, By: actor(r)})
 	writeJSON(w, http.StatusOK, e)
 }
 
@@ -346,6 +353,7 @@ func (s *Server) restoreTorrent(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
+	s.record(r, evidence.KindRegistryRestore, TorrentAction{InfoHash: wireHash(e).String(), Name: e.Name, By: actor(r)})
 	writeJSON(w, http.StatusOK, e)
 }
 
@@ -537,6 +545,7 @@ func (s *Server) ban(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Warn("banned", "prefix", p.String(), "until", b.Until, "by", actor(r))
+	s.record(r, evidence.KindBan, BanAction{Prefix: p.String(), Until: b.Until, By: actor(r)})
 	writeJSON(w, http.StatusOK, b)
 }
 
@@ -561,6 +570,7 @@ func (s *Server) unban(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Warn("unbanned", "prefix", p.String(), "by", actor(r))
+	s.record(r, evidence.KindUnban, BanAction{Prefix: p.String(), By: actor(r)})
 	writeJSON(w, http.StatusOK, map[string]string{"unbanned": p.String()})
 }
 
