@@ -15,6 +15,7 @@ import (
 	"warden/internal/bittorrent"
 	"warden/internal/limit"
 	"warden/internal/ratelog"
+	"warden/internal/reqstat"
 	"warden/internal/tracker"
 )
 
@@ -50,6 +51,11 @@ type Stats struct {
 	// ConnsEvicted are idle connections closed to make room for a source
 	// holding fewer, when max_conns were open.
 	ConnsEvicted uint64 `json:"conns_evicted"`
+
+	// Requests counts the requests again by kind, source address family
+	// and outcome, and times them (from the request's header read to the
+	// handler's return).
+	Requests reqstat.Table `json:"requests"`
 }
 
 // counter is an atomic counter on a cache line of its own, so that cores
@@ -66,6 +72,7 @@ type counters struct {
 	limited, banned              counter
 	badForwards                  counter
 	connsRefused, connsEvicted   counter
+	req                          reqstat.Counters
 }
 
 // handler serves /announce and /scrape. It is safe for concurrent use.
@@ -155,7 +162,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/scrape":
 	default:
 		h.stats.badRequests.n.Add(1)
-		h.reportOther(r)
+		h.other(r)
 		w.Header()["Content-Type"] = textPlain
 		w.WriteHeader(http.StatusNotFound)
 		w.Write([]byte("not found\n"))
@@ -163,7 +170,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		h.stats.badRequests.n.Add(1)
-		h.reportOther(r)
+		h.other(r)
 		w.Header()["Allow"] = allowGet
 		w.Header()["Content-Type"] = textPlain
 		w.WriteHeader(http.StatusMethodNotAllowed)
@@ -174,41 +181,51 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if srcErr != nil && src.IsValid() {
 		h.badForward(src, srcErr)
 	}
-	kind := EventScrape
+	kind, rk := EventScrape, reqstat.Scrape
 	if announce {
-		kind = EventAnnounce
+		kind, rk = EventAnnounce, reqstat.Announce
 	}
+	fam := reqstat.FamilyOf(src)
 	// Every request is charged, a trusted proxy's with an unusable header
 	// included: to the proxy, whose address src then is, so that such
 	// requests cannot be sent for free.
 	var now time.Time
 	if src.IsValid() {
 		now = time.Now()
-		if !h.allowed(w, r, src, kind, now) {
+		if o, ok := h.allowed(w, r, src, kind, now); !ok {
+			h.stats.req.Count(rk, fam, o)
+			h.stats.req.Observe(time.Since(now), 1)
 			return
 		}
 	}
 	st := h.getState()
+	var o reqstat.Outcome
 	if announce {
-		h.announce(w, r, src, srcErr, st, now)
+		o = h.announce(w, r, src, srcErr, st, now)
 	} else {
-		h.scrape(w, r, src, srcErr, st, now)
+		o = h.scrape(w, r, src, srcErr, st, now)
 	}
 	h.putState(st)
+	h.stats.req.Count(rk, fam, o)
+	if !now.IsZero() {
+		h.stats.req.Observe(time.Since(now), 1)
+	}
 }
 
-// reportOther tells the sink of a request for another path or with
-// another method.
-func (h *handler) reportOther(r *http.Request) {
+// other counts a request for another path or with another method, and
+// tells the sink of it.
+func (h *handler) other(r *http.Request) {
+	src, _ := sourceAddr(r, h.trusted, h.header)
+	h.stats.req.Count(reqstat.Other, reqstat.FamilyOf(src), reqstat.BadRequest)
 	if h.sink == nil {
 		return
 	}
-	src, _ := sourceAddr(r, h.trusted, h.header)
 	h.report(r, src, EventOther, Answered, time.Now())
 }
 
-// announce answers an announce from src (or the error finding it).
-func (h *handler) announce(w http.ResponseWriter, r *http.Request, src netip.Addr, err error, st *reqState, now time.Time) {
+// announce answers an announce from src (or the error finding it), and
+// returns its outcome.
+func (h *handler) announce(w http.ResponseWriter, r *http.Request, src netip.Addr, err error, st *reqState, now time.Time) reqstat.Outcome {
 	if err == nil {
 		err = parseAnnounce(r.URL.RawQuery, src, &st.a)
 		if err != nil {
@@ -224,15 +241,17 @@ func (h *handler) announce(w http.ResponseWriter, r *http.Request, src netip.Add
 	if err != nil {
 		h.stats.announcesFailed.n.Add(1)
 		h.writeFailure(w, st, "announce", err)
-		return
+		return h.outcome(err)
 	}
 	h.stats.announcesOK.n.Add(1)
 	st.buf = appendAnnounce(st.buf[:0], &st.a, &st.resp)
 	writeBody(w, st.buf)
+	return reqstat.OK
 }
 
-// scrape answers a scrape from src (or the error finding it).
-func (h *handler) scrape(w http.ResponseWriter, r *http.Request, src netip.Addr, srcErr error, st *reqState, now time.Time) {
+// scrape answers a scrape from src (or the error finding it), and returns
+// its outcome.
+func (h *handler) scrape(w http.ResponseWriter, r *http.Request, src netip.Addr, srcErr error, st *reqState, now time.Time) reqstat.Outcome {
 	var err error
 	st.hashes, err = parseScrape(r.URL.RawQuery, h.maxScrape, st.hashes)
 	switch {
@@ -258,11 +277,12 @@ func (h *handler) scrape(w http.ResponseWriter, r *http.Request, src netip.Addr,
 	if err != nil {
 		h.stats.scrapesFailed.n.Add(1)
 		h.writeFailure(w, st, "scrape", err)
-		return
+		return h.outcome(err)
 	}
 	h.stats.scrapesOK.n.Add(1)
 	st.buf = appendScrape(st.buf[:0], st.scrapes)
 	writeBody(w, st.buf)
+	return reqstat.OK
 }
 
 // The texts of the replies to sources the guard stops; the operator's
@@ -276,29 +296,31 @@ var connClose = []string{"close"}
 
 // allowed charges a request of kind from src to the guard and, if the
 // source is over its rate or banned, answers with a short failure and
-// returns false. A banned source's connection is closed after the reply.
-func (h *handler) allowed(w http.ResponseWriter, r *http.Request, src netip.Addr, kind EventKind, now time.Time) bool {
+// returns false with the outcome. A banned source's connection is closed
+// after the reply.
+func (h *handler) allowed(w http.ResponseWriter, r *http.Request, src netip.Addr, kind EventKind, now time.Time) (reqstat.Outcome, bool) {
 	if h.guard == nil {
-		return true
+		return reqstat.OK, true
 	}
 	switch v := h.guard.Check(src, now); v {
 	case limit.Allowed:
-		return true
+		return reqstat.OK, true
 	case limit.Limited:
 		h.stats.limited.n.Add(1)
 		h.report(r, src, kind, Limited, now)
 		writeBody(w, h.limitedReply)
+		return reqstat.Limited, false
 	default:
 		h.stats.banned.n.Add(1)
-		out := Banned
+		out, counted := Banned, reqstat.Banned
 		if v == limit.Blocked {
-			out = Blocked
+			out, counted = Blocked, reqstat.Blocked
 		}
 		h.report(r, src, kind, out, now)
 		w.Header()["Connection"] = connClose
 		writeBody(w, h.bannedReply)
+		return counted, false
 	}
-	return false
 }
 
 // outcomeOf is the outcome of a request the tracker answered, refused or
@@ -377,4 +399,13 @@ func writeBody(w http.ResponseWriter, body []byte) {
 		hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
 	}
 	w.Write(body)
+}
+
+// outcome is the outcome of a request answered with err: a query that did
+// not parse is a bad request, the rest as the tracker classifies them.
+func (h *handler) outcome(err error) reqstat.Outcome {
+	if _, ok := err.(*ParseError); ok {
+		return reqstat.BadRequest
+	}
+	return h.tr.Outcome(err)
 }

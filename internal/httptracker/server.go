@@ -115,7 +115,7 @@ func (s *Server) Handler() http.Handler { return s.h }
 // Stats returns the request counters. It does not block or allocate.
 func (s *Server) Stats() Stats {
 	c := &s.h.stats
-	return Stats{
+	st := Stats{
 		AnnouncesOK:     c.announcesOK.n.Load(),
 		AnnouncesFailed: c.announcesFailed.n.Load(),
 		ScrapesOK:       c.scrapesOK.n.Load(),
@@ -128,6 +128,8 @@ func (s *Server) Stats() Stats {
 		ConnsRefused:    c.connsRefused.n.Load(),
 		ConnsEvicted:    c.connsEvicted.n.Load(),
 	}
+	c.req.AddTo(&st.Requests)
+	return st
 }
 
 // Run serves until ctx is done, then stops accepting, waits up to

@@ -11,6 +11,7 @@ import (
 	"warden/internal/bep15"
 	"warden/internal/bittorrent"
 	"warden/internal/ratelog"
+	"warden/internal/reqstat"
 	"warden/internal/swarm/memswarm"
 	"warden/internal/swarm/swarmtest"
 	"warden/internal/tracker"
@@ -159,7 +160,7 @@ func TestRefusalTextWhole(t *testing.T) {
 		t.Fatalf("scrape refusal text %q (%d-byte reply to a 36-byte scrape), want %q", got, len(sr), want)
 	}
 	long := strings.Repeat("é", 800) // 1600 bytes: cut to maxRefusalText at a rune boundary
-	r = c.fail(nil, 1, &bittorrent.Refusal{Reason: long}, 98, cAnnouncesFailed)
+	r = c.fail(nil, 1, &bittorrent.Refusal{Reason: long}, 98, reqstat.Announce, cAnnouncesFailed)
 	if len(r) > bep15.ReplyHeaderLen+maxRefusalText || !strings.HasPrefix(long, errorText(t, r)) || len(r) < maxRefusalText {
 		t.Fatalf("a %d-byte refusal text became a %d-byte reply", len(long), len(r))
 	}

@@ -13,6 +13,7 @@ import (
 	"warden/internal/bittorrent"
 	"warden/internal/limit"
 	"warden/internal/ratelog"
+	"warden/internal/reqstat"
 	"warden/internal/tracker"
 )
 
@@ -59,9 +60,10 @@ type codec struct {
 	errLog   *ratelog.Logger // tracker errors that are not ClientErrors
 	maxPeers int             // peers per announce reply
 	guard    *limit.Guard
-	shed     bool       // the worker is behind: drop refusals instead of answering
-	calm     *calmTable // clients told why they are refused (Config.RefusalReply); nil: error every time
-	sink     Sink       // told of every datagram; nil for none
+	shed     bool           // the worker is behind: drop refusals instead of answering
+	calm     *calmTable     // clients told why they are refused (Config.RefusalReply); nil: error every time
+	sink     Sink           // told of every datagram; nil for none
+	fam      reqstat.Family // the current datagram's source family
 
 	// Scratch, reused so the steady state allocates nothing.
 	ann     bep15.Announce
@@ -136,9 +138,11 @@ func (c *codec) handleAt(src netip.AddrPort, pkt, out []byte, now time.Time) []b
 	// which the socket layer keeps for the reply; it is no part of the
 	// peer's identity.
 	ip := src.Addr().Unmap().WithZone("")
+	c.fam = reqstat.FamilyOf(ip)
 	h, ok := bep15.ParseHeader(pkt)
 	if !ok || len(pkt) > maxPacket || !src.IsValid() || src.Port() == 0 {
 		c.stats.inc(cDroppedBadPacket)
+		c.count(reqstat.Other, reqstat.BadRequest)
 		if src.IsValid() {
 			c.report(ip, EventGarbage, false, Answered, now)
 		}
@@ -146,6 +150,7 @@ func (c *codec) handleAt(src netip.AddrPort, pkt, out []byte, now time.Time) []b
 	}
 	if c.guard.Blocked(ip) {
 		c.stats.inc(cDroppedBlocked)
+		c.count(requestKind(h.Action), reqstat.Blocked)
 		c.report(ip, blockedKind(h.Action), false, Blocked, now)
 		return nil
 	}
@@ -153,15 +158,18 @@ func (c *codec) handleAt(src netip.AddrPort, pkt, out []byte, now time.Time) []b
 	case bep15.ActionConnect:
 		if h.ConnID != bep15.ProtocolID {
 			c.stats.inc(cDroppedBadPacket)
+			c.count(reqstat.Other, reqstat.BadRequest)
 			c.report(ip, EventGarbage, false, Answered, now)
 			return nil
 		}
 		if !c.guard.AllowConnect(ip, now) {
 			c.stats.inc(cDroppedConnectLimited)
+			c.count(reqstat.Connect, reqstat.Limited)
 			c.report(ip, EventConnect, false, Limited, now)
 			return nil
 		}
 		c.stats.inc(cConnects)
+		c.count(reqstat.Connect, reqstat.OK)
 		c.report(ip, EventConnect, false, Answered, now)
 		return bep15.AppendConnectReply(out, h.TxID, c.jar.issue(ip, now))
 	case bep15.ActionAnnounce, bep15.ActionScrape:
@@ -171,6 +179,7 @@ func (c *codec) handleAt(src netip.AddrPort, pkt, out []byte, now time.Time) []b
 		}
 		if !c.jar.valid(ip, h.ConnID, now) {
 			c.stats.inc(cDroppedBadCookie)
+			c.count(requestKind(h.Action), reqstat.BadRequest)
 			c.report(ip, EventForgedCookie, false, Answered, now)
 			return nil
 		}
@@ -183,8 +192,33 @@ func (c *codec) handleAt(src netip.AddrPort, pkt, out []byte, now time.Time) []b
 		return c.scrape(ip, h.TxID, pkt, out, now)
 	}
 	c.stats.inc(cDroppedUnknownAction)
+	c.count(reqstat.Other, reqstat.BadRequest)
 	c.report(ip, EventGarbage, false, Answered, now)
 	return nil
+}
+
+// count counts a datagram from the current source by kind and outcome.
+func (c *codec) count(k reqstat.Kind, o reqstat.Outcome) { c.stats.req.Count(k, c.fam, o) }
+
+// requestKind is the kind of request action asks for.
+func requestKind(action uint32) reqstat.Kind {
+	switch action {
+	case bep15.ActionConnect:
+		return reqstat.Connect
+	case bep15.ActionAnnounce:
+		return reqstat.Announce
+	case bep15.ActionScrape:
+		return reqstat.Scrape
+	}
+	return reqstat.Other
+}
+
+// eventKind is the request kind of an announce or scrape event.
+func eventKind(k EventKind) reqstat.Kind {
+	if k == EventScrape {
+		return reqstat.Scrape
+	}
+	return reqstat.Announce
 }
 
 // blockedKind is what a blocklisted datagram claims to be; its connection
@@ -209,13 +243,15 @@ func (c *codec) allowed(ip netip.Addr, kind EventKind, now time.Time) bool {
 		return true
 	case limit.Limited:
 		c.stats.inc(cDroppedLimited)
+		c.count(eventKind(kind), reqstat.Limited)
 		c.report(ip, kind, true, Limited, now)
 	default:
 		c.stats.inc(cDroppedBanned)
-		out := Banned
+		out, counted := Banned, reqstat.Banned
 		if v == limit.Blocked {
-			out = Blocked
+			out, counted = Blocked, reqstat.Blocked
 		}
+		c.count(eventKind(kind), counted)
 		c.report(ip, kind, true, out, now)
 	}
 	return false
@@ -232,6 +268,7 @@ func (c *codec) announce(ip netip.Addr, tid uint32, pkt, out []byte, now time.Ti
 	opts, ok := bep15.ParseAnnounce(pkt, &c.ann)
 	if !ok {
 		c.stats.inc(cDroppedBadPacket)
+		c.count(reqstat.Announce, reqstat.BadRequest)
 		c.report(ip, EventGarbage, true, Answered, now)
 		return nil
 	}
@@ -242,6 +279,7 @@ func (c *codec) announce(ip netip.Addr, tid uint32, pkt, out []byte, now time.Ti
 	a := &c.ann
 	if a.Event > uint32(bittorrent.EventStopped) {
 		c.stats.inc(cAnnouncesFailed)
+		c.count(reqstat.Announce, reqstat.BadRequest)
 		c.report(ip, EventGarbage, true, Answered, now)
 		return c.appendError(out, tid, textBadEvent, max(len(pkt), errorCap))
 	}
@@ -263,12 +301,14 @@ func (c *codec) announce(ip netip.Addr, tid uint32, pkt, out []byte, now time.Ti
 		ref, refused := err.(*bittorrent.Refusal)
 		c.reportParsed(ip, EventAnnounce, outcomeOf(refused), c.one[:], &c.req, now)
 		if refused && !c.shed && c.calm != nil && c.calm.told(ip, a.Port, a.InfoHash, now) {
+			c.count(reqstat.Announce, c.tr.Outcome(err))
 			return c.calmReply(out, tid, ref)
 		}
-		return c.fail(out, tid, err, len(pkt), cAnnouncesFailed)
+		return c.fail(out, tid, err, len(pkt), reqstat.Announce, cAnnouncesFailed)
 	}
 	c.reportParsed(ip, EventAnnounce, Answered, c.one[:], &c.req, now)
 	c.stats.inc(cAnnouncesOK)
+	c.count(reqstat.Announce, reqstat.OK)
 	return appendAnnounce(out, tid, &c.resp, ip.Is4(), c.maxPeers)
 }
 
@@ -294,6 +334,7 @@ func (c *codec) scrape(ip netip.Addr, tid uint32, pkt, out []byte, now time.Time
 	var ok bool
 	if c.hashes, ok = bep15.ParseScrape(pkt, c.hashes[:0]); !ok {
 		c.stats.inc(cDroppedBadPacket)
+		c.count(reqstat.Scrape, reqstat.BadRequest)
 		c.report(ip, EventGarbage, true, Answered, now)
 		return nil
 	}
@@ -302,9 +343,10 @@ func (c *codec) scrape(ip netip.Addr, tid uint32, pkt, out []byte, now time.Time
 	_, refused := err.(*bittorrent.Refusal)
 	c.reportParsed(ip, EventScrape, outcomeOf(refused), c.hashes, nil, now)
 	if err != nil {
-		return c.fail(out, tid, err, len(pkt), cScrapesFailed)
+		return c.fail(out, tid, err, len(pkt), reqstat.Scrape, cScrapesFailed)
 	}
 	c.stats.inc(cScrapesOK)
+	c.count(reqstat.Scrape, reqstat.OK)
 	return bep15.AppendScrapeReply(out, tid, c.scrapes)
 }
 
@@ -335,13 +377,15 @@ func (c *codec) calmReply(out []byte, tid uint32, ref *bittorrent.Refusal) []byt
 // not tracked) is dropped instead: answering it costs a send, and those
 // sends are what a flood of foreign torrents would otherwise spend the
 // worker on.
-func (c *codec) fail(out []byte, tid uint32, err error, reqLen int, failed counter) []byte {
+func (c *codec) fail(out []byte, tid uint32, err error, reqLen int, kind reqstat.Kind, failed counter) []byte {
 	ref, refused := err.(*bittorrent.Refusal)
 	if refused && c.shed {
 		c.stats.inc(cShedRefusals)
+		c.count(kind, reqstat.Shed)
 		return nil
 	}
 	c.stats.inc(failed)
+	c.count(kind, c.tr.Outcome(err))
 	if refused {
 		return c.appendError(out, tid, ref.Reason, bep15.ReplyHeaderLen+maxRefusalText)
 	}

@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/cpu"
+
+	"warden/internal/reqstat"
 )
 
 // Stats are totals since Listen, summed over all workers. Every datagram
@@ -41,6 +43,11 @@ type Stats struct {
 
 	ReadErrors  uint64 `json:"read_errors"`
 	WriteErrors uint64 `json:"write_errors"` // replies the OS refused
+
+	// Requests counts the datagrams again by kind, source address family
+	// and outcome, and times the batches they were answered in (from the
+	// read returning to the replies written).
+	Requests reqstat.Table `json:"requests"`
 }
 
 // counter indexes counters.
@@ -76,6 +83,8 @@ type counters struct {
 	_ cpu.CacheLinePad
 	c [numCounters]atomic.Uint64
 	_ cpu.CacheLinePad
+	// req splits the same datagrams by kind, family and outcome.
+	req reqstat.Counters
 }
 
 func (c *counters) inc(k counter) { c.c[k].Add(1) }
@@ -103,4 +112,5 @@ func (c *counters) addTo(st *Stats) {
 	st.ShedRefusals += c.c[cShedRefusals].Load()
 	st.ReadErrors += c.c[cReadErrors].Load()
 	st.WriteErrors += c.c[cWriteErrors].Load()
+	c.req.AddTo(&st.Requests)
 }
