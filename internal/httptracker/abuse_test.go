@@ -3,6 +3,7 @@ package httptracker
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"warden/internal/limit"
 )
@@ -33,15 +36,33 @@ func abuseServer(t *testing.T) *Server {
 	return s
 }
 
+// dialFrom connects from local to s. A connection the server refused
+// may be reset before the connect returns: it comes back as a resetConn.
 func dialFrom(t *testing.T, s *Server, local string) net.Conn {
 	t.Helper()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 2 * time.Second}
 	c, err := d.Dial("tcp", s.Addr().String())
+	if errors.Is(err, unix.ECONNRESET) {
+		return resetConn{err}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
+
+// resetConn is a connection the server reset while it was being made:
+// every read and write returns the reset.
+type resetConn struct{ err error }
+
+func (c resetConn) Read([]byte) (int, error)         { return 0, c.err }
+func (c resetConn) Write([]byte) (int, error)        { return 0, c.err }
+func (c resetConn) Close() error                     { return nil }
+func (c resetConn) LocalAddr() net.Addr              { return nil }
+func (c resetConn) RemoteAddr() net.Addr             { return nil }
+func (c resetConn) SetDeadline(time.Time) error      { return nil }
+func (c resetConn) SetReadDeadline(time.Time) error  { return nil }
+func (c resetConn) SetWriteDeadline(time.Time) error { return nil }
 
 // legitServed checks that a fresh source gets a tracker reply in time.
 func legitServed(t *testing.T, s *Server, local string) time.Duration {
@@ -156,13 +177,8 @@ func TestTenThousandIdleConnections(t *testing.T) {
 			c.Close()
 		}
 	}()
-	for i := range 10_000 {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.9")}, Timeout: 2 * time.Second}
-		c, err := d.Dial("tcp", s.Addr().String())
-		if err != nil {
-			t.Fatalf("dial %d: %v", i, err)
-		}
-		conns = append(conns, c)
+	for range 10_000 {
+		conns = append(conns, dialFrom(t, s, "127.0.0.9"))
 	}
 	time.Sleep(200 * time.Millisecond)
 	if g := runtime.NumGoroutine() - before; g > DefaultConfig().MaxConnsPerSource+20 {

@@ -46,6 +46,9 @@ func openIdle(t *testing.T, s *Server, local string, port int) net.Conn {
 	t.Helper()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 2 * time.Second}
 	c, err := d.Dial("tcp", s.Addr().String())
+	if errors.Is(err, unix.ECONNRESET) {
+		return nil // refused before the connect returned
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,17 +239,67 @@ func TestConnBannedRefusedAtAccept(t *testing.T) {
 	s := connServer(t, "", DefaultConfig(), g)
 	for _, src := range []string{"127.34.0.1", "127.34.1.77"} {
 		for range 10 {
-			c := dialFrom(t, s, src)
-			if !isClosed(c) {
+			if err := refusal(t, s, src); err == nil {
 				t.Errorf("banned %s holds a connection", src)
 			}
-			c.Close()
 		}
 	}
 	if st := s.Stats(); st.ConnsRefused != 20 {
 		t.Errorf("conns_refused = %d, want 20", st.ConnsRefused)
 	}
 	legitServed(t, s, "127.34.0.2")
+}
+
+// TestConnRefusedWithReset: a refused connection is reset, not closed
+// with a FIN, so that the server keeps no TIME_WAIT socket for each
+// connection of a flood it refuses.
+func TestConnRefusedWithReset(t *testing.T) {
+	g := newGuard(t, limit.DefaultConfig(), "")
+	if _, err := g.Limiter().Ban(netip.MustParsePrefix("127.35.0.1/32"), time.Hour, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s := connServer(t, "", DefaultConfig(), g)
+	for range 3 {
+		if err := refusal(t, s, "127.35.0.1"); !errors.Is(err, unix.ECONNRESET) {
+			t.Fatalf("refused connection: %v, want connection reset", err)
+		}
+	}
+	if n := timeWaits(t, s.Addr().Port()); n != 0 {
+		t.Errorf("%d TIME_WAIT sockets on the server's port, want none", n)
+	}
+}
+
+// refusal connects from local to s and returns how the server ended the
+// connection within 2 s (see dialFrom): the error of the first read, nil
+// if the connection stays open.
+func refusal(t *testing.T, s *Server, local string) error {
+	t.Helper()
+	c := dialFrom(t, s, local)
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, err := c.Read(make([]byte, 1))
+	if isTimeout(err) {
+		return nil
+	}
+	return err
+}
+
+// timeWaits counts the IPv4 sockets in TIME_WAIT whose local port is port.
+func timeWaits(t *testing.T, port uint16) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	local := fmt.Sprintf(":%04X", port)
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 3 && strings.HasSuffix(f[1], local) && f[3] == "06" {
+			n++
+		}
+	}
+	return n
 }
 
 // TestConnIPv6SourceIsSlash64 runs in a network namespace where the whole

@@ -88,14 +88,7 @@ func TestConnectionLimits(t *testing.T) {
 	go func() { done <- s.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	dial := func(local string) net.Conn {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: time.Second}
-		c, err := d.Dial("tcp", s.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	dial := func(local string) net.Conn { return dialFrom(t, s, local) }
 	closedByServer := func(c net.Conn) bool {
 		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 		_, err := c.Read(make([]byte, 1))

@@ -151,11 +151,22 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if lc == nil {
 			l.stats.connsRefused.n.Add(1)
 			l.reportRefused(c)
-			c.Close()
+			reset(c)
 			continue
 		}
 		return lc, nil
 	}
+}
+
+// reset closes a refused connection with a TCP reset instead of a FIN:
+// one packet instead of a four-way close, and no TIME_WAIT socket left on
+// our side for each one a connection flood makes. Nothing was read and
+// nothing is owed, so no data can be lost by it.
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 // admit decides about a new connection. It returns the connection to
