@@ -21,6 +21,7 @@ import (
 	"warden/internal/limit"
 	"warden/internal/publish"
 	"warden/internal/registry"
+	"warden/internal/sensor"
 	"warden/internal/status"
 	"warden/internal/swarm/memswarm"
 	"warden/internal/tracker"
@@ -133,6 +134,8 @@ type server struct {
 	web      *webseed.Server // nil when disabled, as are webConns and pub
 	webConns *httptracker.ConnLimiter
 	pub      *publish.Publisher
+
+	sensor *sensor.Sensor // nil unless evidence.sensor is on (openSensor)
 }
 
 // newServer builds every part and binds every listener, so that a bad
@@ -233,6 +236,9 @@ func (s *server) run(ctx context.Context) error {
 	if s.pub != nil {
 		runners = append(runners, s.pub.Run)
 	}
+	if s.sensor != nil {
+		runners = append(runners, s.sensor.Run)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, run := range runners {
 		g.Go(func() error { return run(gctx) })
@@ -260,6 +266,9 @@ func (s *server) close() {
 	}
 	if s.pub != nil {
 		s.pub.Close()
+	}
+	if s.sensor != nil {
+		s.sensor.Close()
 	}
 	if s.reg != nil {
 		s.reg.Close()
@@ -293,6 +302,10 @@ func (s *server) status() status.Snapshot {
 	if s.pub != nil {
 		v := s.pub.Stats()
 		st.Publish = &v
+	}
+	if s.sensor != nil {
+		v := s.sensor.Stats()
+		st.Sensor = &v
 	}
 	return st
 }

@@ -12,6 +12,7 @@ import (
 	"warden/internal/httptracker"
 	"warden/internal/limit"
 	"warden/internal/publish"
+	"warden/internal/sensor"
 	"warden/internal/swarm"
 	"warden/internal/tracker"
 	"warden/internal/udptracker"
@@ -43,6 +44,11 @@ type Snapshot struct {
 	// publisher watching its content directory.
 	Web     *Web           `json:"web,omitempty"`
 	Publish *publish.Stats `json:"publish,omitempty"`
+
+	// Sensor counts the SYNs and kernel-dropped datagrams it saw, its own
+	// losses and the kernel's SYN-cookie and listen counters; nil unless
+	// evidence.sensor is on.
+	Sensor *sensor.Stats `json:"sensor,omitempty"`
 }
 
 // Web is the web listener's requests and connections.
