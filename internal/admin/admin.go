@@ -1,6 +1,7 @@
 // Package admin serves the operator's HTTP API on its own listener, apart
-// from the public tracker ports: health, statistics, the torrent registry
-// and the refused requests. Everything but /healthz needs the bearer token.
+// from the public tracker ports: health, statistics (/stats as JSON or a
+// page, /metrics for Prometheus), the torrent registry and the refused
+// requests. Everything but /healthz needs the bearer token.
 // It binds to loopback by default and refuses a public address unless the
 // operator says so explicitly.
 package admin
@@ -76,6 +77,8 @@ type Deps struct {
 	Knocks *evidence.Knocks
 	// Status is called for each GET /stats.
 	Status func() status.Snapshot
+	// Metrics serves GET /metrics (package metrics); nil leaves it out.
+	Metrics http.Handler
 	// Episodes serves GET /api/episodes; nil when evidence is off.
 	Episodes Episodes
 	// Recorder, if not nil, takes the operator's actions into the

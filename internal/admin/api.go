@@ -28,6 +28,9 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /stats", s.auth(s.handleStats))
+	if s.deps.Metrics != nil {
+		mux.Handle("GET /metrics", s.auth(s.deps.Metrics.ServeHTTP))
+	}
 	mux.Handle("GET /api/torrents", s.auth(s.listTorrents))
 	mux.Handle("POST /api/torrents", s.auth(s.addTorrents))
 	mux.Handle("GET /api/torrents/{hash}", s.auth(s.getTorrent))
@@ -75,10 +78,6 @@ func actor(r *http.Request) string {
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.deps.Status())
 }
 
 // The page sizes of GET /api/torrents. A reply is bounded however large
