@@ -208,6 +208,7 @@ func (s *server) listenAdmin() error {
 		Guard:    s.guard,
 		Knocks:   s.knocks,
 		Status:   s.status,
+		Metrics:  s.metrics(),
 	}, s.log)
 	if err != nil {
 		return err

@@ -13,9 +13,11 @@ import (
 
 	"warden/internal/admin"
 	"warden/internal/confkey"
+	"warden/internal/evidence"
 	"warden/internal/httptracker"
 	"warden/internal/limit"
 	"warden/internal/publish"
+	"warden/internal/sensor"
 	"warden/internal/swarm"
 	"warden/internal/tracker"
 	"warden/internal/udptracker"
@@ -35,6 +37,47 @@ type Config struct {
 	Limit   limit.Config       `toml:"limit"`
 	Web     webseed.Config     `toml:"web"`
 	Publish publish.Config     `toml:"publish"`
+	// Evidence is the evidence log and its abuse episodes; Alerts the
+	// webhook told when an episode opens or escalates.
+	Evidence Evidence             `toml:"evidence"`
+	Alerts   evidence.AlertConfig `toml:"alerts"`
+}
+
+// Evidence is the [evidence] table: the log's retention, and the episodes'
+// attribution files, thresholds and quiet period, flattened into one
+// table as the operator writes them (evidence.retention,
+// evidence.quiet_period).
+type Evidence struct {
+	// Enabled keeps the evidence log (DATA/evidence.db) and its episodes;
+	// on by default.
+	Enabled bool `toml:"enabled"`
+	evidence.Config
+	evidence.EpisodeConfig
+	// SensorConfig is the SYN and kernel-drop sensor (evidence.sensor,
+	// off by default: it needs CAP_NET_RAW), which reports to the
+	// episodes.
+	SensorConfig
+}
+
+// SensorConfig names sensor.Config apart from evidence.Config, so both can
+// be flattened into [evidence].
+type SensorConfig = sensor.Config
+
+// Validate checks both parts; its errors name keys of the table.
+func (e Evidence) Validate() error {
+	if !e.Enabled {
+		if e.SensorConfig.Enabled {
+			return confkey.Errorf("sensor", "needs enabled = true: the sensor reports to the episodes")
+		}
+		return nil
+	}
+	if err := e.SensorConfig.Validate(); err != nil {
+		return err
+	}
+	if err := e.Config.Validate(); err != nil {
+		return err
+	}
+	return e.EpisodeConfig.Validate()
 }
 
 // Log configures logging.
@@ -58,6 +101,12 @@ func Default() Config {
 		Limit:   limit.DefaultConfig(),
 		Web:     webseed.DefaultConfig(),
 		Publish: publish.DefaultConfig(),
+		Evidence: Evidence{
+			Enabled:       true,
+			Config:        evidence.DefaultConfig(),
+			EpisodeConfig: evidence.DefaultEpisodeConfig(),
+			SensorConfig:  sensor.DefaultConfig(),
+		},
 	}
 }
 
@@ -106,6 +155,8 @@ func (c Config) Validate() error {
 		{"limit", false, c.Limit},
 		{"web", c.Web.Listen == "", c.Web},
 		{"publish", false, c.Publish},
+		{"evidence", false, c.Evidence},
+		{"alerts", !c.Evidence.Enabled, c.Alerts},
 	}
 	for _, p := range parts {
 		if p.skip {

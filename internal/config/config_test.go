@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"warden/internal/confkey"
 	"warden/internal/swarm"
@@ -40,6 +41,10 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		for i := range typ.NumField() {
 			f := typ.Field(i)
 			key := f.Tag.Get("toml")
+			if f.Anonymous && key == "" && f.Type.Kind() == reflect.Struct {
+				walk(prefix, f.Type) // flattened into its table, as toml decodes it
+				continue
+			}
 			if key == "" {
 				continue
 			}
@@ -120,6 +125,11 @@ func TestValidate(t *testing.T) {
 		{"bad swarm", func(c *Config) { c.Swarm.PeerTTL = 0 }, "swarm.peer_ttl: must be between 1s and 8h0m0s, got 0s"},
 		{"peer_ttl past the stamps", func(c *Config) { c.Swarm.PeerTTL = swarm.MaxPeerTTL + 1 }, "swarm.peer_ttl: must be between 1s and 8h0m0s, got 8h0m0.000000001s"},
 		{"bad limit", func(c *Config) { c.Limit.MaxBans = 0 }, "limit.max_bans: must be 1-16777216, got 0"},
+		{"bad evidence retention", func(c *Config) { c.Evidence.Retention = time.Minute }, "evidence.retention: must be 0 (keep forever) or at least 1h, got 1m0s"},
+		{"bad quiet period", func(c *Config) { c.Evidence.QuietPeriod = 0 }, "evidence.quiet_period: must be between 1s and 24h, got 0s"},
+		{"evidence off skips its checks", func(c *Config) { c.Evidence.Enabled, c.Evidence.QuietPeriod = false, 0 }, ""},
+		{"webhook without secret", func(c *Config) { c.Alerts.WebhookURL = "https://example.net/hook" }, "alerts.webhook_secret: must be at least 16 bytes: the receiver checks each alert's HMAC with it"},
+		{"webhook not a URL", func(c *Config) { c.Alerts.WebhookURL, c.Alerts.WebhookSecret = "example.net", "0123456789abcdef" }, `alerts.webhook_url: must be an http or https URL, got "example.net"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

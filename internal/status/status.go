@@ -45,10 +45,37 @@ type Snapshot struct {
 	Web     *Web           `json:"web,omitempty"`
 	Publish *publish.Stats `json:"publish,omitempty"`
 
+	// Episodes are the abuse episodes: counters, and the open ones (the
+	// heaviest few); nil when evidence is off. Evidence is the log's and
+	// Alerts the webhook's counters (nil without one).
+	Episodes *Episodes            `json:"episodes,omitempty"`
+	Evidence *evidence.Stats      `json:"evidence,omitempty"`
+	Alerts   *evidence.AlertStats `json:"alerts,omitempty"`
+
 	// Sensor counts the SYNs and kernel-dropped datagrams it saw, its own
 	// losses and the kernel's SYN-cookie and listen counters; nil unless
 	// evidence.sensor is on.
 	Sensor *sensor.Stats `json:"sensor,omitempty"`
+}
+
+// Episodes summarizes the abuse episodes for /stats; GET /api/episodes
+// has them whole.
+type Episodes struct {
+	evidence.EpisodeStats
+	Open []OpenEpisode `json:"open_episodes"`
+}
+
+// OpenEpisode is one open episode in brief.
+type OpenEpisode struct {
+	ID         string    `json:"id"`
+	Source     string    `json:"source"`
+	Kind       string    `json:"kind"`
+	Org        string    `json:"org,omitempty"`
+	FirstSeen  time.Time `json:"first_seen"`
+	LastSeen   time.Time `json:"last_seen"`
+	Total      uint64    `json:"total"`
+	PeakPerSec float64   `json:"peak_per_sec"`
+	Verified   bool      `json:"verified"`
 }
 
 // Web is the web listener's requests and connections.
