@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -15,6 +17,7 @@ import (
 
 	"warden/internal/config"
 	"warden/internal/evidence"
+	"warden/internal/evidence/report"
 )
 
 var evidenceCommand = &command{
@@ -33,6 +36,7 @@ every record it held then, unchanged.`,
 		{name: "checkpoint", args: "[--data DIR]", summary: "print the latest signed checkpoint", setup: setupEvidenceCheckpoint},
 		{name: "export", args: "[--since T] -o BUNDLE [--data DIR]", summary: "write records with their proofs, the checkpoint and the key to one file anyone can verify", setup: setupEvidenceExport},
 		{name: "key", args: "[--data DIR]", summary: "print the verifier key (public) that checks the log's signatures", setup: setupEvidenceKey},
+		{name: "report", args: "[--data DIR] [--since T] [--until T] [--format json|md|html|xarf] [-o FILE] [--contact EMAIL] [--org NAME]", summary: "write the abuse report of a period: tables, chart, checkpoint, abuse notices and XARF per organisation", setup: setupEvidenceReport},
 	},
 }
 
@@ -266,4 +270,99 @@ func parseEvidenceSince(s string, now time.Time) (time.Time, error) {
 		return now.Add(-d), nil
 	}
 	return time.Time{}, fmt.Errorf("%q: want an RFC 3339 time (2026-12-03T10:00:00Z), a date (2026-12-03) or a duration ago (72h)", s)
+}
+
+func setupEvidenceReport(fs *flag.FlagSet) runFunc {
+	data := evidenceDataFlag(fs)
+	since := fs.String("since", "", "report episodes still going at or after `T` (same forms as export --since); default: all")
+	until := fs.String("until", "", "report episodes begun at or before `T` (same forms); default: all")
+	format := fs.String("format", "", "json, md, html or xarf; default: from -o's extension (.json, .html, .md), else md")
+	output := fs.String("o", "", "write to `file` (default stdout); md also writes its chart beside it, as FILE.png")
+	contact := fs.String("contact", "", "the reporter's `email`; default: tracker.abuse_contact from the log's config record")
+	org := fs.String("org", "", "the reporter's `name`; default: the contact's domain")
+	return func(ctx context.Context, out streams, args []string) error {
+		if len(args) > 0 {
+			return usageError{fmt.Errorf("evidence report: unexpected argument %q", args[0])}
+		}
+		now := time.Now()
+		var opts report.Options
+		var err error
+		if opts.Since, err = parseEvidenceSince(*since, now); err != nil {
+			return usageError{fmt.Errorf("evidence report: --since: %w", err)}
+		}
+		if opts.Until, err = parseEvidenceSince(*until, now); err != nil {
+			return usageError{fmt.Errorf("evidence report: --until: %w", err)}
+		}
+		if !opts.Until.IsZero() && opts.Until.Before(opts.Since) {
+			return usageError{errors.New("evidence report: --until is before --since")}
+		}
+		f := *format
+		if f == "" {
+			switch strings.ToLower(filepath.Ext(*output)) {
+			case ".json":
+				f = "json"
+			case ".html", ".htm":
+				f = "html"
+			default:
+				f = "md"
+			}
+		}
+		if !slices.Contains([]string{"json", "md", "html", "xarf"}, f) {
+			return usageError{fmt.Errorf("evidence report: --format %q: want json, md, html or xarf", f)}
+		}
+		opts.Contact, opts.Org, opts.Now = *contact, *org, now
+		rep, err := report.Read(ctx, *data, opts)
+		if err != nil {
+			return err
+		}
+		toFile := *output != "" && *output != "-"
+		var buf bytes.Buffer
+		var chart []byte
+		switch f {
+		case "json":
+			err = rep.WriteJSON(&buf)
+		case "html":
+			err = rep.WriteHTML(&buf)
+		case "xarf":
+			err = rep.WriteXARF(&buf)
+		case "md":
+			pngName := ""
+			if toFile {
+				var png bytes.Buffer
+				switch perr := rep.WritePNG(&png); {
+				case perr == nil:
+					chart, pngName = png.Bytes(), strings.TrimSuffix(filepath.Base(*output), filepath.Ext(*output))+".png"
+				case !errors.Is(perr, report.ErrNoChart):
+					return fmt.Errorf("evidence report: chart: %w", perr)
+				}
+			}
+			err = rep.WriteMarkdown(&buf, pngName)
+		}
+		if err != nil {
+			return fmt.Errorf("evidence report: %w", err)
+		}
+		if !toFile {
+			_, err = out.stdout.Write(buf.Bytes())
+			return err
+		}
+		if chart != nil {
+			pngPath := strings.TrimSuffix(*output, filepath.Ext(*output)) + ".png"
+			if err := writeFileAtomic(pngPath, chart); err != nil {
+				return fmt.Errorf("evidence report: %w", err)
+			}
+		}
+		if err := writeFileAtomic(*output, buf.Bytes()); err != nil {
+			return fmt.Errorf("evidence report: %w", err)
+		}
+		fmt.Fprintf(out.stderr, "evidence report: %d episodes from %d sources in %d organisations, checkpoint %d (%d records): wrote %s",
+			len(rep.Episodes), len(rep.Sources), len(rep.Organisations), rep.Checkpoint.Seq, rep.Checkpoint.Size, *output)
+		if chart != nil {
+			fmt.Fprintf(out.stderr, " and its chart")
+		}
+		fmt.Fprintln(out.stderr)
+		for _, p := range rep.Problems {
+			fmt.Fprintf(out.stderr, "evidence report: %s\n", p)
+		}
+		return nil
+	}
 }
