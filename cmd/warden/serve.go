@@ -136,6 +136,8 @@ type server struct {
 	pub      *publish.Publisher
 
 	sensor *sensor.Sensor // nil unless evidence.sensor is on (openSensor)
+
+	ev *evidenceParts // nil when evidence.enabled is false (openEvidence)
 }
 
 // newServer builds every part and binds every listener, so that a bad
@@ -191,6 +193,15 @@ func newServer(cfg config.Config, log *slog.Logger) (_ *server, err error) {
 			return nil, err
 		}
 	}
+	if err := s.openEvidence(); err != nil {
+		return nil, err
+	}
+	s.connectEvidence()
+	if s.ev != nil {
+		if err := s.openSensor(cfg.Evidence.SensorConfig, s.ev.episodes); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -209,6 +220,8 @@ func (s *server) listenAdmin() error {
 		Knocks:   s.knocks,
 		Status:   s.status,
 		Metrics:  s.metrics(),
+		Episodes: s.episodesAPI(),
+		Recorder: s,
 	}, s.log)
 	if err != nil {
 		return err
@@ -240,6 +253,7 @@ func (s *server) run(ctx context.Context) error {
 	if s.sensor != nil {
 		runners = append(runners, s.sensor.Run)
 	}
+	runners = append(runners, s.evidenceRunners()...)
 	g, gctx := errgroup.WithContext(ctx)
 	for _, run := range runners {
 		g.Go(func() error { return run(gctx) })
@@ -271,6 +285,7 @@ func (s *server) close() {
 	if s.sensor != nil {
 		s.sensor.Close()
 	}
+	s.closeEvidence()
 	if s.reg != nil {
 		s.reg.Close()
 	}
@@ -304,6 +319,7 @@ func (s *server) status() status.Snapshot {
 		v := s.pub.Stats()
 		st.Publish = &v
 	}
+	s.evidenceStatus(&st)
 	if s.sensor != nil {
 		v := s.sensor.Stats()
 		st.Sensor = &v
