@@ -39,10 +39,6 @@ type Sources struct {
 	// TCP reports the kernel's TCP listen counters; nil means
 	// procstat.ReadTCP (tests pass their own).
 	TCP func() (procstat.TCP, error)
-	// Episodes reports the open episodes and the alerts sent since start
-	// (package evidence). Nil until warden serve connects the episodes
-	// work: the two metrics are then left out.
-	Episodes func() (open int, alertsSent uint64)
 }
 
 // Handler returns the /metrics handler: warden's collector, the process
@@ -106,7 +102,8 @@ var (
 	dBansRefused    = desc("guard_bans_refused_total", "Bans not imposed because the ban table was full.")
 	dOffenders      = desc("guard_turned_away_total", "Requests turned away by the guard or the blocklist, by reason.", "reason")
 	dEpisodesOpen   = desc("episodes_open", "Abuse episodes open now.")
-	dAlertsSent     = desc("alerts_sent_total", "Alerts sent about episodes.")
+	dEpisodes       = desc("episodes_total", "Abuse episodes opened and closed since start.", "event")
+	dAlerts         = desc("alerts_total", "Webhook alerts about episodes, by result.", "result")
 	dUptime         = desc("uptime_seconds", "Seconds since warden serve started.")
 	dInfo           = desc("build_info", "Always 1: the version and tracking mode as labels.", "version", "mode")
 )
@@ -115,7 +112,7 @@ var allDescs = []*prometheus.Desc{
 	dRequests, dLatency, dUDPReceived, dUDPSent, dUDPErrors, dUDPCalmed, dUDPKernelBans, dUDPDrops, dUDPQueue,
 	dUDPSockets, dHTTPConnsOpen, dHTTPConns, dHTTPBadForward, dTCPListen, dTCPCookies, dSwarmTorrents, dSwarmPeers,
 	dSwarmOffHeap, dSwarmRefused, dRegistry, dRefusals, dGuard, dGuardEvictions, dGuardLive, dGuardSlots,
-	dGuardBytes, dBansActive, dBansImposed, dBansRefused, dOffenders, dEpisodesOpen, dAlertsSent, dUptime, dInfo,
+	dGuardBytes, dBansActive, dBansImposed, dBansRefused, dOffenders, dEpisodesOpen, dEpisodes, dAlerts, dUptime, dInfo,
 }
 
 // Collector is a prometheus.Collector reading Sources at each scrape.
@@ -222,10 +219,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dOffenders, o.Banned, "banned")
 	counter(dOffenders, o.Blocked, "blocked")
 
-	if c.src.Episodes != nil {
-		open, sent := c.src.Episodes()
-		gauge(dEpisodesOpen, float64(open))
-		counter(dAlertsSent, sent)
+	if e := st.Episodes; e != nil {
+		gauge(dEpisodesOpen, float64(e.EpisodeStats.Open))
+		counter(dEpisodes, e.Opened, "opened")
+		counter(dEpisodes, e.Closed, "closed")
+	}
+	if a := st.Alerts; a != nil {
+		counter(dAlerts, a.Sent, "sent")
+		counter(dAlerts, a.Failed, "failed")
+		counter(dAlerts, a.Dropped, "dropped")
 	}
 }
 

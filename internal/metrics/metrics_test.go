@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"warden/internal/evidence"
 	"warden/internal/httptracker"
 	"warden/internal/limit"
 	"warden/internal/procstat"
@@ -28,13 +29,17 @@ func snapshot() status.Snapshot {
 	u.Requests.Latency.Sum = 120 * time.Microsecond
 	h := httptracker.Stats{ConnsOpen: 2}
 	h.Requests.Requests[reqstat.Scrape][reqstat.IPv4][reqstat.OK] = 5
+	eps := &status.Episodes{Open: []status.OpenEpisode{}}
+	eps.EpisodeStats.Open, eps.Opened = 2, 7
 	return status.Snapshot{
-		Version: "test",
-		Uptime:  status.Duration(90 * time.Second),
-		Swarm:   swarm.Stats{Torrents: 4, Seeders: 6, Leechers: 8},
-		Guard:   limit.Stats{Allowed: 11, Evictions: 2},
-		UDP:     &u,
-		HTTP:    &h,
+		Episodes: eps,
+		Alerts:   &evidence.AlertStats{Sent: 5},
+		Version:  "test",
+		Uptime:   status.Duration(90 * time.Second),
+		Swarm:    swarm.Stats{Torrents: 4, Seeders: 6, Leechers: 8},
+		Guard:    limit.Stats{Allowed: 11, Evictions: 2},
+		UDP:      &u,
+		HTTP:     &h,
 	}
 }
 
@@ -58,7 +63,6 @@ func TestCollect(t *testing.T) {
 		Guard:    g,
 		UDPPorts: []uint16{1},
 		TCP:      func() (procstat.TCP, error) { return procstat.TCP{ListenOverflows: 17, SyncookiesSent: 3}, nil },
-		Episodes: func() (int, uint64) { return 2, 5 },
 	})
 	for _, want := range []string{
 		`warden_requests_total{family="ipv6",kind="announce",outcome="refused_revoked",protocol="udp"} 3`,
@@ -79,7 +83,8 @@ func TestCollect(t *testing.T) {
 		`warden_tcp_listen_total{event="overflow"} 17`,
 		`warden_tcp_syncookies_total{event="sent"} 3`,
 		`warden_episodes_open 2`,
-		`warden_alerts_sent_total 5`,
+		`warden_episodes_total{event="opened"} 7`,
+		`warden_alerts_total{result="sent"} 5`,
 		`warden_uptime_seconds 90`,
 		`warden_build_info{mode="allowlist",version="test"} 1`,
 		`process_open_fds `,
@@ -107,7 +112,9 @@ func TestSeriesBounded(t *testing.T) {
 		return n
 	}
 	empty := series(scrape(t, Sources{Status: func() status.Snapshot {
-		return status.Snapshot{UDP: &udptracker.Stats{}, HTTP: &httptracker.Stats{}}
+		s := snapshot()
+		s.UDP.Requests, s.HTTP.Requests = reqstat.Table{}, reqstat.Table{}
+		return s
 	}}))
 	full := series(scrape(t, Sources{Status: func() status.Snapshot {
 		s := snapshot()
