@@ -26,6 +26,11 @@ packages+=(hping3 util-linux)
 # feedparser (Debian's python3-feedparser) reads warden's RSS feeds in
 # internal/feed and test/e2e (publish_test.go), as a feed reader would.
 packages+=(python3-feedparser)
+# promtool (Debian's prometheus package) checks warden's /metrics
+# (internal/metrics, test/e2e/metrics_test.go). Only the tool is used:
+# on a machine that runs services the package also starts a Prometheus
+# server, which the tests neither need nor touch.
+packages+=(prometheus)
 missing=()
 for pkg in "${packages[@]}"; do
 	if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then
