@@ -517,3 +517,96 @@ func keepArtifacts(t *testing.T, dir string, names ...string) {
 	}
 	t.Logf("artefacts in %s", dst)
 }
+
+// TestEvidenceReportFromServe reports on a log warden serve wrote: two
+// sources of two organisations of the networks file flood it over UDP
+// until each has an episode; warden stops; the report (JSON and HTML)
+// names both with the networks file's organisation and abuse address,
+// takes the reporter's contact from the config record serve wrote, and
+// draws each timeline a point per bucket.
+func TestEvidenceReportFromServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e: runs warden serve; skipped in -short mode")
+	}
+	const contact = "abuse@tracker.example"
+	w := startEvidenceWarden(t, nil, "", fmt.Sprintf("[tracker]\nabuse_contact = %q\n", contact))
+	sources := map[string]string{"127.1.0.7": "abuse@flood.example", "127.3.0.9": "abuse@slow.example"}
+	for src := range sources {
+		f := newUDPFlooder(t, src, w.udpAddr)
+		if err := f.send(3000, 6000); err != nil { // half a second
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		eps, err := w.episodes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := 0
+		for _, ep := range eps {
+			if _, ok := sources[ep.Source]; ok {
+				seen++
+			}
+		}
+		if seen == len(sources) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10 s, episodes %+v; want one for each of %v", eps, sources)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w.stop()
+
+	out := t.TempDir()
+	wardenCLI(t, "evidence", "report", "--data", w.dataDir, "-o", filepath.Join(out, "report.json"))
+	wardenCLI(t, "evidence", "report", "--data", w.dataDir, "-o", filepath.Join(out, "report.html"))
+	defer keepArtifacts(t, out, "report.json", "report.html")
+	var doc struct {
+		Reporter struct{ Contact, From string }
+		Episodes []struct {
+			Source, Org string
+			AbuseEmail  string `json:"abuse_email"`
+			Requests    uint64
+			Timeline    struct{ Counts []uint64 }
+		}
+		Attribution struct{ Recorded bool }
+		Problems    []string
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err == nil {
+		err = json.Unmarshal(raw, &doc)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Reporter.Contact != contact || doc.Reporter.From != "tracker.abuse_contact" {
+		t.Errorf("reporter %+v, want %s from tracker.abuse_contact (serve's config record)", doc.Reporter, contact)
+	}
+	if len(doc.Episodes) != len(sources) {
+		t.Fatalf("%d episodes, want %d: %s", len(doc.Episodes), len(sources), raw)
+	}
+	for _, ep := range doc.Episodes {
+		if sources[ep.Source] != ep.AbuseEmail || ep.Org == "" || ep.Requests == 0 || len(ep.Timeline.Counts) == 0 {
+			t.Errorf("episode %+v: want the networks file's organisation and %q, requests and a timeline", ep, sources[ep.Source])
+		}
+	}
+	page, err := os.ReadFile(filepath.Join(out, "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := polylinePoints(t, page)
+	if len(lines) != len(doc.Episodes) {
+		t.Fatalf("%d chart lines, want %d", len(lines), len(doc.Episodes))
+	}
+	for i, n := range lines {
+		if n != len(doc.Episodes[i].Timeline.Counts) {
+			t.Errorf("line %d: %d points, want %d", i, n, len(doc.Episodes[i].Timeline.Counts))
+		}
+	}
+	if !doc.Attribution.Recorded && !bytes.Contains(page, []byte("Attribution source not recorded")) {
+		t.Errorf("serve recorded no attribution databases, and the page does not say so")
+	}
+	t.Logf("problems: %q", doc.Problems)
+}

@@ -44,7 +44,7 @@ var palette = []string{"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#
 // newChart lays out the timelines of the first top drawable episodes
 // (eps are sorted by requests). It returns nil when none can be drawn.
 func newChart(eps []Episode, top int) *chart {
-	c := &chart{W: 960, H: 360, Left: 64, Right: 16, Top: 16, Bottom: 48}
+	c := &chart{W: 960, H: 360, Left: 64, Right: 36, Top: 16, Bottom: 48} // Right holds half the last time label
 	var picked []*Episode
 	for i := range eps {
 		if len(picked) == top || len(picked) == len(palette) {

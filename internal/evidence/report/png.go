@@ -46,7 +46,8 @@ func (c *chart) image() *image.RGBA {
 	for _, t := range c.XTicks {
 		x := int(math.Round(t.Pos))
 		line(img, x, bottom, x, bottom+5, axis, 1)
-		text(img, x-textWidth(t.Label)/2, bottom+9, t.Label, ink)
+		lx := min(max(x-textWidth(t.Label)/2, 0), img.Rect.Dx()-textWidth(t.Label)) // the last label stays whole
+		text(img, lx, bottom+9, t.Label, ink)
 	}
 	line(img, left, top, left, bottom, axis, 1)
 	line(img, left, bottom, right, bottom, axis, 1)
