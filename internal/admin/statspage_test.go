@@ -164,3 +164,29 @@ func BenchmarkStatsPage(b *testing.B) {
 		h.ServeHTTP(httptest.NewRecorder(), req)
 	}
 }
+
+// FuzzWantsHTML feeds Accept headers and queries to the negotiation: it
+// never panics, and format= wins over Accept.
+func FuzzWantsHTML(f *testing.F) {
+	f.Add("text/html,application/xhtml+xml,*/*;q=0.8", "") // a browser
+	f.Add("*/*", "")                                       // curl
+	f.Add("text/html;q=0.5, application/json", "")         // JSON preferred
+	f.Add("text/html;q=NaN", "")                           // a q that is no number
+	f.Add("text/html;q=1e400", "format=json")              // format wins
+	f.Fuzz(func(t *testing.T, accept, query string) {
+		r := httptest.NewRequest("GET", "/stats", nil)
+		r.URL.RawQuery = query
+		r.Header.Set("Accept", accept)
+		got := wantsHTML(r)
+		switch r.URL.Query().Get("format") {
+		case "html":
+			if !got {
+				t.Fatalf("format=html, Accept %q: not HTML", accept)
+			}
+		case "json":
+			if got {
+				t.Fatalf("format=json, Accept %q: HTML", accept)
+			}
+		}
+	})
+}
