@@ -171,18 +171,10 @@ func (a *arena) free(b []byte) {
 	if cap(b) == 0 {
 		return
 	}
-	p := uintptr(unsafe.Pointer(unsafe.SliceData(b[:1])))
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	ri := slices.IndexFunc(a.regions, func(r *region) bool {
-		start := uintptr(unsafe.Pointer(unsafe.SliceData(r.mem)))
-		return p >= start && p < start+uintptr(len(r.mem))
-	})
-	if ri < 0 {
-		panic("memswarm: free of memory the arena did not hand out")
-	}
+	ri, off := a.locateLocked(b)
 	r := a.regions[ri]
-	off := int(p - uintptr(unsafe.Pointer(unsafe.SliceData(r.mem))))
 	if cap(b) > maxChunk {
 		n := roundPage(cap(b))
 		a.releaseLocked(r, r.mem[off:off+n])
@@ -225,6 +217,54 @@ func (a *arena) free(b []byte) {
 	case wasFull:
 		a.linkLocked(m.class, ref)
 	}
+}
+
+// locateLocked returns the region that holds the chunk b starts, and
+// b's offset in it.
+func (a *arena) locateLocked(b []byte) (ri, off int) {
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b[:1])))
+	ri = slices.IndexFunc(a.regions, func(r *region) bool {
+		start := uintptr(unsafe.Pointer(unsafe.SliceData(r.mem)))
+		return p >= start && p < start+uintptr(len(r.mem))
+	})
+	if ri < 0 {
+		panic("memswarm: a chunk the arena did not hand out")
+	}
+	return ri, int(p - uintptr(unsafe.Pointer(unsafe.SliceData(a.regions[ri].mem))))
+}
+
+// sparse reports whether the chunk b, as alloc returned it, sits in a
+// slab less than three quarters used that its class does not hand out from first.
+// Swarms that grow in step pass each size class by together and leave a
+// few chunks behind in many of its slabs (a quarter of the memory of
+// swarms of 1,000 peers); moving those chunks into the class's first slab
+// lets the others empty and go back to the system.
+func (a *arena) sparse(b []byte) bool {
+	if cap(b) == 0 || cap(b) > maxChunk {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ri, off := a.locateLocked(b)
+	ref := slabRef(ri*slabsPer + off/slabBytes + 1)
+	m := &a.regions[ri].slabs[off/slabBytes]
+	return a.partial[m.class] != ref && int(m.used)*4 < slabBytes/int(chunkClasses[m.class])*3
+}
+
+// dropWarm gives the emptied slabs kept warm back to the system. The
+// sweep calls it: they are for the growth between two sweeps.
+func (a *arena) dropWarm() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, ref := range a.warm {
+		r, m := a.slab(ref)
+		base := int(ref-1) % slabsPer * slabBytes
+		a.releaseLocked(r, r.mem[base:base+slabBytes])
+		m.warm = 0
+		a.freeSlabs = append(a.freeSlabs, ref)
+	}
+	a.warm = a.warm[:0]
+	a.warmBytes = 0
 }
 
 // releaseLocked gives the pages of b, in r, back to the system, or zeroes

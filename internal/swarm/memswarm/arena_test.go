@@ -58,6 +58,10 @@ func TestArena(t *testing.T) {
 		a.free(h.b)
 	}
 	checkEmpty(t, a)
+	a.dropWarm()
+	if _, _, resident := a.inUse(); resident != 0 {
+		t.Fatalf("all freed and the warm slabs dropped, %d bytes stay resident", resident)
+	}
 	if a.noMap {
 		t.Log("nothing could be mapped: the regions came from the heap")
 	}

@@ -355,15 +355,14 @@ func (s *Store) Stats() swarm.Stats {
 }
 
 // Sweep removes peers not seen for PeerTTL and torrents left with no peers
-// and no activity for PeerTTL. It locks one shard at a time, so announces
-// elsewhere go on.
+// and no activity for PeerTTL, and moves peer arrays out of sparse arena
+// slabs so that those can go back to the system. It locks one shard at a
+// time, so announces elsewhere go on.
 func (s *Store) Sweep() {
 	now := s.clock()
 	ttl := uint32(s.cfg.PeerTTL / time.Second)
-	if now < ttl {
-		return
-	}
-	cutoff := now - ttl
+	expire := now >= ttl // nothing is older than the store before that
+	cutoff := now - min(now, ttl)
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
@@ -374,18 +373,24 @@ func (s *Store) Sweep() {
 				j++
 				continue
 			}
-			ds, dl := t.v4.expire(&s.lists, now, ttl)
-			sh.seeders -= ds
-			sh.leechers -= dl
-			if t.v6 != nil {
-				ds, dl = t.v6.expire(&s.lists, now, ttl)
+			if expire {
+				ds, dl := t.v4.expire(&s.lists, now, ttl)
 				sh.seeders -= ds
 				sh.leechers -= dl
-				if t.v6.len() == 0 {
-					t.dropV6(&s.lists)
+				if t.v6 != nil {
+					ds, dl = t.v6.expire(&s.lists, now, ttl)
+					sh.seeders -= ds
+					sh.leechers -= dl
+					if t.v6.len() == 0 {
+						t.dropV6(&s.lists)
+					}
 				}
 			}
-			if t.empty() && t.lastSeen < cutoff {
+			t.v4.compact(&s.lists)
+			if t.v6 != nil {
+				t.v6.compact(&s.lists)
+			}
+			if expire && t.empty() && t.lastSeen < cutoff {
 				// Removing pulls the next entries back: look at this
 				// slot again. (An entry that wrapped round to the
 				// start may so be looked at twice, which is harmless.)
@@ -403,6 +408,7 @@ func (s *Store) Sweep() {
 		}
 		sh.mu.Unlock()
 	}
+	s.lists.arena.dropWarm()
 }
 
 // nextRand is a splitmix64 step: cheap, good enough to spread peer

@@ -3,6 +3,7 @@ package memswarm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -431,5 +432,65 @@ func TestManyPortsPerAddress(t *testing.T) {
 	}
 	if st := s.Stats(); st.Leechers != 2300 || st.UnrecordedAddressFull != 100 {
 		t.Fatalf("Stats = %+v, want 2,000 + 300 leechers and 100 ports not recorded", st)
+	}
+}
+
+// TestSweepCompacts: swarms that grow in step leave a few peer arrays in
+// many slabs of each size class they pass; a sweep moves those together,
+// so the emptied slabs go back, and keeps every peer.
+func TestSweepCompacts(t *testing.T) {
+	cfg := swarmtest.Config()
+	cfg.MaxPeersPerAddress = cfg.MaxPeersPerTorrent // 32 hosts play every swarm, as bench/run.sh does
+	for _, shape := range []struct{ torrents, peers int }{{1000, 1000}, {10, 100_000}} {
+		s := New(cfg)
+		var resp bittorrent.AnnounceResponse
+		total := shape.torrents * shape.peers
+		for i := range total {
+			req := swarmtest.Req(swarmtest.Hash(i%shape.torrents),
+				netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 3, 0, byte(1 + i%32)}), uint16(1024+i/32)), uint64(i%4), bittorrent.EventStarted)
+			announce(t, s, req, 1, &resp)
+		}
+		_, _, before := s.lists.arena.inUse()
+		want := s.Stats()
+		s.Sweep()
+		_, _, after := s.lists.arena.inUse()
+		if got := s.Stats(); got.Seeders != want.Seeders || got.Leechers != want.Leechers || got.Seeders+got.Leechers != total {
+			t.Fatalf("%d x %d: after the sweep %+v, before %+v, %d announced", shape.torrents, shape.peers, got, want, total)
+		}
+		for i := range shape.torrents {
+			sc := []bittorrent.Scrape{{InfoHash: swarmtest.Hash(i)}}
+			s.Scrape(context.Background(), sc)
+			if n := int(sc[0].Complete + sc[0].Incomplete); n != shape.peers {
+				t.Fatalf("%d x %d: torrent %d holds %d peers after the sweep", shape.torrents, shape.peers, i, n)
+			}
+		}
+		perPeer := func(b int) float64 { return float64(b) / float64(total) }
+		t.Logf("%d x %d: arena %.2f bytes per peer before the sweep, %.2f after", shape.torrents, shape.peers, perPeer(before), perPeer(after))
+		if perPeer(after) > 9.5 {
+			t.Errorf("%d x %d: the arena keeps %.2f bytes per peer after the sweep (%.2f before), want at most 9.5",
+				shape.torrents, shape.peers, perPeer(after), perPeer(before))
+		}
+	}
+}
+
+// BenchmarkSweep: one sweep of a full store in which nothing expires, so
+// what is measured is the walk and the compaction's look at every bucket.
+func BenchmarkSweep(b *testing.B) {
+	for _, shape := range []struct{ torrents, peers int }{{100_000, 10}, {1000, 1000}} {
+		b.Run(fmt.Sprintf("torrents=%dxpeers=%d", shape.torrents, shape.peers), func(b *testing.B) {
+			s := New(swarmtest.Config())
+			var resp bittorrent.AnnounceResponse
+			ctx := context.Background()
+			for i := range shape.torrents * shape.peers {
+				req := swarmtest.Req(swarmtest.Hash(i%shape.torrents), swarmtest.Addr4(i/shape.torrents), 1, bittorrent.EventStarted)
+				if err := s.Announce(ctx, req, 1, &resp, 0, swarm.Registered); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				s.Sweep()
+			}
+		})
 	}
 }

@@ -290,6 +290,19 @@ func (b *bucket[K]) resize(ls *lists, n int) {
 	}
 }
 
+// compact moves the list's buckets out of sparse slabs (see
+// arena.sparse) into chunks of the same room.
+func (l *peerList[K]) compact(ls *lists) {
+	var k K
+	per := int(unsafe.Sizeof(k)) + int(unsafe.Sizeof(stamp(0)))
+	for i := range l.buckets() {
+		b := &l.buckets()[i]
+		if n := cap(b.keys); n > 0 && ls.arena.sparse(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b.keys[:1]))), n*per)) {
+			b.resize(ls, n)
+		}
+	}
+}
+
 // remove deletes the peer at p, keeping the partition, and gives memory
 // back: a bucket down to half its room moves to a smaller chunk, and a
 // list with too few peers per bucket halves its buckets.
