@@ -76,45 +76,60 @@ func wantsHTML(r *http.Request) bool {
 // statsView is what the page shows, worked out from a snapshot.
 type statsView struct {
 	status.Snapshot
-	Up       string // the uptime, as time.Duration writes it
-	Outcomes []string
-	Rows     []requestRow
+	Up string // the uptime, as time.Duration writes it
+	// Protocols name the columns of the requests table, Rows its rows: an
+	// outcome (or a total) and a cell per protocol.
+	Protocols []string
+	Rows      []requestRow
 }
 
-// requestRow is one protocol's requests by outcome.
+// requestRow is one line of the requests table.
 type requestRow struct {
-	Protocol string
-	Total    uint64
-	Counts   []uint64
-	IPv6     uint64
-	P50, P99 string
+	Name  string
+	Cells []string
+	Total bool // a line of totals, set apart
 }
 
 func newStatsView(st status.Snapshot) statsView {
 	v := statsView{Snapshot: st, Up: time.Duration(st.Uptime).String()}
-	for o := range reqstat.NumOutcomes {
-		v.Outcomes = append(v.Outcomes, strings.ReplaceAll(o.String(), "_", " "))
-	}
-	add := func(name string, t *reqstat.Table) {
-		row := requestRow{Protocol: name}
-		for _, n := range t.ByOutcome() {
-			row.Counts = append(row.Counts, n)
-			row.Total += n
-		}
-		for k := range t.Requests {
-			for _, n := range t.Requests[k][reqstat.IPv6] {
-				row.IPv6 += n
-			}
-		}
-		row.P50, row.P99 = quantile(&t.Latency, 0.5), quantile(&t.Latency, 0.99)
-		v.Rows = append(v.Rows, row)
-	}
+	var tables []*reqstat.Table
 	if st.UDP != nil {
-		add("UDP", &st.UDP.Requests)
+		v.Protocols = append(v.Protocols, "UDP")
+		tables = append(tables, &st.UDP.Requests)
 	}
 	if st.HTTP != nil {
-		add("HTTP", &st.HTTP.Requests)
+		v.Protocols = append(v.Protocols, "HTTP")
+		tables = append(tables, &st.HTTP.Requests)
 	}
+	row := func(name string, total bool, cell func(t *reqstat.Table) string) {
+		r := requestRow{Name: name, Total: total}
+		for _, t := range tables {
+			r.Cells = append(r.Cells, cell(t))
+		}
+		v.Rows = append(v.Rows, r)
+	}
+	count := func(n uint64) string { return groupDigits(strconv.FormatUint(n, 10)) }
+	row("all requests", true, func(t *reqstat.Table) string {
+		var n uint64
+		for _, c := range t.ByOutcome() {
+			n += c
+		}
+		return count(n)
+	})
+	for o := range reqstat.NumOutcomes {
+		row(strings.ReplaceAll(o.String(), "_", " "), false, func(t *reqstat.Table) string { return count(t.ByOutcome()[o]) })
+	}
+	row("from IPv6", true, func(t *reqstat.Table) string {
+		var n uint64
+		for k := range t.Requests {
+			for _, c := range t.Requests[k][reqstat.IPv6] {
+				n += c
+			}
+		}
+		return count(n)
+	})
+	row("latency p50", false, func(t *reqstat.Table) string { return quantile(&t.Latency, 0.5) })
+	row("latency p99", false, func(t *reqstat.Table) string { return quantile(&t.Latency, 0.99) })
 	return v
 }
 
@@ -171,18 +186,19 @@ const statsHTML = `<!doctype html>
 <style>
 body{font:15px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:62em;padding:0 1em;color:#222}
 h1{font-size:1.4em;margin:0 0 .2em}h2{font-size:1.1em;margin:1.6em 0 .4em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.3em 0}td,th{padding:.2em .7em;text-align:right;border-bottom:1px solid #eee}
+table{border-collapse:collapse;margin:.3em 0}td,th{padding:.2em .7em;text-align:right;border-bottom:1px solid #eee;white-space:nowrap}
 th{font-weight:600;background:#f6f6f6}td:first-child,th:first-child{text-align:left}
 .meta{color:#666}.grid{display:flex;flex-wrap:wrap;gap:0 3em}code{font-size:.92em}
-.bad{color:#a40000}
+td code{white-space:normal;word-break:break-all}
+tr.sum td{font-weight:600}
 </style></head><body>
 <h1>warden</h1>
 <p class="meta">version {{.Version}} · mode {{.Mode}} · up {{.Up}} (since {{.Started.Format "2006-01-02 15:04:05 UTC"}}) · <a href="?format=json">JSON</a></p>
 
 <h2>Requests by outcome</h2>
-{{if .Rows}}<table>
-<tr><th>protocol</th><th>total</th>{{range .Outcomes}}<th>{{.}}</th>{{end}}<th>IPv6</th><th>p50</th><th>p99</th></tr>
-{{range .Rows}}<tr><td>{{.Protocol}}</td><td>{{n .Total}}</td>{{range .Counts}}<td>{{n .}}</td>{{end}}<td>{{n .IPv6}}</td><td>{{.P50}}</td><td>{{.P99}}</td></tr>
+{{if .Protocols}}<table>
+<tr><th>outcome</th>{{range .Protocols}}<th>{{.}}</th>{{end}}</tr>
+{{range .Rows}}<tr{{if .Total}} class="sum"{{end}}><td>{{.Name}}</td>{{range .Cells}}<td>{{.}}</td>{{end}}</tr>
 {{end}}</table>{{else}}<p>No tracker frontend is running.</p>{{end}}
 
 <div class="grid">

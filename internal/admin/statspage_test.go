@@ -125,9 +125,12 @@ func TestStatsPage(t *testing.T) {
 	}
 	_, body := get(t, ts.URL+"/stats?format=html", string(testToken))
 	for _, want := range []string{
-		"<td>UDP</td><td>1\u2009234\u2009609</td><td>1\u2009234\u2009567</td>", // total, then ok
-		"<th>refused revoked</th>",
-		"<td>≤ 20µs</td>",                              // p50
+		"<th>outcome</th><th>UDP</th></tr>",
+		"<tr class=\"sum\"><td>all requests</td><td>1\u2009234\u2009609</td></tr>",
+		"<tr><td>ok</td><td>1\u2009234\u2009567</td></tr>",
+		"<tr><td>refused revoked</td><td>42</td></tr>",
+		"<tr class=\"sum\"><td>from IPv6</td><td>42</td></tr>",
+		"<tr><td>latency p50</td><td>≤ 20µs</td></tr>",
 		"<td><code>203.0.113.9</code></td><td>77</td>", // an offender
 		"3h0m0s",
 		"&lt;script&gt;", // the version, escaped
