@@ -179,6 +179,9 @@ func TestServerEndToEnd(t *testing.T) {
 			if n != st.Received {
 				t.Errorf("Stats().Requests counts %d datagrams, Received %d", n, st.Received)
 			}
+			if n := st.Requests.Latency.Count(); n != st.Received {
+				t.Errorf("Stats().Requests.Latency times %d datagrams, Received %d", n, st.Received)
+			}
 		})
 	}
 }
