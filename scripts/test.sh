@@ -16,6 +16,9 @@ packages+=(libloc-database python3-location)
 # The sqlite3 shell, with which the evidence log's tests tamper with the
 # log as an intruder would.
 packages+=(sqlite3)
+# Headless Chromium renders the HTML abuse report and screenshots it
+# (test/e2e/report_test.go).
+packages+=(chromium)
 # hping3 sends the spoofed SYN floods the sensor's tests count
 # (internal/sensor, run as root); setpriv (util-linux) drops CAP_NET_RAW
 # to check the sensor's error without it.
@@ -23,6 +26,11 @@ packages+=(hping3 util-linux)
 # feedparser (Debian's python3-feedparser) reads warden's RSS feeds in
 # internal/feed and test/e2e (publish_test.go), as a feed reader would.
 packages+=(python3-feedparser)
+# promtool (Debian's prometheus package) checks warden's /metrics
+# (internal/metrics, test/e2e/metrics_test.go). Only the tool is used:
+# on a machine that runs services the package also starts a Prometheus
+# server, which the tests neither need nor touch.
+packages+=(prometheus)
 missing=()
 for pkg in "${packages[@]}"; do
 	if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then
