@@ -284,7 +284,9 @@ func refusal(t *testing.T, s *Server, local string) error {
 	return err
 }
 
-// timeWaits counts the IPv4 sockets in TIME_WAIT whose local port is port.
+// timeWaits counts the sockets in TIME_WAIT between 127.0.0.1:port and
+// any port of 127.35.0.1 (other tests' and other programs' sockets may use
+// the same port number on other addresses).
 func timeWaits(t *testing.T, port uint16) int {
 	t.Helper()
 	b, err := os.ReadFile("/proc/net/tcp")
@@ -292,10 +294,10 @@ func timeWaits(t *testing.T, port uint16) int {
 		t.Fatal(err)
 	}
 	n := 0
-	local := fmt.Sprintf(":%04X", port)
+	local := fmt.Sprintf("0100007F:%04X", port) // 127.0.0.1, as the kernel prints it
 	for _, line := range strings.Split(string(b), "\n")[1:] {
 		f := strings.Fields(line)
-		if len(f) > 3 && strings.HasSuffix(f[1], local) && f[3] == "06" {
+		if len(f) > 3 && f[1] == local && strings.HasPrefix(f[2], "0100237F:") && f[3] == "06" {
 			n++
 		}
 	}
@@ -609,5 +611,54 @@ func BenchmarkConnEvict(b *testing.B) {
 		if back, _ := l.admit(victim.Conn); back == nil {
 			b.Fatal("victim's source refused")
 		}
+	}
+}
+
+// TestRefusedAtAcceptAllocatesNothing: a connection from a banned source
+// is reset before it becomes a net.Conn, so a flood of them costs the
+// server no allocation (and no poller registration, no goroutine). The
+// client side is made of raw sockets, which allocate nothing either.
+func TestRefusedAtAcceptAllocatesNothing(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("acceptRaw is Linux only")
+	}
+	g := newGuard(t, limit.DefaultConfig(), "")
+	if _, err := g.Limiter().Ban(netip.MustParsePrefix("127.36.0.0/24"), time.Hour, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s := connServer(t, "", DefaultConfig(), g)
+	to := &unix.SockaddrInet4{Port: int(s.Addr().Port()), Addr: s.Addr().Addr().As4()}
+	from := &unix.SockaddrInet4{Addr: [4]byte{127, 36, 0, 1}}
+	dial := func() {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Bind(fd, from)
+		if err := unix.Connect(fd, to); err != nil && err != unix.ECONNRESET {
+			t.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+	const n = 200
+	dial() // the first of a kind may set things up
+	waitRefused := func(want uint64) {
+		for deadline := time.Now().Add(5 * time.Second); s.Stats().ConnsRefused < want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("conns_refused = %d, want %d", s.Stats().ConnsRefused, want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitRefused(1)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		dial()
+	}
+	waitRefused(n + 1)
+	runtime.ReadMemStats(&after)
+	if per := float64(after.Mallocs-before.Mallocs) / n; per >= 1 {
+		t.Errorf("%.1f allocations per refused connection, want none", per)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +53,9 @@ type limitListener struct {
 	now     func() time.Time
 	epoch   time.Time // since is measured from here, on the monotonic clock
 	sink    Sink      // told of refused connections; nil for none
+	// raw is a duplicate of the listening socket, for acceptRaw; nil
+	// where there is none (not TCP, not Linux).
+	raw *os.File
 
 	openNow atomic.Int64 // open, for Stats without the mutex
 
@@ -104,6 +109,7 @@ type limitConn struct {
 func newLimitListener(ln net.Listener, guard *limit.Guard, trusted []netip.Prefix, lim connLimits, stats *counters) *limitListener {
 	l := &limitListener{
 		Listener: ln,
+		raw:      rawListener(ln),
 		guard:    guard,
 		keys:     limitKeys(guard),
 		trusted:  trusted,
@@ -139,9 +145,19 @@ var defaultKeys = sync.OnceValue(func() *limit.Limiter {
 // others unread, and closing an idle one to make room when that is fair.
 func (l *limitListener) Accept() (net.Conn, error) {
 	for {
-		c, err := l.Listener.Accept()
+		var c net.Conn
+		var err error
+		if l.raw != nil {
+			c, err = l.acceptRaw()
+		} else {
+			c, err = l.Listener.Accept()
+		}
 		if err != nil {
 			return nil, err
+		}
+		if c == nil { // a batch refused at once: let others run
+			runtime.Gosched()
+			continue
 		}
 		lc, victim := l.admit(c)
 		if victim != nil {
@@ -158,6 +174,13 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	}
 }
 
+// refusedEarly counts and reports a connection from ip that acceptRaw
+// refused.
+func (l *limitListener) refusedEarly(ip netip.Addr) {
+	l.stats.connsRefused.n.Add(1)
+	l.reportRefusedIP(ip)
+}
+
 // reset closes a refused connection with a TCP reset instead of a FIN:
 // one packet instead of a four-way close, and no TIME_WAIT socket left on
 // our side for each one a connection flood makes. Nothing was read and
@@ -169,43 +192,32 @@ func reset(c net.Conn) {
 	c.Close()
 }
 
+// Close closes the listener and the duplicate acceptRaw waits on, which
+// wakes an Accept under way.
+func (l *limitListener) Close() error {
+	if l.raw != nil {
+		l.raw.Close()
+	}
+	return l.Listener.Close()
+}
+
 // admit decides about a new connection. It returns the connection to
 // serve (nil to refuse it) and a connection to close for it, if any.
 func (l *limitListener) admit(c net.Conn) (*limitConn, *limitConn) {
-	ip := remoteIP(c)
 	now := l.now()
-	proxy := inPrefixes(ip, l.trusted)
-	// A proxy's address is not checked for bans: its requests are charged
-	// to its clients, and only those with unusable headers to itself.
-	if l.guard.Blocked(ip) || !proxy && l.guard.Banned(ip, now) {
+	k, ok := l.keysOf(remoteIP(c), now)
+	if !ok {
 		return nil, nil
-	}
-	var source, prefix netip.Prefix
-	if proxy {
-		source = netip.PrefixFrom(ip, ip.BitLen())
-	} else {
-		source, prefix = l.keys(ip)
 	}
 	since := now.Sub(l.epoch)
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	g, held := &l.proxies, 0 // held: what the newcomer's side holds, for fairness
-	if proxy {
-		if l.sources[source] >= l.lim.perProxy {
-			return nil, nil
-		}
-	} else {
-		if l.sources[source] >= l.lim.perSource {
-			return nil, nil
-		}
-		if g = l.groups[prefix]; g != nil {
-			if g.open >= l.lim.perPrefix {
-				return nil, nil
-			}
-			held = g.open
-		}
+	g, held, ok := l.roomLocked(k)
+	if !ok {
+		return nil, nil
 	}
+	source, prefix := k.source, k.prefix
 	var victim *limitConn
 	if l.open >= l.lim.max {
 		if victim = l.victimLocked(held, since); victim == nil {
@@ -226,6 +238,64 @@ func (l *limitListener) admit(c net.Conn) (*limitConn, *limitConn) {
 		l.resizeLocked(g, g.open-1)
 	}
 	return lc, victim
+}
+
+// connKeys are what a connection from one address is counted under.
+type connKeys struct {
+	source, prefix netip.Prefix // for a trusted proxy: its address, and none
+	proxy          bool
+}
+
+// keysOf returns the keys of a connection from ip, or false if the guard
+// refuses ip outright: blocklisted, or banned (a trusted proxy's address
+// is not checked for bans: its requests are charged to its clients, and
+// only those with unusable headers to itself).
+func (l *limitListener) keysOf(ip netip.Addr, now time.Time) (connKeys, bool) {
+	k := connKeys{proxy: inPrefixes(ip, l.trusted)}
+	if l.guard.Blocked(ip) || !k.proxy && l.guard.Banned(ip, now) {
+		return k, false
+	}
+	if k.proxy {
+		k.source = netip.PrefixFrom(ip, ip.BitLen())
+	} else {
+		k.source, k.prefix = l.keys(ip)
+	}
+	return k, true
+}
+
+// roomLocked checks the caps of k's source and prefix (or proxy). It
+// returns the group a new connection joins (nil for a prefix holding
+// none yet) and what that side holds, for fairness; false if a cap is
+// reached.
+func (l *limitListener) roomLocked(k connKeys) (g *connGroup, held int, ok bool) {
+	if k.proxy {
+		return &l.proxies, 0, l.sources[k.source] < l.lim.perProxy
+	}
+	if l.sources[k.source] >= l.lim.perSource {
+		return nil, 0, false
+	}
+	if g = l.groups[k.prefix]; g != nil {
+		if g.open >= l.lim.perPrefix {
+			return nil, 0, false
+		}
+		held = g.open
+	}
+	return g, held, true
+}
+
+// refusable reports whether a connection from ip would be refused by the
+// guard or a cap, as admit decides, without counting it anywhere: the
+// early check of acceptRaw, made before the connection has a net.Conn.
+// It does not allocate.
+func (l *limitListener) refusable(ip netip.Addr, now time.Time) bool {
+	k, ok := l.keysOf(ip, now)
+	if !ok {
+		return true
+	}
+	l.mu.Lock()
+	_, _, ok = l.roomLocked(k)
+	l.mu.Unlock()
+	return !ok
 }
 
 // victimLocked returns a connection to close for a newcomer whose prefix

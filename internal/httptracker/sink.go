@@ -111,8 +111,12 @@ func (l *limitListener) reportRefused(c net.Conn) {
 	if l.sink == nil {
 		return
 	}
-	ip := remoteIP(c)
-	if !ip.IsValid() {
+	l.reportRefusedIP(remoteIP(c))
+}
+
+// reportRefusedIP is reportRefused for a connection from ip.
+func (l *limitListener) reportRefusedIP(ip netip.Addr) {
+	if l.sink == nil || !ip.IsValid() {
 		return
 	}
 	now := l.now()
