@@ -622,43 +622,76 @@ func TestRefusedAtAcceptAllocatesNothing(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("acceptRaw is Linux only")
 	}
-	g := newGuard(t, limit.DefaultConfig(), "")
-	if _, err := g.Limiter().Ban(netip.MustParsePrefix("127.36.0.0/24"), time.Hour, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	s := connServer(t, "", DefaultConfig(), g)
-	to := &unix.SockaddrInet4{Port: int(s.Addr().Port()), Addr: s.Addr().Addr().As4()}
-	from := &unix.SockaddrInet4{Addr: [4]byte{127, 36, 0, 1}}
-	dial := func() {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		unix.Bind(fd, from)
-		if err := unix.Connect(fd, to); err != nil && err != unix.ECONNRESET {
-			t.Fatal(err)
-		}
-		unix.Close(fd)
-	}
+	s, dial := bannedDialer(t)
 	const n = 200
 	dial() // the first of a kind may set things up
-	waitRefused := func(want uint64) {
-		for deadline := time.Now().Add(5 * time.Second); s.Stats().ConnsRefused < want; {
-			if time.Now().After(deadline) {
-				t.Fatalf("conns_refused = %d, want %d", s.Stats().ConnsRefused, want)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	waitRefused(1)
+	waitRefused(t, s, 1)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for range n {
 		dial()
 	}
-	waitRefused(n + 1)
+	waitRefused(t, s, n+1)
 	runtime.ReadMemStats(&after)
 	if per := float64(after.Mallocs-before.Mallocs) / n; per >= 1 {
 		t.Errorf("%.1f allocations per refused connection, want none", per)
 	}
+}
+
+// bannedDialer runs a server on 127.0.0.1 that has banned 127.36.0.0/24,
+// and returns it and a function that connects from 127.36.0.1 with a raw
+// socket (refused: reset during or after the connect) and closes.
+func bannedDialer(tb testing.TB) (*Server, func()) {
+	g, err := limit.NewGuard(limit.DefaultConfig(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := g.Limiter().Ban(netip.MustParsePrefix("127.36.0.0/24"), time.Hour, time.Now()); err != nil {
+		tb.Fatal(err)
+	}
+	s, err := Listen("127.0.0.1:0", newTestTracker(tb), g, DefaultConfig(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	tb.Cleanup(func() { cancel(); <-done })
+	to := &unix.SockaddrInet4{Port: int(s.Addr().Port()), Addr: s.Addr().Addr().As4()}
+	from := &unix.SockaddrInet4{Addr: [4]byte{127, 36, 0, 1}}
+	return s, func() {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		unix.Bind(fd, from)
+		if err := unix.Connect(fd, to); err != nil && err != unix.ECONNRESET {
+			tb.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+}
+
+// waitRefused waits up to 5 s for conns_refused to reach want.
+func waitRefused(tb testing.TB, s *Server, want uint64) {
+	for deadline := time.Now().Add(5 * time.Second); s.Stats().ConnsRefused < want; {
+		if time.Now().After(deadline) {
+			tb.Fatalf("conns_refused = %d, want %d", s.Stats().ConnsRefused, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// BenchmarkRefuseAtAccept is one connection from a banned source, made
+// and refused: the client's connect and close and the server's accept and
+// reset, over loopback. Allocations are the whole process's, per refusal.
+func BenchmarkRefuseAtAccept(b *testing.B) {
+	s, dial := bannedDialer(b)
+	b.ReportAllocs()
+	n := uint64(0)
+	for b.Loop() {
+		dial()
+		n++
+	}
+	waitRefused(b, s, n)
 }
