@@ -86,6 +86,28 @@ type Episode struct {
 	Reason string    `json:"reason"`
 }
 
+// KindEpisodeTick is the kind of an EpisodeTick record.
+const KindEpisodeTick Kind = "episode.tick"
+
+// EpisodeTick is the body of a KindEpisodeTick record: the recent
+// timeline of an open episode, written at most every TickInterval while
+// it receives requests, between its full records (which come at most
+// every RecordInterval). If warden is killed, the episode's last record
+// and its ticks give its timeline and total to within a second: counts
+// only grow, so a bucket's count is the largest that any record or tick
+// of the episode gives it (buckets of the same width), and so are its
+// total and last seen. A tick's first bucket is
+// the one the previous record or tick ended in (then still counting);
+// its last is the current one, still counting.
+type EpisodeTick struct {
+	ID            string    `json:"id"`
+	Start         time.Time `json:"start"` // of the first bucket
+	BucketSeconds int64     `json:"bucket_seconds"`
+	Counts        []uint64  `json:"counts"`
+	Total         uint64    `json:"total"`
+	LastSeen      time.Time `json:"last_seen"`
+}
+
 // Episode states.
 const (
 	EpisodeOpen   = "open"

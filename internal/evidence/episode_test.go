@@ -451,3 +451,78 @@ func mix(x uint64) uint64 {
 	x *= 0xc4ceb9fe1a85ec53
 	return x ^ x>>33
 }
+
+// ticks decodes the tick records, oldest first.
+func (r *recordSink) ticks(t *testing.T) []EpisodeTick {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []EpisodeTick
+	for _, rec := range r.recs {
+		if rec.Kind != KindEpisodeTick {
+			continue
+		}
+		var tk EpisodeTick
+		if err := json.Unmarshal(rec.body, &tk); err != nil {
+			t.Fatalf("tick record %s: %v", rec.body, err)
+		}
+		out = append(out, tk)
+	}
+	return out
+}
+
+// TestEpisodeTicksBoundLoss: whenever warden is killed, the records
+// written so far (the episode's last record and the ticks after it) hold
+// its timeline and total but for the last second or so, though a full
+// record comes only every RecordInterval.
+func TestEpisodeTicksBoundLoss(t *testing.T) {
+	const perSec = 400
+	for _, kill := range []time.Time{at(3, 100), at(7, 600), at(12, 999), at(21, 250)} {
+		t.Run(kill.Format("05.000"), func(t *testing.T) {
+			e, recs, _ := newTestEpisodes(t, testEpisodeConfig())
+			k := Knock{Src: netip.MustParseAddr("198.51.100.7"), Kind: ReqAnnounce, Verified: true, Action: ActRefused}
+			ctx := context.Background()
+			var sent uint64
+			// 400 requests a second, the writer sweeping every 250 ms, until
+			// the kill.
+			for now := at(0, 0); now.Before(kill); now = now.Add(250 * time.Millisecond) {
+				for i := range perSec / 4 {
+					e.Knock(&k, now.Add(time.Duration(i)*250*time.Millisecond/(perSec/4)))
+					sent++
+				}
+				e.sweep(ctx, now.Add(250*time.Millisecond))
+			}
+			eps := recs.episodes(t)
+			if len(eps) == 0 {
+				t.Fatal("no episode record")
+			}
+			last := eps[len(eps)-1]
+			total, timeline := last.Total, map[int64]uint64{}
+			for i, n := range last.Timeline.Counts {
+				timeline[last.Timeline.Start.Unix()+int64(i)] = n
+			}
+			for _, tk := range recs.ticks(t) {
+				if tk.ID != last.ID {
+					t.Fatalf("tick of %s, episode %s", tk.ID, last.ID)
+				}
+				total = max(total, tk.Total)
+				for i, n := range tk.Counts {
+					at := tk.Start.Unix() + int64(i)*tk.BucketSeconds
+					timeline[at] = max(timeline[at], n)
+				}
+			}
+			var sum uint64
+			for _, n := range timeline {
+				sum += n
+			}
+			if sum != total {
+				t.Errorf("timeline sums to %d, total %d", sum, total)
+			}
+			if lost := sent - total; lost > perSec {
+				t.Errorf("killed at %v: %d of %d requests not on record, more than a second's %d", kill.Sub(t0), lost, sent, perSec)
+			} else {
+				t.Logf("killed at %v: %d of %d requests not on record (%d full records, %d ticks)", kill.Sub(t0), lost, sent, len(eps), len(recs.ticks(t)))
+			}
+		})
+	}
+}
