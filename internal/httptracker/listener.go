@@ -22,7 +22,9 @@ type connLimits struct {
 // descriptors and about 20 KiB of memory each, so that idle or slow
 // connections from one place cannot keep everyone else out:
 //
-//   - a blocklisted or banned source is closed as soon as it is accepted;
+//   - a blocklisted or banned source is reset as soon as it is accepted
+//     (on Linux before it costs a net.Conn: see acceptRaw), as is a
+//     source or prefix at its cap below;
 //   - a source (an IPv4 address, an IPv6 /64) holds at most perSource,
 //     and a prefix (an IPv4 /24, an IPv6 /48) at most perPrefix, with the
 //     limiter's lengths, so that the two agree on what one source is;
