@@ -496,6 +496,23 @@ func TestEpisodeOpensWithinOneSecond(t *testing.T) {
 	if bad := hook.badOnes(); len(bad) > 0 {
 		t.Errorf("alerts with a bad signature or body: %v", bad)
 	}
+	// /stats shows them.
+	var st struct {
+		Episodes struct {
+			Open   int `json:"open"`
+			Opened int `json:"opened"`
+			List   []struct {
+				Source string `json:"source"`
+				Org    string `json:"org"`
+			} `json:"open_episodes"`
+		} `json:"episodes"`
+	}
+	if err := w.adminJSON(http.MethodGet, "/stats", nil, &st); err != nil {
+		t.Fatal(err)
+	}
+	if e := st.Episodes; e.Opened < trials || e.Open < 1 || len(e.List) == 0 || e.List[0].Org != "Trial Networks" {
+		t.Errorf("/stats episodes = %+v, want the %d trials' episodes, open, attributed", e, trials)
+	}
 }
 
 // TestEvidenceKill9DuringEpisode kills warden with SIGKILL during an
