@@ -8,10 +8,16 @@
 # and one table of medians is printed at the end. See bench/README.md for
 # what each row means and how far to trust it.
 #
-# Usage: bench/run.sh [--quick]
-#   --quick  one round, short runs, 20,000 torrents for the memory row:
-#            a smoke test of about two minutes. Without it: about ten.
+# Usage: bench/run.sh [--quick] [--memory]
+#   --quick  one round, short runs, smaller swarms for the memory rows
+#            (20,000 torrents x 10 peers, 200 x 1,000): a smoke test of
+#            about three minutes. Without it: about fifteen.
+#   --memory only the memory rows (100,000 x 10 and 1,000 x 1,000 peers,
+#            three rounds; with --quick, one round of the smaller swarms).
 # Env:     BENCH_PORT (default 36969): ports BENCH_PORT..+3 and +101 are used.
+#          BENCH_MEM_SHAPES: the memory rows' swarms, TORRENTSxPEERS
+#          separated by spaces (default "100000x10 1000x1000"; at most
+#          100,000 torrents).
 #          BENCH_KEEP=1 keeps the work directory (every run's JSON report,
 #          the servers' logs) in /tmp; bench/table.py DIR prints it again.
 #          BENCH_NOISE (default 0.25): a run during which other processes
@@ -24,20 +30,29 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
-quick=0
-case "${1:-}" in
-"") ;;
---quick) quick=1 ;;
--h | --help) usage; exit 0 ;;
-*) usage >&2; exit 2 ;;
-esac
+quick=0 memory_only=0
+for arg in "$@"; do
+	case $arg in
+	--quick) quick=1 ;;
+	--memory) memory_only=1 ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+done
 
 if [ $quick = 1 ]; then
-	rounds=1 secs=3 warm=1 mem_torrents=20000
+	rounds=1 secs=3 warm=1 mem_shapes="20000x10 200x1000"
 else
-	rounds=3 secs=6 warm=2 mem_torrents=100000
+	rounds=3 secs=6 warm=2 mem_shapes="100000x10 1000x1000"
 fi
-mem_peers=10
+mem_shapes=${BENCH_MEM_SHAPES:-$mem_shapes}
+hash_count=100000 # the hashes registered once; every run uses the first ones
+for shape in $mem_shapes; do
+	if ! [[ $shape =~ ^[0-9]+x[0-9]+$ ]] || [ "${shape%x*}" -gt $hash_count ] || [ "${shape%x*}" -lt 1 ]; then
+		echo "run.sh: BENCH_MEM_SHAPES: $shape is not TORRENTSxPEERS with 1 to $hash_count torrents" >&2
+		exit 2
+	fi
+done
 load_torrents=1000 # the swarms of the throughput and latency runs: 1000 torrents × 50 peers
 
 base=${BENCH_PORT:-36969}
@@ -75,22 +90,30 @@ go build -o "$work/udpecho" ./bench/udpecho
 go build -o "$work/httpecho" ./bench/httpecho
 W=$work/warden
 
-"$W" load --torrents $mem_torrents --print-hashes >"$work/hashes.txt"
+"$W" load --torrents $hash_count --print-hashes >"$work/hashes.txt"
 cp "$work/hashes.txt" "$work/wl.txt"
 chmod 644 "$work/wl.txt"
-# The load's few sources send far more than a real client may; opentracker
-# has no per-source limits, so warden's are raised out of the way. Its
-# simulated peers also re-announce far sooner than real ones, so warden's
-# re-announce throttling is off: every announce gets its full answer.
+# The load's few sources send far more than a real client may, and each
+# plays many peers of a swarm; opentracker has no per-source limits, so
+# warden's are raised out of the way, and so are its bounds on the ports
+# of one address in a swarm and on a swarm's peers. Its simulated peers
+# also re-announce far sooner than real ones, so warden's re-announce
+# throttling is off: every announce gets its full answer.
 cat >"$work/warden.toml" <<'TOML'
 [swarm]
 throttle_interval = "0s"
+max_peers_per_torrent = 1000000
+max_peers_per_address = 1000000
 [limit]
 rate_per_sec = 10000000.0
 burst = 10000000
 prefix_rate_per_sec = 10000000.0
 prefix_burst = 10000000
 TOML
+# The memory phase reads RSS again after a sweep, which moves peer arrays
+# out of half-empty slabs and gives the emptied ones back (every minute by
+# default; every 3 s here, so the phase need not wait a minute a run).
+sed 's/^\[swarm\]$/[swarm]\nsweep_interval = "3s"/' "$work/warden.toml" >"$work/warden-mem.toml"
 mkdir "$work/data" "$work/json"
 
 # --- starting, probing and stopping servers --------------------------------
@@ -120,7 +143,7 @@ start_server() {
 	warden | warden-open)
 		local mode=allowlist
 		[ "$1" = warden-open ] && mode=open
-		taskset -c 0 "$W" serve --config "$work/warden.toml" --mode $mode --data "$work/data" --log-level warn \
+		taskset -c 0 "$W" serve --config "${warden_config:-$work/warden.toml}" --mode $mode --data "$work/data" --log-level warn \
 			--http 127.0.0.1:$w_port --udp 127.0.0.1:$w_port --admin 127.0.0.1:$admin_port 2>>"$work/warden.log" &
 		server_pid=$!
 		local i
@@ -255,7 +278,7 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg | tr ' ' ','; }
 load_before=$(loadavg)
 
 # --- phase 0: register the torrents once --------------------------------------
-log "registering $mem_torrents torrents with warden (once; the data directory is reused)"
+log "registering $hash_count torrents with warden (once; the data directory is reused)"
 start_server warden noprobe
 "$W" registry add --admin $admin --data "$work/data" --from "$work/hashes.txt" >/dev/null
 stop_server
@@ -263,7 +286,8 @@ stop_server
 # --- phase 1: capacity (as fast as replies allow) ----------------------------
 udp_max=(--workers 2 --window 64)  # two sockets, 64 in flight each
 http_max=(--workers 32)            # 32 keep-alive connections, one request each in flight
-for round in $(seq $rounds); do
+[ $memory_only = 1 ] && capacity_rounds=0 || capacity_rounds=$rounds
+for round in $(seq $capacity_rounds); do
 	for s in $(order $round warden warden-open opentracker udpecho httpecho); do
 		log "round $round/$rounds: capacity of $s"
 		case $s in
@@ -304,7 +328,12 @@ done
 # this machine's speed drifts by tens of percent over minutes, so a peak
 # from phase 1 could be another machine's, and even a peak just before is
 # a few seconds off.
-ot_cap=$(median udp-announce opentracker)
+touch "$work/rows.tsv"
+if [ $memory_only = 0 ]; then
+	ot_cap=$(median udp-announce opentracker)
+else
+	ot_cap=0
+fi
 r50=$((ot_cap / 2)) r90=$((ot_cap * 9 / 10))
 printf 'ot_cap %s\nr50 %s\nr90 %s\n' $ot_cap $r50 $r90 >"$work/meta.txt"
 udp_rate=(--workers 4 --window 256)
@@ -314,7 +343,7 @@ udp_rate=(--workers 4 --window 256)
 # would leave the load tool without free slots, and offering less. Replies
 # that come later still count, as "late"; p99 shows where answers stand.
 udp_over=(--workers 8 --window 4096 --timeout 100ms)
-for round in $(seq $rounds); do
+for round in $(seq $capacity_rounds); do
 	for s in $(order $round warden opentracker udpecho); do
 		log "round $round/$rounds: latency at ${r50}/s and ${r90}/s, overload at 2x its peak: $s"
 		start_server $s
@@ -331,33 +360,45 @@ for round in $(seq $rounds); do
 done
 
 # --- phase 3: memory per peer ----------------------------------------------
-# Every one of mem_torrents x mem_peers simulated peers announces at least
-# once: 32 sources, so no two peers of a source share a port; paced, so the
-# sources go through their peers in step; 10% more requests than peers, so
-# a source that fell behind (a lost connect costs it a second) still gets
-# to its last peers; numwant 1, so replies are cheap. A second pass tops up
-# if fewer than 99% are stored. RSS is read before and after.
-mem_total=$((mem_torrents * mem_peers))
-for round in $(seq $rounds); do
-	for s in $(order $round warden opentracker); do
-		log "round $round/$rounds: memory of $s with $mem_torrents torrents x $mem_peers peers"
-		start_server $s
-		before=$(rss_kb $server_pid)
-		for pass in 1 2; do
-			taskset -c 1 "$W" load $(target $s udp) --hashes "$work/hashes.txt" --torrents $mem_torrents \
-				--peers $mem_peers --numwant 1 --workers 32 --window 64 --rate 80000 \
-				--max-requests $((mem_total + mem_total / 10)) --warmup 0s --duration 120s --json >"$work/mem.json" 2>>"$work/load.log"
-			stored=$(peers_stored $s)
-			[ "$stored" -ge $((mem_total * 99 / 100)) ] && break
+# For each shape (torrents x peers) of mem_shapes: a fresh server (warden
+# restarted on its registry, which it loads and then returns the loading's
+# garbage to the OS, so the baseline holds none), VmRSS, then every
+# simulated peer announces at least once, VmRSS again. 32 workers from 32
+# source addresses (127.3.0.0/24), each peer of a worker on its own port,
+# paced so the sources go through their peers in step; 10% more requests
+# than peers, so a source that fell behind (a lost connect costs it a
+# second) still gets to its last peers; numwant 1, so replies are cheap. A
+# second pass tops up if fewer than 99% are stored. Then, 7 s later (warden
+# has swept at least once since the fill; opentracker gets the same wait),
+# VmRSS a third time.
+warden_config=$work/warden-mem.toml
+for shape in $mem_shapes; do
+	mem_torrents=${shape%x*} mem_peers=${shape#*x}
+	mem_total=$((mem_torrents * mem_peers))
+	for round in $(seq $rounds); do
+		for s in $(order $round warden opentracker); do
+			log "round $round/$rounds: memory of $s with $mem_torrents torrents x $mem_peers peers"
+			start_server $s
+			before=$(rss_kb $server_pid)
+			for pass in 1 2; do
+				taskset -c 1 "$W" load $(target $s udp) --hashes "$work/hashes.txt" --torrents $mem_torrents \
+					--peers $mem_peers --numwant 1 --workers 32 --window 64 --rate 80000 --sources 127.3.0.0/24 \
+					--max-requests $((mem_total + mem_total / 10)) --warmup 0s --duration 120s --json >"$work/mem.json" 2>>"$work/load.log"
+				stored=$(peers_stored $s)
+				[ "$stored" -ge $((mem_total * 99 / 100)) ] && break
+			done
+			after=$(rss_kb $server_pid)
+			sleep 7
+			swept=$(rss_kb $server_pid)
+			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' $s $round $shape $before $after $stored $swept >>"$work/mem.tsv"
+			log "    RSS $before -> $after kB, $stored peers stored: $(((after - before) * 1024 / (stored > 0 ? stored : 1))) bytes per peer; 7 s later $swept kB: $(((swept - before) * 1024 / (stored > 0 ? stored : 1)))"
+			stop_server
 		done
-		after=$(rss_kb $server_pid)
-		printf '%s\t%s\t%s\t%s\t%s\n' $s $round $before $after $stored >>"$work/mem.tsv"
-		stop_server
 	done
 done
 
 # --- the table -------------------------------------------------------------
-printf 'rounds %s\nsecs %s\nwarm %s\nmem_torrents %s\nmem_peers %s\nload_before %s\nload_after %s\ntook %s\n' \
-	$rounds $secs $warm $mem_torrents $mem_peers "$load_before" "$(loadavg)" $(($(date +%s) - started)) >>"$work/meta.txt"
+printf 'rounds %s\nsecs %s\nwarm %s\nmem_shapes %s\nload_before %s\nload_after %s\ntook %s\n' \
+	$rounds $secs $warm "${mem_shapes// /,}" "$load_before" "$(loadavg)" $(($(date +%s) - started)) >>"$work/meta.txt"
 log "done"
 python3 bench/table.py "$work"
