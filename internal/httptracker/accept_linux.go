@@ -70,6 +70,9 @@ func (l *limitListener) acceptRaw() (net.Conn, error) {
 	})
 	switch {
 	case err != nil:
+		if l.closed.Load() {
+			err = net.ErrClosed // as net's own Accept says it
+		}
 		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: err}
 	case aerr != nil:
 		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: os.NewSyscallError("accept4", aerr)}

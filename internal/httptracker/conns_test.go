@@ -695,3 +695,28 @@ func BenchmarkRefuseAtAccept(b *testing.B) {
 	}
 	waitRefused(b, s, n)
 }
+
+// TestAcceptAfterClose: closing the listener wakes an Accept waiting for
+// a connection, and it says so as net's own Accept does.
+func TestAcceptAfterClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLimitListener(ln, nil, nil, connLimits{max: 4, perSource: 4, perPrefix: 4, perProxy: 1}, new(counters))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := l.Accept()
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	l.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Accept after Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Accept still waiting 2 s after Close")
+	}
+}

@@ -57,7 +57,8 @@ type limitListener struct {
 	sink    Sink      // told of refused connections; nil for none
 	// raw is a duplicate of the listening socket, for acceptRaw; nil
 	// where there is none (not TCP, not Linux).
-	raw *os.File
+	raw    *os.File
+	closed atomic.Bool // Close was called
 
 	openNow atomic.Int64 // open, for Stats without the mutex
 
@@ -197,6 +198,7 @@ func reset(c net.Conn) {
 // Close closes the listener and the duplicate acceptRaw waits on, which
 // wakes an Accept under way.
 func (l *limitListener) Close() error {
+	l.closed.Store(true)
 	if l.raw != nil {
 		l.raw.Close()
 	}
