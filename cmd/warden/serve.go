@@ -16,6 +16,7 @@ import (
 	"warden/internal/admin"
 	"warden/internal/config"
 	"warden/internal/confkey"
+	"warden/internal/dashboard"
 	"warden/internal/evidence"
 	"warden/internal/httptracker"
 	"warden/internal/limit"
@@ -130,6 +131,7 @@ type server struct {
 	http  *httptracker.Server // nil when disabled, as are udp and admin
 	udp   *udptracker.Server
 	admin *admin.Server
+	dash  *dashboard.Dashboard // the admin listener's live pages; nil with it
 
 	web      *webseed.Server // nil when disabled, as are webConns and pub
 	webConns *httptracker.ConnLimiter
@@ -213,6 +215,9 @@ func (s *server) listenAdmin() error {
 	if created {
 		s.log.Info("admin token created", "file", filepath.Join(s.cfg.Data, admin.TokenFile))
 	}
+	if s.dash, err = s.newDashboard(token); err != nil {
+		return err
+	}
 	s.admin, err = admin.Listen(s.cfg.Admin, admin.Deps{
 		Token:    token,
 		Registry: s.reg,
@@ -222,6 +227,7 @@ func (s *server) listenAdmin() error {
 		Metrics:  s.metrics(),
 		Episodes: s.episodesAPI(),
 		Recorder: s,
+		UI:       s.dash,
 	}, s.log)
 	if err != nil {
 		return err
@@ -242,7 +248,7 @@ func (s *server) run(ctx context.Context) error {
 		runners = append(runners, s.udp.Run)
 	}
 	if s.admin != nil {
-		runners = append(runners, s.admin.Run)
+		runners = append(runners, s.admin.Run, s.dash.Run)
 	}
 	if s.web != nil {
 		runners = append(runners, s.web.Run)

@@ -84,6 +84,17 @@ type Deps struct {
 	// Recorder, if not nil, takes the operator's actions into the
 	// evidence log.
 	Recorder Recorder
+	// UI, if not nil, serves the live dashboard under /ui/, and the API
+	// also lets in requests its sessions vouch for (package dashboard).
+	UI Dashboard
+}
+
+// Dashboard is what the API needs of the operator's pages: their routes,
+// and whether a request without a bearer token comes from a logged-in
+// page (a session cookie, and a CSRF token on changes).
+type Dashboard interface {
+	Handler() http.Handler
+	Authorize(r *http.Request) (actor string, ok bool)
 }
 
 // Server is the admin HTTP server.

@@ -51,13 +51,25 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /debug/pprof/profile", s.auth(pprof.Profile))
 	mux.Handle("GET /debug/pprof/trace", s.auth(pprof.Trace))
 	mux.Handle("GET /debug/pprof/symbol", s.auth(pprof.Symbol))
+	if s.deps.UI != nil {
+		mux.Handle("/ui/", s.deps.UI.Handler())
+		mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusSeeOther))
+	}
 	return mux
 }
 
-// auth lets a request through only with the right bearer token.
+// auth lets a request through only with the right bearer token, or from
+// a logged-in dashboard page (then the actor is the dashboard's).
 func (s *Server) auth(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok && s.deps.UI != nil {
+			if who, ok := s.deps.UI.Authorize(r); ok {
+				r.Header.Set("X-Warden-Actor", who)
+				h(w, r)
+				return
+			}
+		}
 		if !ok || !s.deps.Token.matches(strings.TrimSpace(got)) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="warden"`)
 			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token: see "+TokenFile+" in the data directory"))

@@ -31,6 +31,10 @@ func (t Token) String() string { return "[redacted]" }
 // LogValue redacts the token in slog output.
 func (t Token) LogValue() slog.Value { return slog.StringValue("[redacted]") }
 
+// Matches reports, in constant time, whether got is the token (the
+// dashboard's login asks it).
+func (t Token) Matches(got string) bool { return t.matches(got) }
+
 func (t Token) matches(got string) bool {
 	return subtle.ConstantTimeCompare([]byte(t), []byte(got)) == 1
 }

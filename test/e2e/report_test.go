@@ -11,10 +11,8 @@ import (
 	"image/png"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -280,66 +278,11 @@ const measureScript = `(() => {
 
 // renderInChromium opens page in headless Chromium (1280 px wide) through
 // the DevTools protocol, measures the chart and saves a screenshot of the
-// whole page to shot. It stops Chromium, by PID, before it returns.
+// whole page to shot. Chromium is stopped, by PID, when the test ends.
 func renderInChromium(t *testing.T, chromium, page, shot string) rendering {
 	t.Helper()
-	profile := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-		"--disable-extensions", "--disable-background-networking", "--disable-sync", "--hide-scrollbars",
-		"--user-data-dir="+profile, "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-		"--remote-allow-origins=*", "--window-size=1280,2000", "about:blank")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its helpers share its group
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", chromium, err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	defer func() {
-		pid := cmd.Process.Pid
-		syscall.Kill(pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-pid, syscall.SIGKILL) // the group Chromium leads: only what we started
-			<-done
-		}
-	}()
-
-	// Chromium writes the port it chose to DevToolsActivePort.
-	var port string
-	for port == "" {
-		if b, err := os.ReadFile(filepath.Join(profile, "DevToolsActivePort")); err == nil {
-			port, _, _ = strings.Cut(string(b), "\n")
-		}
-		select {
-		case <-done:
-			t.Fatalf("chromium exited before it listened: %s", stderr.Bytes())
-		case <-ctx.Done():
-			t.Fatalf("chromium did not write DevToolsActivePort within 90 s: %s", stderr.Bytes())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	ws, err := pageSocket(ctx, port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cdp, err := dialCDP(ws)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cdp.Close()
-	go func() { <-ctx.Done(); cdp.Close() }() // a stuck call ends with the deadline
-
-	call := func(method string, params any, result any) {
-		t.Helper()
-		if err := cdp.call(method, params, result); err != nil {
-			t.Fatalf("%s: %v (chromium: %.2000s)", method, err, stderr.Bytes())
-		}
-	}
+	br := startChromium(t, chromium, 1280, 2000, 90*time.Second)
+	ctx, call := br.ctx, br.call
 	call("Emulation.setDeviceMetricsOverride", map[string]any{"width": 1280, "height": 2000, "deviceScaleFactor": 1, "mobile": false}, nil)
 	call("Page.navigate", map[string]any{"url": "file://" + page}, nil)
 	for {
