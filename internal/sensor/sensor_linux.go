@@ -29,11 +29,18 @@ import (
 // Draining on a timer rather than waiting in poll(2) is for the cost: a
 // blocking system call per block made the Go scheduler hand the
 // goroutine's processor to another thread and back each time, some 100
-// µs of CPU a wake-up, where a timer's wake-up costs a few.
+// µs of CPU a wake-up, where a timer's wake-up costs a few. But a timer
+// that fires 100 times a second costs something when nothing comes
+// (measured: warden serve idle, 0.010 cores with the sensor against 0.002
+// without), so after idleDrains empty drains the sensor waits in poll(2)
+// instead, at most idleWait at a time, until the kernel hands over a
+// block; the first block puts it back on the timer.
 const (
 	blockBytes   = 64 << 10
 	blockTimeout = 20 // ms
 	drainEvery   = 10 * time.Millisecond
+	idleDrains   = 10
+	idleWait     = 100 * time.Millisecond
 )
 
 // Sensor is a running sensor: two packet sockets with their rings, and
@@ -191,21 +198,23 @@ func (r *ring) status(i int) *uint32 {
 }
 
 // drain walks the blocks the kernel has handed over, at most one lap of
-// the ring, gives each back, and returns how many were malformed.
-func (r *ring) drain(visit func([]byte)) (malformed uint64) {
+// the ring, gives each back, and returns how many it walked and how many
+// of them were malformed.
+func (r *ring) drain(visit func([]byte)) (walked int, malformed uint64) {
 	blocks := len(r.mem) / blockBytes
 	for range blocks {
 		st := r.status(r.next)
 		if atomic.LoadUint32(st)&unix.TP_STATUS_USER == 0 {
-			return malformed
+			return walked, malformed
 		}
 		if _, ok := walkBlock(r.mem[r.next*blockBytes:(r.next+1)*blockBytes], visit); !ok {
 			malformed++
 		}
 		atomic.StoreUint32(st, unix.TP_STATUS_KERNEL)
 		r.next = (r.next + 1) % blocks
+		walked++
 	}
-	return malformed
+	return walked, malformed
 }
 
 // ReportTo makes the sensor report its counts to sink. Call it before Run.
@@ -284,14 +293,28 @@ func (s *Sensor) Run(ctx context.Context) error {
 	tick := time.NewTicker(drainEvery)
 	defer tick.Stop()
 	next := s.now().Add(s.cfg.Poll)
+	empty := 0 // drains in a row that found no block
 	for {
 		stopping := false
-		select {
-		case <-ctx.Done():
-			stopping = true
-		case <-s.quit:
-			stopping = true
-		case <-tick.C:
+		if empty >= idleDrains {
+			tick.Stop()
+			s.waitBlock(min(idleWait, s.cfg.Poll))
+			tick.Reset(drainEvery)
+			select {
+			case <-ctx.Done():
+				stopping = true
+			case <-s.quit:
+				stopping = true
+			default:
+			}
+		} else {
+			select {
+			case <-ctx.Done():
+				stopping = true
+			case <-s.quit:
+				stopping = true
+			case <-tick.C:
+			}
 		}
 		if stopping {
 			// The block being filled leaves the kernel after its
@@ -299,7 +322,11 @@ func (s *Sensor) Run(ctx context.Context) error {
 			time.Sleep(blockTimeout*time.Millisecond + drainEvery)
 		}
 		now := s.now()
-		s.drain(now)
+		if s.drain(now) == 0 {
+			empty++
+		} else {
+			empty = 0
+		}
 		if stopping || !now.Before(next) {
 			s.readRingStats()
 			s.table.flush(s.sink, now)
@@ -311,11 +338,25 @@ func (s *Sensor) Run(ctx context.Context) error {
 	}
 }
 
-// drain counts what both rings hold.
-func (s *Sensor) drain(now time.Time) {
+// waitBlock waits in poll(2) until a ring holds a block for the sensor,
+// or d has passed. Run's sockets stay open while it waits: only Run
+// releases them.
+func (s *Sensor) waitBlock(d time.Duration) {
+	fds := [2]unix.PollFd{
+		{Fd: int32(s.rings[0].fd), Events: unix.POLLIN},
+		{Fd: int32(s.rings[1].fd), Events: unix.POLLIN},
+	}
+	unix.Poll(fds[:], int(d/time.Millisecond)) // EINTR or an error: the caller drains and decides
+}
+
+// drain counts what both rings hold and returns how many blocks it read.
+func (s *Sensor) drain(now time.Time) int {
 	s.drainTime = now
+	blocks := 0
 	for _, r := range s.rings {
-		if m := r.drain(s.visit); m > 0 {
+		n, m := r.drain(s.visit)
+		blocks += n
+		if m > 0 {
 			s.malformed.Add(m)
 		}
 	}
@@ -327,6 +368,7 @@ func (s *Sensor) drain(now time.Time) {
 		s.bad = 0
 	}
 	s.evicted.Store(s.table.evicted)
+	return blocks
 }
 
 // count is the frame visitor.
