@@ -13,6 +13,7 @@ import (
 	"warden/internal/admin"
 	"warden/internal/dashboard"
 	"warden/internal/evidence"
+	"warden/internal/reqstat"
 )
 
 // newDashboard builds the live pages of the admin listener. The evidence
@@ -28,7 +29,7 @@ func (s *server) newDashboard(token admin.Token) (*dashboard.Dashboard, error) {
 	}
 	d, err := dashboard.New(dashboard.Deps{
 		CheckToken: token.Matches,
-		Status:     s.status,
+		Requests:   s.requestTotals,
 		Knocks:     s.knocks,
 		Guard:      s.guard,
 		Org:        s.orgOf,
@@ -71,6 +72,22 @@ func (s *server) orgOf(a netip.Addr) string {
 		return fmt.Sprintf("AS%d", info.ASN)
 	}
 	return info.Org
+}
+
+// requestTotals sums the frontends' requests by outcome, from the same
+// per-worker counters as /stats and /metrics, without the rest of the
+// status snapshot (no swarm shard locks), for the dashboard's sampler.
+func (s *server) requestTotals() [reqstat.NumOutcomes]uint64 {
+	var t reqstat.Table
+	if s.udp != nil {
+		u := s.udp.Stats()
+		t.Add(&u.Requests)
+	}
+	if s.http != nil {
+		h := s.http.Stats()
+		t.Add(&h.Requests)
+	}
+	return t.ByOutcome()
 }
 
 var errEvidenceOff = errors.New("evidence is off (evidence.enabled = false)")

@@ -16,6 +16,7 @@ import (
 	"warden/internal/evidence"
 	"warden/internal/limit"
 	"warden/internal/registry"
+	"warden/internal/reqstat"
 	"warden/internal/status"
 )
 
@@ -34,7 +35,7 @@ func TestDashboardSessionOnAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap := func() status.Snapshot { return status.Snapshot{} }
-	dash, err := dashboard.New(dashboard.Deps{CheckToken: testToken.Matches, Status: snap, Guard: guard}, log)
+	dash, err := dashboard.New(dashboard.Deps{CheckToken: testToken.Matches, Requests: func() (t [reqstat.NumOutcomes]uint64) { return t }, Guard: guard}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

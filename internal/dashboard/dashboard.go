@@ -14,7 +14,7 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -22,18 +22,21 @@ import (
 	"warden/internal/evidence"
 	"warden/internal/limit"
 	"warden/internal/ratelog"
-	"warden/internal/status"
+	"warden/internal/reqstat"
 )
 
-// Deps are what the dashboard reads. Only CheckToken and Status are
+// Deps are what the dashboard reads. Only CheckToken and Requests are
 // required.
 type Deps struct {
 	// CheckToken reports, in constant time, whether a login's token is
 	// the admin token.
 	CheckToken func(token string) bool
-	// Status is read once a second for the request counters (the same
-	// snapshot /stats and /metrics read).
-	Status func() status.Snapshot
+	// Requests returns the running totals of requests by outcome over
+	// every frontend: the sums of the per-worker counters (package
+	// reqstat) that /stats and /metrics read. It is called once a
+	// second, viewers or not, so it must be cheap: no locks the request
+	// path takes.
+	Requests func() [reqstat.NumOutcomes]uint64
 	// Knocks names the sources the guard turns away; nil shows none.
 	Knocks *evidence.Knocks
 	// Guard has the bans; nil shows none.
@@ -65,8 +68,8 @@ type Dashboard struct {
 
 // New returns a dashboard over deps. It fails without the required ones.
 func New(deps Deps, log *slog.Logger) (*Dashboard, error) {
-	if deps.CheckToken == nil || deps.Status == nil {
-		return nil, fmt.Errorf("dashboard: CheckToken and Status are required")
+	if deps.CheckToken == nil || deps.Requests == nil {
+		return nil, errors.New("dashboard: CheckToken and Requests are required")
 	}
 	log = log.With("component", "dashboard")
 	d := &Dashboard{
@@ -103,8 +106,7 @@ func (d *Dashboard) Run(ctx context.Context) error {
 // sample takes one second's counts and, if anyone watches, builds the
 // second's event once for all of them.
 func (d *Dashboard) sample(now time.Time) {
-	st := d.deps.Status()
-	counts := d.ring.add(now.Unix(), totals(&st))
+	counts := d.ring.add(now.Unix(), d.deps.Requests())
 	d.sessions.expire(now)
 	if d.hub.viewers() == 0 {
 		return

@@ -22,8 +22,6 @@ import (
 	"warden/internal/evidence"
 	"warden/internal/limit"
 	"warden/internal/reqstat"
-	"warden/internal/status"
-	"warden/internal/udptracker"
 )
 
 const testToken = "0123456789abcdef0123456789abcdef"
@@ -47,10 +45,9 @@ func newFixture(t *testing.T, tls bool) *fixture {
 	}
 	f.d, err = New(Deps{
 		CheckToken: func(s string) bool { return s == testToken },
-		Status: func() status.Snapshot {
-			st := status.Snapshot{UDP: &udptracker.Stats{}}
-			st.UDP.Requests.Requests[reqstat.Announce][reqstat.IPv4][reqstat.OK] = f.ok.Load()
-			return st
+		Requests: func() (t [reqstat.NumOutcomes]uint64) {
+			t[reqstat.OK] = f.ok.Load()
+			return t
 		},
 		Knocks: f.knocks,
 		Guard:  f.guard,

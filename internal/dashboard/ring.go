@@ -5,7 +5,6 @@ import (
 	"sync"
 
 	"warden/internal/reqstat"
-	"warden/internal/status"
 )
 
 // RingSeconds is how far back the rate chart goes: an hour of
@@ -28,23 +27,6 @@ type ring struct {
 }
 
 func newRing() *ring { return new(ring) }
-
-// totals sums the requests by outcome of every frontend in st.
-func totals(st *status.Snapshot) [reqstat.NumOutcomes]uint64 {
-	var t [reqstat.NumOutcomes]uint64
-	add := func(tb *reqstat.Table) {
-		for o, n := range tb.ByOutcome() {
-			t[o] += n
-		}
-	}
-	if st.UDP != nil {
-		add(&st.UDP.Requests)
-	}
-	if st.HTTP != nil {
-		add(&st.HTTP.Requests)
-	}
-	return t
-}
 
 // add records the requests since the last reading, given the running
 // totals now, as the sample of second sec, and returns it. The first
