@@ -148,8 +148,11 @@ stop_server
 cat >"$work/extract.py" <<'PY'
 # One line per run: phase server run legit_success_pct legit_p50_us
 # legit_p99_us offered_per_s answered_per_s conns_per_s server_cores
-# gen_cores other_cores lag_p99_us. other_cores: the two cores' busy time
-# not charged to the server or the load tool's two processes.
+# gen_cores other_cores lag_p99_us refused_per_s. other_cores: the two
+# cores' busy time not charged to the server or the load tool's two
+# processes. conns_per_s counts every connection the flood tried;
+# refused_per_s those the server reset or closed before the flood could
+# send a request (warden refuses a banned source's at accept).
 import json, sys
 r = json.load(open(sys.argv[1]))
 f = r["flood"]
@@ -160,10 +163,12 @@ srv = (r.get("server") or {}).get("cores", -1.0)
 gen = r.get("generator_cores", 0.0)
 busy = sum((r.get("machine") or {}).get("cpu_busy", [])[:2])
 other = max(0.0, busy - srv - gen) if srv >= 0 and busy else -1
-conns = sum(m["connects_per_sec"] for m in modes)
+secs = r["elapsed_ns"] / 1e9
+conns = sum(m["connects"] for m in modes) / secs
+refused = sum(m["connect_failures"] for m in modes) / secs
 print(*sys.argv[2:5], f'{l["success_pct"]:.2f}', l["latency"]["p50_ns"] // 1000, l["latency"]["p99_ns"] // 1000,
       f'{fl.get("sent_per_sec", 0):.0f}', f'{fl.get("replies_per_sec", 0):.0f}', f"{conns:.0f}",
-      f"{srv:.2f}", f"{gen:.2f}", f"{other:.2f}", l["lag_p99_ns"] // 1000, sep="\t")
+      f"{srv:.2f}", f"{gen:.2f}", f"{other:.2f}", l["lag_p99_ns"] // 1000, f"{refused:.0f}", sep="\t")
 PY
 
 noise=${BENCH_NOISE:-0.25} retries=${BENCH_RETRIES:-12}
@@ -185,7 +190,7 @@ run() {
 		}
 		stop_server
 		line=$(python3 "$work/extract.py" "$work/out.json" "$phase" "$server" "$n")
-		awk -F'\t' '{printf "    %-9s %-11s legit %6s%% p50 %6dµs p99 %7dµs  flood offered %6d/s answered %6d/s conns %5d/s  cores: server %s load %s other %s\n", $1, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12}' <<<"$line" >&2
+		awk -F'\t' '{printf "    %-9s %-11s legit %6s%% p50 %6dµs p99 %7dµs  flood offered %6d/s answered %6d/s conns %5d/s (%d refused)  cores: server %s load %s other %s\n", $1, $2, $4, $5, $6, $7, $8, $9, $14, $10, $11, $12}' <<<"$line" >&2
 		awk -F'\t' -v n="$noise" '$12 > n {exit 1}' <<<"$line" && break
 		if [ $try = 3 ] || [ "$retries" -le 0 ]; then
 			echo "$phase $server $n" >>"$work/disturbed.txt"
@@ -226,7 +231,7 @@ def each(phase, server, i):
 print(f"HTTP flood: medians of {runs} runs of {secs} s each; legit: 1000 joins/s from 1022 addresses, a connection per join, timed at real-time priority")
 print(f"existing flood: 1022 sources, pipelined, 3600/s; heavy flood: {heavy}")
 print()
-print(f"| server | phase | legit success | legit p50 | legit p99 (each run) | flood offered/s | answered/s | connections/s | server CPU |")
+print(f"| server | phase | legit success | legit p50 | legit p99 (each run) | flood requests offered/s | answered/s | flood connections/s (refused) | server CPU |")
 print(f"|---|---|---|---|---|---|---|---|---|")
 for server in ("warden", "opentracker", "httpecho"):
     for phase in ("baseline", "existing", "heavy"):
@@ -235,7 +240,7 @@ for server in ("warden", "opentracker", "httpecho"):
         fl = phase != "baseline"
         print(f"| {server} | {phase} | {med(phase, server, 3):.2f}% | {med(phase, server, 4)/1000:.2f} ms | "
               f"{med(phase, server, 5)/1000:.2f} ms ({each(phase, server, 5)} µs) | "
-              + (f"{med(phase, server, 6):,.0f} | {med(phase, server, 7):,.0f} | {med(phase, server, 8):,.0f} | " if fl else "- | - | - | ")
+              + (f"{med(phase, server, 6):,.0f} | {med(phase, server, 7):,.0f} | {med(phase, server, 8):,.0f} ({med(phase, server, 13):,.0f}) | " if fl else "- | - | - | ")
               + f"{med(phase, server, 9):.2f} |")
 print()
 for name, what in (("repeated.txt", "repeated because something else was busy"), ("disturbed.txt", "kept although disturbed")):
