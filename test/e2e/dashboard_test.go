@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/sha1"
 	"fmt"
 	"io"
 	"net/http"
@@ -176,10 +177,29 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("registry history of %s = %+v, want a revocation by the dashboard with its reason", gone, hist.Changes)
 	}
 
+	// Add a torrent by magnet link and another by uploading a .torrent
+	// file; each then shows in the registry, active.
+	magnetHash := strings.Repeat("c", 40)
+	b.eval(fmt.Sprintf(`document.getElementById("add-text").value = %q, document.querySelector("#add-form button[type=submit]").click()`,
+		"magnet:?xt=urn:btih:"+magnetHash+"&dn=Episode+14"), nil)
+	b.waitFor("the magnet link's torrent", fmt.Sprintf(`document.querySelector('#registry tbody tr[data-hash=%q]')?.cells[2].textContent === "active"`, magnetHash), 5*time.Second)
+	info := "d6:lengthi1e4:name10:Episode 1512:piece lengthi16384e6:pieces20:" + strings.Repeat("x", 20) + "e" // keys sorted
+	fileHash := fmt.Sprintf("%x", sha1.Sum([]byte(info)))
+	b.eval(fmt.Sprintf(`(() => {
+		const dt = new DataTransfer();
+		dt.items.add(new File([%q], "episode-15.torrent", {type: "application/x-bittorrent"}));
+		document.getElementById("add-file").files = dt.files;
+		document.querySelector("#add-form button[type=submit]").click();
+	})()`, "d4:info"+info+"e"), nil)
+	b.waitFor("the uploaded .torrent's torrent", fmt.Sprintf(`document.querySelector('#registry tbody tr[data-hash=%q]')?.cells[0].textContent === "Episode 15"`, fileHash), 5*time.Second)
+	if a, err := w.announce("http", fileHash); err != nil || a.refused {
+		t.Errorf("announce for the uploaded torrent = %+v, %v; want answered", a, err)
+	}
+
 	// Screenshots: the search shows everything again, so the registry
 	// has rows; the phone's has no horizontal scroll.
 	b.eval(`(() => { const s = document.getElementById("search"); s.value = ""; s.dispatchEvent(new Event("input")); })()`, nil)
-	b.waitFor("the whole registry", `document.querySelectorAll("#registry tbody tr[data-hash]").length === 2`, 5*time.Second)
+	b.waitFor("the whole registry", `document.querySelectorAll("#registry tbody tr[data-hash]").length === 4`, 5*time.Second)
 	b.waitFor("the checkpoint", `document.getElementById("checkpoint").textContent.startsWith("latest checkpoint")`, 5*time.Second)
 	dir := artefactsDir(t)
 	for _, s := range []struct {
