@@ -362,7 +362,8 @@ done
 # --- phase 3: memory per peer ----------------------------------------------
 # For each shape (torrents x peers) of mem_shapes: a fresh server (warden
 # restarted on its registry, which it loads and then returns the loading's
-# garbage to the OS, so the baseline holds none), VmRSS, then every
+# garbage to the OS, so the baseline holds none), a warm-up that stores no
+# peer, VmRSS, then every
 # simulated peer announces at least once, VmRSS again. 32 workers from 32
 # source addresses (127.3.0.0/24), each peer of a worker on its own port,
 # paced so the sources go through their peers in step; 10% more requests
@@ -379,6 +380,14 @@ for shape in $mem_shapes; do
 		for s in $(order $round warden opentracker); do
 			log "round $round/$rounds: memory of $s with $mem_torrents torrents x $mem_peers peers"
 			start_server $s
+			# Warm-up: 2 s of scrapes from the fill's sources, and a read of
+			# the peer count, so that what the request path and the stats
+			# page touch on first use (buffers, the sources' limiter
+			# entries) is in the baseline, not counted as peers' memory.
+			taskset -c 1 "$W" load $(target $s udp) --hashes "$work/hashes.txt" --torrents $mem_torrents \
+				--scenario scrape --workers 32 --window 64 --rate 80000 --sources 127.3.0.0/24 \
+				--warmup 0s --duration 2s --json >/dev/null 2>>"$work/load.log"
+			peers_stored $s >/dev/null
 			before=$(rss_kb $server_pid)
 			for pass in 1 2; do
 				taskset -c 1 "$W" load $(target $s udp) --hashes "$work/hashes.txt" --torrents $mem_torrents \
