@@ -116,6 +116,9 @@ func TestWebhookSignedAndRetried(t *testing.T) {
 		a.Link != "http://127.0.0.1:7070/api/episodes/E-1-198.51.100.7" {
 		t.Errorf("alert = %+v", a)
 	}
+	// The sender counts the alert sent once it has read the reply, which
+	// may be just after the receiver has recorded it.
+	waitFor(t, 5*time.Second, func() bool { return w.Stats().Sent == 1 })
 	if st := w.Stats(); st.Sent != 1 || st.Retries != 2 || st.Failed != 0 {
 		t.Errorf("stats = %+v", st)
 	}
