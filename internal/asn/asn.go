@@ -163,7 +163,7 @@ func (d *DB) openNetworks(path string) error {
 }
 
 func (d *DB) openMMDB(path string) error {
-	data, err := d.mapPath(path)
+	data, _, err := d.mapPath(path)
 	if err != nil {
 		return fmt.Errorf("mmdb %w", err)
 	}
@@ -187,7 +187,7 @@ func (d *DB) openMMDB(path string) error {
 }
 
 func (d *DB) openLocation(path string) error {
-	data, err := d.mapPath(path)
+	data, mapped, err := d.mapPath(path)
 	if err != nil {
 		return fmt.Errorf("location database %w", err)
 	}
@@ -209,32 +209,34 @@ func (d *DB) openLocation(path string) error {
 		SHA256:      sum(data),
 		Networks:    len(db.nets) / locNetSize,
 	})
+	if mapped {
+		dropResident(data)
+	}
 	return nil
 }
 
 // mapPath maps the file at path for as long as d is reachable; errors
 // start with the path.
-func (d *DB) mapPath(path string) ([]byte, error) {
+func (d *DB) mapPath(path string) (data []byte, mapped bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err // *PathError names the path
+		return nil, false, err // *PathError names the path
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
+		return nil, false, fmt.Errorf("%s: not a regular file", path)
 	}
 	if fi.Size() == 0 {
-		return nil, fmt.Errorf("%s: empty file", path)
+		return nil, false, fmt.Errorf("%s: empty file", path)
 	}
-	b, err := mapFile(f, fi.Size(), d)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if data, mapped, err = mapFile(f, fi.Size(), d); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", path, err)
 	}
-	return b, nil
+	return data, mapped, nil
 }
 
 func readFile(f *os.File, size int64) ([]byte, error) {
