@@ -133,15 +133,15 @@ func contains(ports []uint16, p uint16) bool {
 type TCP struct {
 	// ListenOverflows counts handshakes completed while an accept queue
 	// was full; ListenDrops every connection a listener dropped.
-	ListenOverflows uint64
-	ListenDrops     uint64
+	ListenOverflows uint64 `json:"listen_overflows"`
+	ListenDrops     uint64 `json:"listen_drops"`
 	// SyncookiesSent counts SYNs answered with a cookie because a SYN
 	// queue was full (a SYN flood, or a backlog too small);
 	// SyncookiesRecv cookies that came back valid, SyncookiesFailed those
 	// that did not.
-	SyncookiesSent   uint64
-	SyncookiesRecv   uint64
-	SyncookiesFailed uint64
+	SyncookiesSent   uint64 `json:"syncookies_sent"`
+	SyncookiesRecv   uint64 `json:"syncookies_recv"`
+	SyncookiesFailed uint64 `json:"syncookies_failed"`
 }
 
 // ReadTCP reads /proc/net/netstat.

@@ -67,6 +67,7 @@ import (
 	"time"
 
 	"warden/internal/confkey"
+	"warden/internal/procstat"
 )
 
 // numKinds is the number of Kinds: the table keeps a count of each.
@@ -176,5 +177,5 @@ type Stats struct {
 	Banned   int `json:"banned_prefixes"`
 	// TCP is the kernel's own count for the whole network namespace; nil
 	// if /proc/net/netstat could not be read.
-	TCP *TCPCounters `json:"tcp,omitempty"`
+	TCP *procstat.TCP `json:"tcp,omitempty"`
 }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
+	"warden/internal/procstat"
 	"warden/internal/ratelog"
 )
 
@@ -48,11 +49,10 @@ const (
 // ReportTo, SetPorts and SetBanned, run it with Run, stop it by
 // cancelling Run's context or with Close.
 type Sensor struct {
-	cfg     Config
-	log     *slog.Logger
-	warn    *ratelog.Logger // ring drops
-	now     func() time.Time
-	netstat string
+	cfg  Config
+	log  *slog.Logger
+	warn *ratelog.Logger // ring drops
+	now  func() time.Time
 
 	sink  Sink
 	rings [2]*ring      // IPv4, IPv6
@@ -102,7 +102,6 @@ func New(cfg Config, log *slog.Logger) (*Sensor, error) {
 		log:     log,
 		warn:    ratelog.New(log, slog.LevelWarn, 10*time.Second, nil),
 		now:     time.Now,
-		netstat: netstatPath,
 		table:   newTable(cfg.Sources),
 		stopped: make(chan struct{}),
 		quit:    make(chan struct{}),
@@ -426,7 +425,7 @@ func (s *Sensor) Stats() Stats {
 	st.SYN, st.KernelDropped = s.syn.Load(), s.dropped.Load()
 	st.RingPackets, st.RingDrops = s.ringPackets.Load(), s.ringLost.Load()
 	st.Evicted, st.Malformed = s.evicted.Load(), s.malformed.Load()
-	if c, err := readTCPCounters(s.netstat); err == nil {
+	if c, err := procstat.ReadTCP(); err == nil {
 		st.TCP = &c
 	}
 	return st

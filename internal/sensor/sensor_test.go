@@ -1,7 +1,6 @@
 package sensor
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -719,56 +718,6 @@ func TestMemoryFixedWithManySources(t *testing.T) {
 	if polls := uint64(total / perPoll); sink.watchedCalls > 2*polls {
 		t.Errorf("heavy source reported in %d calls over %d polls: it lost its slot", sink.watchedCalls, polls)
 	}
-}
-
-func TestParseNetstat(t *testing.T) {
-	const real = "TcpExt: SyncookiesSent SyncookiesRecv SyncookiesFailed EmbryonicRsts ListenOverflows ListenDrops\n" +
-		"TcpExt: 120 7 3 0 45 46\n" +
-		"IpExt: InNoRoutes InTruncatedPkts\n" +
-		"IpExt: 0 0\n"
-	tests := []struct {
-		name, text string
-		want       TCPCounters
-		wantErr    string
-	}{
-		{name: "kernel", text: real, want: TCPCounters{SyncookiesSent: 120, SyncookiesRecv: 7, SyncookiesFailed: 3, ListenOverflows: 45, ListenDrops: 46}},
-		{name: "a counter missing", text: "TcpExt: ListenDrops\nTcpExt: 9\n", want: TCPCounters{ListenDrops: 9}},
-		{name: "no TcpExt", text: "IpExt: A\nIpExt: 1\n", wantErr: "no TcpExt counters"},
-		{name: "names only", text: "TcpExt: ListenDrops\n", wantErr: "no TcpExt counters"},
-		{name: "out of step", text: "TcpExt: ListenDrops ListenOverflows\nTcpExt: 9\n", wantErr: "TcpExt: 2 names but 1 values"},
-		{name: "not a number", text: "TcpExt: ListenDrops\nTcpExt: -1\n", wantErr: `TcpExt: ListenDrops: "-1" is not a count`},
-		{name: "empty", text: "", wantErr: "no TcpExt counters"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseNetstat([]byte(tt.text))
-			if tt.wantErr != "" {
-				if err == nil || err.Error() != tt.wantErr {
-					t.Fatalf("parseNetstat = %v, want error %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Fatalf("parseNetstat = %+v, %v; want %+v", got, err, tt.want)
-			}
-		})
-	}
-	if runtime.GOOS == "linux" {
-		if _, err := readTCPCounters(netstatPath); err != nil {
-			t.Errorf("the kernel's own file: %v", err)
-		}
-	}
-}
-
-func FuzzParseNetstat(f *testing.F) {
-	f.Add([]byte("TcpExt: SyncookiesSent ListenDrops\nTcpExt: 1 2\n"))
-	f.Add([]byte("TcpExt:\nTcpExt:\n"))
-	f.Add([]byte("TcpExt: ListenDrops\nTcpExt: 99999999999999999999999\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if _, err := parseNetstat(b); err == nil && !bytes.Contains(b, []byte("TcpExt:")) {
-			t.Fatalf("counters read from %q, which has no TcpExt line", b)
-		}
-	})
 }
 
 // BenchmarkCount is the sensor's own work per packet: walking a ring
