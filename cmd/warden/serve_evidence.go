@@ -67,15 +67,17 @@ func (s *server) openEvidence() error {
 	if ev.episodes, err = evidence.NewEpisodes(ecfg, deps); err != nil {
 		return fmt.Errorf("evidence: %w", err)
 	}
-	s.record(context.Background(), evidence.KindConfig, configRecord{Version: versionString(), Config: s.cfg})
+	s.record(context.Background(), evidence.KindConfig, configRecord{Version: versionString(), Config: s.cfg, Attribution: ev.attrib.Sources()})
 	return nil
 }
 
-// configRecord is the body of the record of the configuration at start.
-// Secrets print redacted.
+// configRecord is the body of the record of the configuration at start,
+// with the attribution databases in force, which reports name. Secrets
+// print redacted.
 type configRecord struct {
-	Version string `json:"version"`
-	Config  any    `json:"config"`
+	Version     string           `json:"version"`
+	Config      any              `json:"config"`
+	Attribution []asn.SourceInfo `json:"attribution"`
 }
 
 // adminBase is the admin API's URL, for the links in alerts; "" when the

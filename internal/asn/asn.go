@@ -79,14 +79,14 @@ type Info struct {
 // SourceInfo describes a file a DB was opened from, for reports that
 // must say what their attribution rests on.
 type SourceInfo struct {
-	Kind        string    // SourceNetworks, SourceMMDB or SourceLocation
-	Path        string    // as given, or as found
-	Vendor      string    // who made it (libloc vendor, MaxMind database_type)
-	Description string    // the file's own description, first line
-	License     string    // libloc only
-	Date        time.Time // when the data was built (file time for a networks file), UTC
-	SHA256      string    // of the whole file, lower-case hex
-	Networks    int       // networks it holds
+	Kind        string    `json:"kind"`        // SourceNetworks, SourceMMDB or SourceLocation
+	Path        string    `json:"path"`        // as given, or as found
+	Vendor      string    `json:"vendor"`      // who made it (libloc vendor, MaxMind database_type)
+	Description string    `json:"description"` // the file's own description, first line
+	License     string    `json:"license"`     // libloc only
+	Date        time.Time `json:"date"`        // when the data was built (file time for a networks file), UTC
+	SHA256      string    `json:"sha256"`      // of the whole file, lower-case hex
+	Networks    int       `json:"networks"`    // networks it holds
 }
 
 // DB answers lookups from the sources it was opened with. It is safe for

@@ -514,8 +514,11 @@ func TestEvidenceReportFromServe(t *testing.T) {
 			Requests    uint64
 			Timeline    struct{ Counts []uint64 }
 		}
-		Attribution struct{ Recorded bool }
-		Problems    []string
+		Attribution struct {
+			Recorded bool
+			Sources  []struct{ Kind, SHA256 string }
+		}
+		Problems []string
 	}
 	raw, err := os.ReadFile(filepath.Join(out, "report.json"))
 	if err == nil {
@@ -548,8 +551,17 @@ func TestEvidenceReportFromServe(t *testing.T) {
 			t.Errorf("line %d: %d points, want %d", i, n, len(doc.Episodes[i].Timeline.Counts))
 		}
 	}
-	if !doc.Attribution.Recorded && !bytes.Contains(page, []byte("Attribution source not recorded")) {
-		t.Errorf("serve recorded no attribution databases, and the page does not say so")
+	// serve's config record names the databases; the networks file is
+	// one, with its hash.
+	networks := false
+	for _, src := range doc.Attribution.Sources {
+		networks = networks || (src.Kind == "networks_file" && len(src.SHA256) == 64)
+	}
+	if !doc.Attribution.Recorded || !networks {
+		t.Errorf("attribution in the report: %+v, want serve's record of its networks file", doc.Attribution)
+	}
+	if bytes.Contains(page, []byte("Attribution source not recorded")) {
+		t.Errorf("the page says the attribution source was not recorded")
 	}
 	t.Logf("problems: %q", doc.Problems)
 }
