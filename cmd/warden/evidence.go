@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"warden/internal/atomicfile"
 	"warden/internal/config"
 	"warden/internal/evidence"
 	"warden/internal/evidence/report"
@@ -347,11 +348,11 @@ func setupEvidenceReport(fs *flag.FlagSet) runFunc {
 		}
 		if chart != nil {
 			pngPath := strings.TrimSuffix(*output, filepath.Ext(*output)) + ".png"
-			if err := writeFileAtomic(pngPath, chart); err != nil {
+			if err := atomicfile.WriteFile(pngPath, chart); err != nil {
 				return fmt.Errorf("evidence report: %w", err)
 			}
 		}
-		if err := writeFileAtomic(*output, buf.Bytes()); err != nil {
+		if err := atomicfile.WriteFile(*output, buf.Bytes()); err != nil {
 			return fmt.Errorf("evidence report: %w", err)
 		}
 		fmt.Fprintf(out.stderr, "evidence report: %d episodes from %d sources in %d organisations, checkpoint %d (%d records): wrote %s",

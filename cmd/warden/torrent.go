@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"warden/internal/admin"
+	"warden/internal/atomicfile"
 	"warden/internal/metainfo"
 )
 
@@ -204,7 +205,7 @@ func torrentCreate(ctx context.Context, o streams, path, out string, force bool,
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(out, data); err != nil {
+	if err := atomicfile.WriteFile(out, data); err != nil {
 		return fmt.Errorf("torrent create: %w", err)
 	}
 	if opts.Version != metainfo.V1 {
@@ -289,44 +290,6 @@ func checkOutside(in, out string) error {
 		return usageError{fmt.Errorf("torrent create: the output %s is inside the input %s; write it elsewhere with -o", out, in)}
 	}
 	return nil
-}
-
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory, synced before it is renamed into place, so path is either
-// whole or untouched, even after a crash.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", f.Name(), err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", f.Name(), err)
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func setupTorrentShow(fs *flag.FlagSet) runFunc {

@@ -34,6 +34,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
+
+	"warden/internal/atomicfile"
 )
 
 const bundleFormat = "warden-evidence-bundle/1"
@@ -191,7 +193,7 @@ func Export(ctx context.Context, dataDir string, since time.Time, w io.Writer) (
 // bundle (mode 0644) or, if Export fails, what it held before.
 func ExportFile(ctx context.Context, dataDir string, since time.Time, path string) (ExportReport, error) {
 	var rep ExportReport
-	err := writeFileAtomic(path, 0o644, true, func(w io.Writer) error {
+	err := atomicfile.Write(path, 0o644, true, func(w io.Writer) error {
 		var err error
 		rep, err = Export(ctx, dataDir, since, w)
 		return err

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"warden/internal/atomicfile"
 )
 
 // The files of the evidence log in the data directory.
@@ -49,7 +51,7 @@ func loadOrCreateKey(dir string, create bool) (signingKey, bool, error) {
 		if gerr != nil {
 			return signingKey{}, false, fmt.Errorf("generate signing key: %w", gerr)
 		}
-		if err := writeFileAtomic(path, 0o600, false, writeBytes([]byte(skey+"\n"))); err != nil {
+		if err := atomicfile.Write(path, 0o600, false, writeBytes([]byte(skey+"\n"))); err != nil {
 			return signingKey{}, false, fmt.Errorf("write signing key: %w", err)
 		}
 		b, created = []byte(skey+"\n"), true
@@ -67,7 +69,7 @@ func loadOrCreateKey(dir string, create bool) (signingKey, bool, error) {
 	}
 	pub := filepath.Join(dir, PubFile)
 	if _, err := os.Stat(pub); errors.Is(err, fs.ErrNotExist) {
-		if err := writeFileAtomic(pub, 0o644, false, writeBytes([]byte(vkey+"\n"))); err != nil {
+		if err := atomicfile.Write(pub, 0o644, false, writeBytes([]byte(vkey+"\n"))); err != nil {
 			return signingKey{}, false, fmt.Errorf("write verifier key: %w", err)
 		}
 	}
@@ -125,47 +127,6 @@ func parseVerifierKey(vkey string) (note.Verifier, error) {
 // names the log, so a checkpoint of one log is never taken for another's.
 func originFor(v interface{ KeyHash() uint32 }) string {
 	return keyName + "/" + fmt.Sprintf("%08x", v.KeyHash())
-}
-
-// writeFileAtomic writes path through a temporary file beside it,
-// fsyncing it and the directory, so that after a crash path holds nothing
-// (or its old contents) or all that write wrote. Unless replace is set it
-// refuses to replace an existing file.
-func writeFileAtomic(path string, mode os.FileMode, replace bool, write func(io.Writer) error) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".new-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	err = f.Chmod(mode)
-	if err == nil {
-		err = write(f)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if replace {
-		err = os.Rename(tmp, path)
-	} else {
-		err = os.Link(tmp, path) // fails if path exists
-	}
-	if err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func writeBytes(b []byte) func(io.Writer) error {

@@ -36,6 +36,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"warden/internal/atomicfile"
 	"warden/internal/feed"
 	"warden/internal/metainfo"
 	"warden/internal/ratelog"
@@ -359,7 +360,7 @@ func (p *Publisher) publish(ctx context.Context, c *candidate, rep *Report) erro
 		return fmt.Errorf("publish %s: %w", c.path, err)
 	}
 	torrents, _ := Dirs(p.opts.Dir)
-	if err := writeFileAtomic(filepath.Join(torrents, id+".torrent"), data); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(torrents, id+".torrent"), data); err != nil {
 		return fmt.Errorf("publish %s: write torrent: %w", c.path, err)
 	}
 	it := &item{
@@ -519,7 +520,7 @@ func (p *Publisher) saveState() error {
 	if err != nil {
 		return fmt.Errorf("publish: state: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(p.opts.Dir, stateFile), data); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(p.opts.Dir, stateFile), data); err != nil {
 		return fmt.Errorf("publish: write state: %w", err)
 	}
 	return nil
@@ -596,7 +597,7 @@ func (p *Publisher) writeFeeds(shows ...string) error {
 		if show != feedAll {
 			name = show
 		}
-		if err := writeFileAtomic(filepath.Join(dir, name+".xml"), []byte(b.String())); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, name+".xml"), []byte(b.String())); err != nil {
 			return fmt.Errorf("publish: write feed %s.xml: %w", name, err)
 		}
 	}
