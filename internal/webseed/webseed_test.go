@@ -368,8 +368,20 @@ func TestConnectionCapPerSource(t *testing.T) {
 	for s.limiter.Stats().Open < uint64(len(held)) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
+	// The listener resets the connection, then counts it: the client may
+	// see the reset first, so the count is waited for.
+	refused := func() bool {
+		deadline := time.Now().Add(5 * time.Second)
+		for s.limiter.Stats().Refused == 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return s.limiter.Stats().Refused > 0
+	}
 	c, err := net.Dial("tcp", s.srv.Addr().String())
-	if errors.Is(err, syscall.ECONNRESET) && s.limiter.Stats().Refused > 0 {
+	if errors.Is(err, syscall.ECONNRESET) {
+		if !refused() {
+			t.Fatal("reset at connect, but no refused connection counted")
+		}
 		return // refused with a reset before the connect returned
 	}
 	if err != nil {
@@ -381,7 +393,7 @@ func TestConnectionCapPerSource(t *testing.T) {
 	if n, err := c.Read(make([]byte, 100)); err == nil {
 		t.Fatalf("the %dth connection of one source was answered (%d bytes)", len(held)+1, n)
 	}
-	if s.limiter.Stats().Refused == 0 {
+	if !refused() {
 		t.Fatal("no refused connection counted")
 	}
 }
