@@ -60,11 +60,13 @@ func (l *limitListener) acceptRaw() (net.Conn, error) {
 			if !l.refusable(ip, l.now()) {
 				return true
 			}
+			// Counted before the reset, so that whoever sees the reset
+			// finds it counted.
+			l.refusedEarly(ip)
 			unix.SetsockoptLinger(nfd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
 			unix.Close(nfd)
 			nfd = -1
 			refused++
-			l.refusedEarly(ip)
 		}
 		return true
 	})
