@@ -188,6 +188,9 @@ func TestConnEvictionOrder(t *testing.T) {
 	defer func() { closeAll(a); closeAll(b) }()
 	for i := range 7 {
 		a = append(a, openIdle(t, s, "127.33.1.1", 100+i))
+		// The server marks a connection idle after the client has its
+		// reply; a pause keeps the order of idling the order of opening.
+		time.Sleep(20 * time.Millisecond)
 	}
 	for i := range 2 {
 		b = append(b, openIdle(t, s, "127.33.2.1", 200+i))
