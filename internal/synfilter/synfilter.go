@@ -1,0 +1,226 @@
+// Package synfilter drops TCP connection attempts from a set of prefixes
+// in the kernel, before it answers them, with a classic BPF filter on the
+// listening socket (SO_ATTACH_FILTER, which needs no privilege).
+//
+// A banned source that is refused only once its connection is accepted
+// still costs a handshake, a place in the accept queue ahead of everyone
+// else's connections, an accept and a reset: under a connection flood the
+// queue is where legitimate clients wait. Dropped at the SYN, it costs
+// the kernel a socket lookup and the filter, and its client waits for a
+// SYN retransmission (a second, then two, then four) instead of trying
+// again at once.
+//
+// The filter reads only the first packet of a handshake: a packet without
+// SYN passes after three instructions, so established connections, which
+// inherit the listener's filter, pay almost nothing for it. A SYN is
+// compared with each prefix in turn, so the number of prefixes is bounded
+// (MaxPrefixes) to keep that cost at a few microseconds.
+package synfilter
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"slices"
+
+	"golang.org/x/net/bpf"
+)
+
+// MaxPrefixes is the most prefixes a filter holds, which bounds a SYN's
+// walk through it to about two thousand instructions, a microsecond or
+// so. Fewer fit when many are IPv6 (three instructions for each 32 bits of
+// the prefix, against two for any IPv4 one).
+const MaxPrefixes = 1024
+
+// maxInstructions is the kernel's limit on a classic filter (BPF_MAXINSNS).
+const maxInstructions = 4096
+
+// fixedCost bounds the instructions a program has whatever its prefixes:
+// the header, the returns, and two for each of the 33 IPv4 lengths.
+const fixedCost = 16 + 2*33
+
+// cost is the instructions p adds to a program, beside fixedCost.
+func cost(p netip.Prefix) int {
+	if p.Addr().Is4() {
+		return 2
+	}
+	return 3*((p.Bits()+31)/32) + 1
+}
+
+// ErrUnsupported is returned by Attach where the system has no socket
+// filters for TCP (not Linux).
+var ErrUnsupported = errors.New("synfilter: socket filters are not supported on this system")
+
+// skfNetOff is the kernel's SKF_NET_OFF: a load at it plus n reads byte n
+// of the network (IP) header. A plain offset reads from the TCP header,
+// where the kernel's data pointer is when it runs a TCP socket's filter.
+const skfNetOff = 0xfff00000 // -0x100000 as a uint32
+
+const (
+	accept = 0xffffffff // keep the whole packet
+	drop   = 0
+)
+
+// Program returns a filter that drops a TCP SYN whose source lies in one
+// of prefixes and passes every other packet, and how many prefixes it
+// holds. Prefixes inside another are left out, as are invalid ones; of
+// the rest, if there are more than fit (MaxPrefixes, or fewer IPv6 ones),
+// those listed first are kept, so a caller lists the most important first. IPv4 packets are
+// matched against the IPv4 prefixes (and IPv4-mapped IPv6 ones), IPv6
+// packets against the IPv6 prefixes. Below MaxPrefixes the program
+// depends only on the set of prefixes, not on their order, so a caller
+// can compare two programs to know whether the filter changed.
+func Program(prefixes []netip.Prefix) ([]bpf.RawInstruction, int) {
+	return program(prefixes, skfNetOff)
+}
+
+// program is Program with the IP header read at netOff, so that a test can
+// run it in x/net/bpf's VM, which has no SKF_NET_OFF, on a packet laid out
+// as the TCP header followed by the IP header.
+func program(prefixes []netip.Prefix, netOff uint32) ([]bpf.RawInstruction, int) {
+	ps := chosen(prefixes)
+	var v4, v6 []netip.Prefix
+	for _, p := range ps {
+		if p.Addr().Is4() {
+			v4 = append(v4, p)
+		} else {
+			v6 = append(v6, p)
+		}
+	}
+	prog := []bpf.Instruction{
+		bpf.LoadAbsolute{Off: 13, Size: 1}, // TCP flags
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x02, SkipTrue: 1},
+		bpf.RetConstant{Val: accept}, // not a SYN
+		bpf.LoadAbsolute{Off: netOff, Size: 1},
+		bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 4}, // IP version
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 4, SkipTrue: 1},
+	}
+	v4prog := ipv4(v4, netOff)
+	prog = append(prog, bpf.Jump{Skip: uint32(len(v4prog))})
+	prog = append(prog, v4prog...)
+	prog = append(prog, ipv6(v6, netOff)...)
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		// Every instruction above is valid by construction.
+		panic("synfilter: " + err.Error())
+	}
+	return raw, len(ps)
+}
+
+// ipv4 matches the IPv4 source against ps, grouped by length so that the
+// address is masked once a group, and ends in a return.
+func ipv4(ps []netip.Prefix, netOff uint32) []bpf.Instruction {
+	if len(ps) == 0 {
+		return []bpf.Instruction{bpf.RetConstant{Val: accept}}
+	}
+	byLen := slices.Clone(ps)
+	slices.SortStableFunc(byLen, func(a, b netip.Prefix) int { return a.Bits() - b.Bits() })
+	prog := []bpf.Instruction{
+		bpf.LoadAbsolute{Off: netOff + 12, Size: 4}, // source address
+		bpf.TAX{},
+	}
+	bits := -1
+	for _, p := range byLen {
+		if p.Bits() != bits {
+			bits = p.Bits()
+			prog = append(prog, bpf.TXA{}, bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: mask32(bits)})
+		}
+		a := p.Addr().As4()
+		prog = append(prog,
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: binary.BigEndian.Uint32(a[:]), SkipFalse: 1},
+			bpf.RetConstant{Val: drop})
+	}
+	return append(prog, bpf.RetConstant{Val: accept})
+}
+
+// ipv6 matches an IPv6 source against ps, word by word, and ends in a
+// return. It first checks that the packet is IPv6 at all.
+func ipv6(ps []netip.Prefix, netOff uint32) []bpf.Instruction {
+	prog := []bpf.Instruction{
+		// The accumulator still holds the IP version.
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 6, SkipTrue: 1},
+		bpf.RetConstant{Val: accept},
+	}
+	for _, p := range ps {
+		a := p.Addr().As16()
+		var words []bpf.Instruction
+		for w := 0; w*32 < p.Bits(); w++ {
+			m := mask32(min(32, p.Bits()-w*32))
+			words = append(words,
+				bpf.LoadAbsolute{Off: netOff + 8 + uint32(4*w), Size: 4},
+				bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: m},
+				bpf.JumpIf{Cond: bpf.JumpEqual, Val: binary.BigEndian.Uint32(a[4*w:]) & m}) // SkipFalse set below
+		}
+		// A word that differs skips the rest of this prefix and its drop.
+		for i := 2; i < len(words); i += 3 {
+			j := words[i].(bpf.JumpIf)
+			j.SkipFalse = uint8(len(words) - i) // to the instruction after the drop
+			words[i] = j
+		}
+		prog = append(prog, words...)
+		prog = append(prog, bpf.RetConstant{Val: drop})
+	}
+	return append(prog, bpf.RetConstant{Val: accept})
+}
+
+// mask32 is the mask of the first bits bits of a 32-bit word.
+func mask32(bits int) uint32 {
+	if bits <= 0 {
+		return 0
+	}
+	return ^uint32(0) << (32 - bits)
+}
+
+// chosen returns the valid prefixes of ps, masked and unmapped, without
+// duplicates and without those inside another, at most MaxPrefixes of
+// them and no more than fit in maxInstructions (the first listed), sorted
+// by address, then by length.
+func chosen(ps []netip.Prefix) []netip.Prefix {
+	rank := make(map[netip.Prefix]int, len(ps))
+	out := make([]netip.Prefix, 0, len(ps))
+	for i, p := range ps {
+		if !p.IsValid() {
+			continue
+		}
+		if a := p.Addr(); a.Is4In6() {
+			if p.Bits() < 96 {
+				continue // wider than the IPv4-mapped range: not an IPv4 prefix
+			}
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		p = p.Masked()
+		if _, dup := rank[p]; !dup {
+			rank[p] = i
+			out = append(out, p)
+		}
+	}
+	canonical := func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	}
+	slices.SortFunc(out, canonical)
+	kept := out[:0]
+	for _, p := range out {
+		if n := len(kept); n > 0 && kept[n-1].Overlaps(p) {
+			continue // sorted so: kept[n-1] is p or holds it
+		}
+		kept = append(kept, p)
+	}
+	total := fixedCost
+	for _, p := range kept {
+		total += cost(p)
+	}
+	if len(kept) > MaxPrefixes || total > maxInstructions {
+		slices.SortFunc(kept, func(a, b netip.Prefix) int { return rank[a] - rank[b] })
+		n, total := 0, fixedCost
+		for n < len(kept) && n < MaxPrefixes && total+cost(kept[n]) <= maxInstructions {
+			total += cost(kept[n])
+			n++
+		}
+		kept = kept[:n]
+		slices.SortFunc(kept, canonical)
+	}
+	return kept
+}
