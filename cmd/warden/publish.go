@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"time"
@@ -242,9 +241,9 @@ func (a adminRegistry) Revoke(ctx context.Context, h metainfo.Hashes, reason str
 // publishing keeps in DATA/publish (whether this server publishes or
 // warden publish does).
 func (s *server) listenWeb() error {
-	ln, err := net.Listen("tcp", s.cfg.Web.Listen)
+	ln, err := httptracker.ListenTCP(s.cfg.Web.Listen, s.guard, s.log.With("component", "web"))
 	if err != nil {
-		return fmt.Errorf("web: listen %s: %w", s.cfg.Web.Listen, err)
+		return fmt.Errorf("web: %w", err)
 	}
 	c := s.cfg.Web
 	s.webConns = httptracker.LimitConns(ln, s.guard, httptracker.ConnLimits{

@@ -307,7 +307,7 @@ func (s *server) status() status.Snapshot {
 		Registry:  status.Registry{Entries: s.reg.Len()},
 		Swarm:     s.store.Stats(),
 		Refused:   s.knocks.Refusals(10),
-		Guard:     s.guard.Limiter().Stats(),
+		Guard:     s.guard.Stats(),
 		Offenders: s.knocks.Offenders(10),
 	}
 	if s.http != nil {

@@ -60,11 +60,11 @@ func Listen(addr string, tr *tracker.Tracker, guard *limit.Guard, cfg Config, lo
 		return nil, err
 	}
 	header, _ := cfg.clientIPHeader()
-	tcp, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("httptracker: listen %s: %w", addr, err)
-	}
 	log = log.With("component", "httptracker")
+	tcp, err := ListenTCP(addr, guard, log)
+	if err != nil {
+		return nil, fmt.Errorf("httptracker: %w", err)
+	}
 	for i, p := range trusted {
 		if why := wideTrusted(p); why != "" {
 			log.Warn("trusted_proxies: range too wide to trust", "key", fmt.Sprintf("http.trusted_proxies[%d]", i), "prefix", p.String(), "why", why)
@@ -101,6 +101,26 @@ func Listen(addr string, tr *tracker.Tracker, guard *limit.Guard, cfg Config, lo
 	}
 	s.srv.RegisterOnShutdown(ln.closeFresh)
 	return s, nil
+}
+
+// ListenTCP binds a plain TCP listener on addr (multipath TCP off: it
+// takes no socket filter, and BitTorrent clients do not use it) and, with
+// a guard, asks it to drop banned and blocklisted sources' connection
+// attempts in the kernel (limit.Guard.FilterSYNs). Where the system
+// cannot, that is logged and they are refused at accept instead.
+func ListenTCP(addr string, guard *limit.Guard, log *slog.Logger) (net.Listener, error) {
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	if guard != nil {
+		if err := guard.FilterSYNs(ln.(*net.TCPListener)); err != nil {
+			log.Warn("banned sources' connections are refused at accept, not dropped in the kernel", "addr", ln.Addr().String(), "err", err)
+		}
+	}
+	return ln, nil
 }
 
 // Addr returns the address the server is bound to, with the port chosen by

@@ -1,11 +1,19 @@
 package limit
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/net/bpf"
+
+	"warden/internal/synfilter"
 )
 
 // Guard is what the frontends consult for each request: the operator's
@@ -18,7 +26,18 @@ type Guard struct {
 	file  string
 	log   *slog.Logger
 	sink  Sink // nil: drops are not reported
+
+	filterMu  sync.Mutex
+	filtered  []syscall.RawConn // listeners whose SYNs are filtered
+	filterNow []bpf.RawInstruction
+	inFilter  atomic.Int64 // prefixes in the SYN filter now
+	leftOut   atomic.Int64 // bans and blocklist prefixes that did not fit
 }
+
+// filterEvery is how often Run brings the listeners' SYN filters up to
+// date: a new ban reaches the kernel, and an ended one leaves it, within
+// this.
+const filterEvery = 250 * time.Millisecond
 
 // Sink is told of every request the guard turns away, for the operator's
 // record of who knocks. It is called on the request path, once per
@@ -102,9 +121,92 @@ func (g *Guard) Limiter() *Limiter { return g.lim }
 // Blocklist returns the blocklist in force, possibly nil.
 func (g *Guard) Blocklist() *Blocklist { return g.block.Load() }
 
-// Run reloads the blocklist file when it changes, until ctx is done. A bad
-// file keeps the previous list and is logged as a warning.
+// Stats returns the limiter's counters and the SYN filter's size.
+func (g *Guard) Stats() Stats {
+	s := g.lim.Stats()
+	s.SYNFilterPrefixes = int(g.inFilter.Load())
+	s.SYNFilterLeftOut = int(g.leftOut.Load())
+	return s
+}
+
+// FilterSYNs makes the guard keep a kernel filter on the listening TCP
+// socket ln that drops connection attempts from running bans and
+// blocklisted prefixes before the kernel answers them (see synfilter),
+// so that a banned source costs neither a handshake nor a place in the
+// accept queue. Run keeps the filter up to date. The most active bans go
+// first; what does not fit in the filter is still refused at accept.
+// It returns an error, and filters nothing, where the socket takes no
+// filter (not Linux, or multipath TCP).
+func (g *Guard) FilterSYNs(ln syscall.Conn) error {
+	rc, err := ln.SyscallConn()
+	if err != nil {
+		return err
+	}
+	g.filterMu.Lock()
+	defer g.filterMu.Unlock()
+	prog := g.filterNow
+	if prog == nil {
+		prog, _, _ = synfilter.Program(nil)
+	}
+	if err := synfilter.Attach(rc, prog); err != nil {
+		return err
+	}
+	g.filtered = append(g.filtered, rc)
+	return nil
+}
+
+// refreshFilters brings the SYN filters up to date with the bans and the
+// blocklist at now, and forgets listeners that were closed.
+func (g *Guard) refreshFilters(now time.Time) {
+	g.filterMu.Lock()
+	defer g.filterMu.Unlock()
+	if len(g.filtered) == 0 {
+		return
+	}
+	bans := g.lim.Bans(now)
+	slices.SortStableFunc(bans, func(a, b Ban) int { return cmp.Compare(b.Dropped, a.Dropped) })
+	block := g.block.Load().Prefixes()
+	ps := make([]netip.Prefix, 0, len(bans)+len(block))
+	for _, b := range bans {
+		ps = append(ps, b.Prefix)
+	}
+	ps = append(ps, block...)
+	prog, n, leftOut := synfilter.Program(ps)
+	g.inFilter.Store(int64(n))
+	g.leftOut.Store(int64(leftOut))
+	if slices.Equal(prog, g.filterNow) {
+		return
+	}
+	g.filterNow = prog
+	kept := g.filtered[:0]
+	for _, rc := range g.filtered {
+		if err := synfilter.Attach(rc, prog); err != nil {
+			continue // closed: forget it
+		}
+		kept = append(kept, rc)
+	}
+	clear(g.filtered[len(kept):])
+	g.filtered = kept
+}
+
+// Run keeps the SYN filters up to date (see FilterSYNs) and reloads the
+// blocklist file when it changes, until ctx is done. A bad file keeps the
+// previous list and is logged as a warning.
 func (g *Guard) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		t := time.NewTicker(filterEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				g.refreshFilters(now)
+			}
+		}
+	})
 	if g.file == "" {
 		<-ctx.Done()
 		return nil

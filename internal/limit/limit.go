@@ -59,6 +59,11 @@ type Stats struct {
 	// BansRefused counts bans not imposed because the ban table's set was
 	// full of running bans.
 	BansRefused uint64 `json:"bans_refused"`
+	// SYNFilterPrefixes is how many banned or blocklisted prefixes the
+	// kernel drops connection attempts from (Guard.FilterSYNs), and
+	// SYNFilterLeftOut how many did not fit and are refused at accept.
+	SYNFilterPrefixes int `json:"syn_filter_prefixes"`
+	SYNFilterLeftOut  int `json:"syn_filter_left_out"`
 }
 
 // Limiter decides whether to serve each request. It is safe for concurrent

@@ -46,7 +46,7 @@ func attach(t *testing.T, ln net.Listener, prefixes ...string) {
 	for _, s := range prefixes {
 		ps = append(ps, netip.MustParsePrefix(s))
 	}
-	prog, _ := Program(ps)
+	prog, _, _ := Program(ps)
 	rc, err := ln.(*net.TCPListener).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +151,7 @@ func TestAttachMultipathTCP(t *testing.T) {
 	}
 	defer ln.Close()
 	rc, _ := ln.(*net.TCPListener).SyscallConn()
-	prog, _ := Program(nil)
+	prog, _, _ := Program(nil)
 	// Without MPTCP in the kernel, Go falls back to plain TCP, which takes
 	// the filter.
 	if err := Attach(rc, prog); err != nil && !strings.Contains(err.Error(), "multipath") {

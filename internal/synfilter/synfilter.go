@@ -62,23 +62,23 @@ const (
 )
 
 // Program returns a filter that drops a TCP SYN whose source lies in one
-// of prefixes and passes every other packet, and how many prefixes it
-// holds. Prefixes inside another are left out, as are invalid ones; of
+// of prefixes and passes every other packet, how many prefixes it holds,
+// and how many it left out for want of room. Prefixes inside another are left out, as are invalid ones; of
 // the rest, if there are more than fit (MaxPrefixes, or fewer IPv6 ones),
 // those listed first are kept, so a caller lists the most important first. IPv4 packets are
 // matched against the IPv4 prefixes (and IPv4-mapped IPv6 ones), IPv6
 // packets against the IPv6 prefixes. Below MaxPrefixes the program
 // depends only on the set of prefixes, not on their order, so a caller
 // can compare two programs to know whether the filter changed.
-func Program(prefixes []netip.Prefix) ([]bpf.RawInstruction, int) {
+func Program(prefixes []netip.Prefix) (prog []bpf.RawInstruction, held, leftOut int) {
 	return program(prefixes, skfNetOff)
 }
 
 // program is Program with the IP header read at netOff, so that a test can
 // run it in x/net/bpf's VM, which has no SKF_NET_OFF, on a packet laid out
 // as the TCP header followed by the IP header.
-func program(prefixes []netip.Prefix, netOff uint32) ([]bpf.RawInstruction, int) {
-	ps := chosen(prefixes)
+func program(prefixes []netip.Prefix, netOff uint32) ([]bpf.RawInstruction, int, int) {
+	ps, leftOut := chosen(prefixes)
 	var v4, v6 []netip.Prefix
 	for _, p := range ps {
 		if p.Addr().Is4() {
@@ -104,7 +104,7 @@ func program(prefixes []netip.Prefix, netOff uint32) ([]bpf.RawInstruction, int)
 		// Every instruction above is valid by construction.
 		panic("synfilter: " + err.Error())
 	}
-	return raw, len(ps)
+	return raw, len(ps), leftOut
 }
 
 // ipv4 matches the IPv4 source against ps, grouped by length so that the
@@ -174,8 +174,8 @@ func mask32(bits int) uint32 {
 // chosen returns the valid prefixes of ps, masked and unmapped, without
 // duplicates and without those inside another, at most MaxPrefixes of
 // them and no more than fit in maxInstructions (the first listed), sorted
-// by address, then by length.
-func chosen(ps []netip.Prefix) []netip.Prefix {
+// by address, then by length, and how many were left out for want of room.
+func chosen(ps []netip.Prefix) ([]netip.Prefix, int) {
 	rank := make(map[netip.Prefix]int, len(ps))
 	out := make([]netip.Prefix, 0, len(ps))
 	for i, p := range ps {
@@ -219,8 +219,10 @@ func chosen(ps []netip.Prefix) []netip.Prefix {
 			total += cost(kept[n])
 			n++
 		}
+		leftOut := len(kept) - n
 		kept = kept[:n]
 		slices.SortFunc(kept, canonical)
+		return kept, leftOut
 	}
-	return kept
+	return kept, 0
 }

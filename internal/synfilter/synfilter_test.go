@@ -101,7 +101,7 @@ func TestProgram(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			prog, _ := program(tt.prefixes, testNetOff)
+			prog, _, _ := program(tt.prefixes, testNetOff)
 			if got := dropped(t, prog, netip.MustParseAddr(tt.src), tt.flags); got != tt.drop {
 				t.Errorf("%v: packet from %s, flags %#x: dropped %v, want %v", tt.prefixes, tt.src, tt.flags, got, tt.drop)
 			}
@@ -115,7 +115,7 @@ func TestProgramMatchesContains(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for round := range 50 {
 		ps := randomPrefixes(r, 1+r.IntN(200))
-		prog, n := program(ps, testNetOff)
+		prog, n, _ := program(ps, testNetOff)
 		if n > len(ps) {
 			t.Fatalf("round %d: holds %d of %d prefixes", round, n, len(ps))
 		}
@@ -178,9 +178,9 @@ func TestProgramBounds(t *testing.T) {
 		binary.BigEndian.PutUint32(a[4:], uint32(i))
 		ps = append(ps, netip.PrefixFrom(netip.AddrFrom16(a), 64))
 	}
-	prog, n := program(ps, testNetOff)
-	if n != MaxPrefixes {
-		t.Fatalf("holds %d prefixes, want MaxPrefixes (%d)", n, MaxPrefixes)
+	prog, n, leftOut := program(ps, testNetOff)
+	if n != MaxPrefixes || leftOut != len(ps)-MaxPrefixes {
+		t.Fatalf("holds %d prefixes and left out %d, want MaxPrefixes (%d) and the other %d", n, leftOut, MaxPrefixes, len(ps)-MaxPrefixes)
 	}
 	if len(prog) > maxInstructions {
 		t.Fatalf("%d instructions, more than the kernel takes (%d)", len(prog), maxInstructions)
@@ -201,7 +201,7 @@ func TestProgramBounds(t *testing.T) {
 		binary.BigEndian.PutUint32(a[12:], uint32(i))
 		ps = append(ps, netip.PrefixFrom(netip.AddrFrom16(a), 128))
 	}
-	prog, n = program(ps, testNetOff)
+	prog, n, _ = program(ps, testNetOff)
 	if len(prog) > maxInstructions {
 		t.Fatalf("%d IPv6 /128s: %d instructions, more than the kernel takes (%d)", MaxPrefixes, len(prog), maxInstructions)
 	}
@@ -216,8 +216,8 @@ func TestProgramBounds(t *testing.T) {
 func TestProgramCanonical(t *testing.T) {
 	a := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("10.1.2.3/32"), netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/48")}
 	b := []netip.Prefix{a[3], a[2], a[0]} // without the /32 inside 10/8
-	pa, na := Program(a)
-	pb, nb := Program(b)
+	pa, na, _ := Program(a)
+	pb, nb, _ := Program(b)
 	if na != 3 || nb != 3 {
 		t.Fatalf("held %d and %d prefixes, want 3 and 3 (a prefix inside another is left out)", na, nb)
 	}
