@@ -24,6 +24,8 @@
 #          CPU than this (in cores) is repeated, twice at most and
 #          BENCH_RETRIES (12) times in all.
 #          BENCH_KEEP=1 keeps the work directory (every run's JSON report).
+#          BENCH_SERVERS: which servers, in order (default: warden
+#          opentracker httpecho).
 # Needs:   Linux, 2+ CPUs, root (or CAP_SYS_NICE) for --legit-rt, taskset,
 #          python3, go, opentracker (apt-get install opentracker).
 # All traffic goes to 127.0.0.0/8; every run stops by itself; the script
@@ -206,8 +208,8 @@ run() {
 }
 
 for n in $(seq "$runs"); do
-	servers="warden opentracker httpecho"
-	[ $((n % 2)) = 0 ] && servers="httpecho opentracker warden"
+	servers=${BENCH_SERVERS:-warden opentracker httpecho}
+	[ $((n % 2)) = 0 ] && servers=$(printf '%s\n' $servers | tac | tr '\n' ' ')
 	for s in $servers; do
 		log "run $n/$runs: $s"
 		run baseline "$s" "$n" --flood-rate -1

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,4 +132,42 @@ func TestConnectionLimits(t *testing.T) {
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
+}
+
+// TestRefusalsCost checks that announces the tracker refuses (a torrent it
+// does not track) weigh refusal_cost requests each against their source,
+// so a source that keeps asking after being told is limited sooner, and
+// that tracked announces still cost one.
+func TestRefusalsCost(t *testing.T) {
+	foreign := "/announce?info_hash=%fe%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00%00&peer_id=bbbbbbbbbbbbbbbbbbbb&port=6881&left=0"
+	tests := []struct {
+		name        string
+		cost        int
+		target      string
+		wantAnswers int // before the first "rate limit exceeded", of 150
+	}{
+		{"refused, cost 10", 10, foreign, 10},
+		{"refused, cost 1", 1, foreign, 100},
+		{"refused, cost 0", 0, foreign, 100},
+		{"tracked, cost 10", 10, "/announce?info_hash=" + url.QueryEscape(string(testHash[:])) + "&peer_id=bbbbbbbbbbbbbbbbbbbb&port=6881&left=0", 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := limit.DefaultConfig()
+			cfg.RatePerSec, cfg.Burst, cfg.RefusalCost = 1, 100, tt.cost
+			h := newHandler(allowlistTracker(""), nil, "", false, slog.New(slog.DiscardHandler))
+			h.guard = newGuard(t, cfg, "")
+			answers := 0
+			for range 150 {
+				body := get(h, "198.51.100.7:4000", tt.target).Body.String()
+				if strings.Contains(body, "rate limit exceeded") {
+					break
+				}
+				answers++
+			}
+			if answers != tt.wantAnswers {
+				t.Fatalf("%d answered before the rate limit, want %d", answers, tt.wantAnswers)
+			}
+		})
+	}
 }

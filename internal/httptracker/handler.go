@@ -235,6 +235,9 @@ func (h *handler) announce(w http.ResponseWriter, r *http.Request, src netip.Add
 	if err == nil {
 		err = h.tr.Announce(r.Context(), &st.a.req, &st.resp)
 		_, refused := err.(*bittorrent.Refusal)
+		if refused {
+			h.guard.ChargeRefusal(src, now)
+		}
 		st.one[0] = st.a.req.InfoHash
 		h.reportParsed(r, src, EventAnnounce, outcomeOf(refused), st.one[:], &st.a, now)
 	}
@@ -261,6 +264,9 @@ func (h *handler) scrape(w http.ResponseWriter, r *http.Request, src netip.Addr,
 		if err = srcErr; err == nil {
 			st.scrapes, err = h.tr.Scrape(r.Context(), src, st.hashes, st.scrapes)
 			_, refused := err.(*bittorrent.Refusal)
+			if refused {
+				h.guard.ChargeRefusal(src, now)
+			}
 			h.reportParsed(r, src, EventScrape, outcomeOf(refused), st.hashes, nil, now)
 		}
 	case !h.fullScrape:

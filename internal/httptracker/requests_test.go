@@ -19,6 +19,7 @@ func TestRequestOutcomes(t *testing.T) {
 	h := newHandler(allowlistTracker(""), nil, "", false, slog.New(slog.DiscardHandler))
 	cfg := limit.DefaultConfig()
 	cfg.RatePerSec, cfg.Burst, cfg.BanAfter, cfg.BanWindow = 1, 4, 2, time.Minute // four charged per source before "limited"
+	cfg.RefusalCost = 1                                                           // refusals among them cost one each
 	h.guard = newGuard(t, cfg, "192.0.2.0/24\n")
 	foreign := bittorrent.InfoHash{0xfe}
 	type step struct {

@@ -62,6 +62,7 @@ func TestSinkEvents(t *testing.T) {
 	h := newHandler(allowlistTracker(""), nil, "", false, slog.New(slog.DiscardHandler))
 	cfg := limit.DefaultConfig()
 	cfg.RatePerSec, cfg.Burst, cfg.BanAfter, cfg.BanWindow = 1, 5, 2, time.Minute // five charged before "limited"
+	cfg.RefusalCost = 1                                                           // refusals among them cost one each
 	h.guard = newGuard(t, cfg, "192.0.2.0/24\n")
 	log := &eventLog{}
 	h.sink = log

@@ -79,6 +79,14 @@ type Config struct {
 	// ConnectTableBytes is the memory of the connect buckets, allocated
 	// once beside TableBytes and never grown, as the rate table is.
 	ConnectTableBytes int `toml:"connect_table_bytes"`
+	// RefusalCost is how many requests a request the tracker refuses (an
+	// announce or scrape of a torrent it does not track) counts for, in
+	// both of its source's buckets. A client is told why and when to come
+	// back, so one that asks again and again is not a client obeying
+	// the protocol: this makes such a flood reach the rate limits, and then
+	// a ban, sooner than the same rate of ordinary announces. 0 or 1: as
+	// any other request.
+	RefusalCost int `toml:"refusal_cost"`
 	// BlocklistFile names a file of CIDRs (one per line, # comments) whose
 	// sources are dropped before anything else; it is reloaded when it
 	// changes. Empty: no blocklist.
@@ -87,9 +95,10 @@ type Config struct {
 
 // DefaultConfig returns the settings warden serve uses when the config file
 // has none: 50 requests/s (burst 500) per address, 500/s (burst 5000) per
-// IPv4 /24 or IPv6 /48, with IPv6 /64s counted as addresses; a ban of 1m,
-// doubling up to 1h, on the 1000th drop within 10s; 64 MiB in all; and
-// 20 UDP connects/s (burst 200) per address, in 8 MiB.
+// IPv4 /24 or IPv6 /48, with IPv6 /64s counted as addresses; a refused
+// request counts for 10; a ban of 1m, doubling up to 1h, on the 1000th
+// drop within 10s; 64 MiB in all; and 20 UDP connects/s (burst 200) per
+// address, in 8 MiB.
 func DefaultConfig() Config {
 	return Config{
 		RatePerSec:       50,
@@ -105,6 +114,7 @@ func DefaultConfig() Config {
 		BanDuration:      time.Minute,
 		BanMax:           time.Hour,
 		MaxBans:          65536,
+		RefusalCost:      10,
 
 		ConnectRatePerSec: 20,
 		ConnectBurst:      200,
@@ -119,6 +129,9 @@ const (
 	maxBanWindow = 30 * time.Minute
 	minBanStep   = time.Microsecond
 	maxMaxBans   = 1 << 24
+	// maxRefusalCost: beyond a burst's worth, a higher cost changes
+	// nothing.
+	maxRefusalCost = 10000
 	// maxTableBytes (4 GiB, about 220 million keys, 64 times the default)
 	// is far more than any count of sources needs; the table is mapped at
 	// start and filled as sources arrive, so all of it must fit in memory.
@@ -151,6 +164,8 @@ func (c Config) Validate() error {
 		return confkey.Errorf("ban_duration", "must be positive, got %v", c.BanDuration)
 	case c.BanMax < c.BanDuration:
 		return confkey.Errorf("ban_max", "must be at least ban_duration (%v), got %v", c.BanDuration, c.BanMax)
+	case c.RefusalCost < 0 || c.RefusalCost > maxRefusalCost:
+		return confkey.Errorf("refusal_cost", "must be 0-%d, got %d", maxRefusalCost, c.RefusalCost)
 	case c.MaxBans < 1 || c.MaxBans > maxMaxBans:
 		return confkey.Errorf("max_bans", "must be 1-%d, got %d", maxMaxBans, c.MaxBans)
 	case int64(c.TableBytes) > maxTableBytes:

@@ -27,6 +27,8 @@ type Guard struct {
 	log   *slog.Logger
 	sink  Sink // nil: drops are not reported
 
+	refusalCost int // Config.RefusalCost
+
 	filterMu  sync.Mutex
 	filtered  []syscall.RawConn // listeners whose SYNs are filtered
 	filterNow []bpf.RawInstruction
@@ -61,7 +63,7 @@ func NewGuard(cfg Config, log *slog.Logger) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Guard{lim: lim, conn: conn, file: cfg.BlocklistFile, log: log.With("component", "guard")}
+	g := &Guard{lim: lim, conn: conn, file: cfg.BlocklistFile, log: log.With("component", "guard"), refusalCost: cfg.RefusalCost}
 	if g.file != "" {
 		bl, err := readBlocklist(g.file)
 		if err != nil {
@@ -96,6 +98,16 @@ func (g *Guard) Check(src netip.Addr, now time.Time) Verdict {
 		g.sink.Dropped(src, v, now)
 	}
 	return v
+}
+
+// ChargeRefusal charges src, a verified source whose request the tracker
+// has just refused, what the refusal costs beyond the one request Check
+// charged (Config.RefusalCost). It does not allocate.
+func (g *Guard) ChargeRefusal(src netip.Addr, now time.Time) {
+	if g == nil || g.refusalCost <= 1 {
+		return
+	}
+	g.lim.Charge(src.Unmap(), g.refusalCost-1, now)
 }
 
 // AllowConnect charges a UDP connect from src to src's connect bucket

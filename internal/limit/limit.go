@@ -348,24 +348,59 @@ func (k *keyPair) touch() {
 	_ = uint64(k.sa.mu.Load()+k.sp.mu.Load()) + k.sa.line2.Load() + k.sp.line2.Load()
 }
 
+// lock locks both sets, in index order so that two callers cannot wait
+// for each other.
+func (k *keyPair) lock() {
+	switch {
+	case k.ia == k.ip:
+		k.sa.lock()
+	case k.ia < k.ip:
+		k.sa.lock()
+		k.sp.lock()
+	default:
+		k.sp.lock()
+		k.sa.lock()
+	}
+}
+
+func (k *keyPair) unlock() {
+	k.sa.unlock()
+	if k.ia != k.ip {
+		k.sp.unlock()
+	}
+}
+
+// Charge takes n more tokens from the buckets of src's address and
+// prefix, at most emptying them, for a request that cost more than the
+// one token Allow took (a refused announce: see Config.RefusalCost). A
+// key not in the table, or banned, is left as it is. It does not
+// allocate.
+func (l *Limiter) Charge(src netip.Addr, n int, now time.Time) {
+	if n <= 0 {
+		return
+	}
+	var k keyPair
+	l.keys(&k, src)
+	t := l.ns(now)
+	k.lock()
+	for _, c := range [2]struct {
+		s  *set
+		h  uint64
+		lv *level
+	}{{k.sa, k.ha, k.la}, {k.sp, k.hp, k.lp}} {
+		if w := c.s.find(tagOf(c.h)); w >= 0 && c.s.tag[w]&bannedBit == 0 {
+			setTat(c.s, w, min(max(c.s.tat[w], t)+int64(n)*c.lv.interval, t+c.lv.limit), t)
+		}
+	}
+	k.unlock()
+}
+
 // allowKeys is Allow once the keys are known.
 func (l *Limiter) allowKeys(k *keyPair, t int64, src netip.Addr) Verdict {
 	sa, sp := k.sa, k.sp
-	switch {
-	case k.ia == k.ip:
-		sa.lock()
-	case k.ia < k.ip:
-		sa.lock()
-		sp.lock()
-	default:
-		sp.lock()
-		sa.lock()
-	}
+	k.lock()
 	v, evicted := l.decideLocked(sa, sp, k.ha, k.hp, k.la, k.lp, t, src)
-	sa.unlock()
-	if k.ia != k.ip {
-		sp.unlock()
-	}
+	k.unlock()
 	st := &l.stripes[k.ia%stripeCount]
 	switch v {
 	case Allowed:

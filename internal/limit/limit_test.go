@@ -90,6 +90,8 @@ func TestValidate(t *testing.T) {
 		{"ban_duration zero", func(c *Config) { c.BanDuration = 0 }, "ban_duration"},
 		{"ban_max below duration", func(c *Config) { c.BanMax = 30 * time.Second }, "ban_max"},
 		{"max_bans zero", func(c *Config) { c.MaxBans = 0 }, "max_bans"},
+		{"refusal_cost negative", func(c *Config) { c.RefusalCost = -1 }, "refusal_cost"},
+		{"refusal_cost too high", func(c *Config) { c.RefusalCost = maxRefusalCost + 1 }, "refusal_cost"},
 		{"table too small", func(c *Config) { c.TableBytes = 1 << 10 }, "table_bytes"},
 		{"table negative", func(c *Config) { c.TableBytes = -1 }, "table_bytes"},
 		{"table too large", func(c *Config) { big := int64(1) << 41; c.TableBytes = int(big) }, "table_bytes"},
@@ -256,6 +258,56 @@ func TestPrefixAggregation(t *testing.T) {
 	})
 }
 
+func TestCharge(t *testing.T) {
+	c := testConfig()
+	c.RatePerSec, c.Burst = 10, 100
+	c.PrefixRatePerSec, c.PrefixBurst = 1000, 1000
+	tests := []struct {
+		name   string
+		charge int
+		want   int // allowed of 200 requests after one request and the charge
+	}{
+		{"none", 0, 99},
+		{"nine", 9, 90},
+		{"more than the burst", 1000, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := New(c)
+			src := mustAddr("192.0.2.1")
+			if v := l.Allow(src, t0); v != Allowed {
+				t.Fatalf("first request: %v", v)
+			}
+			l.Charge(src, tt.charge, t0)
+			if a, _, _ := count(l, src, t0, 200); a != tt.want {
+				t.Fatalf("after a charge of %d: %d allowed, want %d", tt.charge, a, tt.want)
+			}
+			// A charge empties the bucket at most: it refills as usual.
+			if a, _, _ := count(l, src, sec(10), 200); a != 100 {
+				t.Fatalf("10 s later: %d allowed, want the whole burst of 100", a)
+			}
+		})
+	}
+	t.Run("prefix", func(t *testing.T) {
+		c := c
+		c.RatePerSec, c.Burst = 1000, 1000
+		c.PrefixRatePerSec, c.PrefixBurst = 10, 100
+		l := New(c)
+		l.Allow(mustAddr("198.51.100.1"), t0)
+		l.Charge(mustAddr("198.51.100.1"), 50, t0)
+		if a, _, _ := count(l, mustAddr("198.51.100.2"), t0, 200); a != 49 {
+			t.Fatalf("a neighbour after a charge of 50 to the /24: %d allowed, want 49", a)
+		}
+	})
+	t.Run("unknown source", func(t *testing.T) {
+		l := New(c)
+		l.Charge(mustAddr("192.0.2.9"), 1000, t0)
+		if a, _, _ := count(l, mustAddr("192.0.2.9"), t0, 200); a != 100 {
+			t.Fatalf("a charge to a source never seen: %d allowed, want the burst of 100 (nothing to charge)", a)
+		}
+	})
+}
+
 func TestIPv6Keys(t *testing.T) {
 	c := testConfig()
 	c.RatePerSec, c.Burst = 1, 3
@@ -368,7 +420,7 @@ func TestZeroAddr(t *testing.T) {
 func TestConfigTOMLNames(t *testing.T) {
 	want := []string{"rate_per_sec", "burst", "prefix_rate_per_sec", "prefix_burst", "ipv4_prefix_len",
 		"ipv6_address_len", "ipv6_prefix_len", "table_bytes", "ban_after", "ban_window", "ban_duration", "ban_max", "max_bans",
-		"connect_rate_per_sec", "connect_burst", "connect_table_bytes", "blocklist_file"}
+		"connect_rate_per_sec", "connect_burst", "connect_table_bytes", "refusal_cost", "blocklist_file"}
 	typ := reflect.TypeFor[Config]()
 	var got []string
 	for i := range typ.NumField() {

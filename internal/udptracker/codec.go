@@ -299,6 +299,9 @@ func (c *codec) announce(ip netip.Addr, tid uint32, pkt, out []byte, now time.Ti
 	c.one[0] = a.InfoHash
 	if err := c.tr.Announce(c.ctx, &c.req, &c.resp); err != nil {
 		ref, refused := err.(*bittorrent.Refusal)
+		if refused {
+			c.guard.ChargeRefusal(ip, now)
+		}
 		c.reportParsed(ip, EventAnnounce, outcomeOf(refused), c.one[:], &c.req, now)
 		if refused && !c.shed && c.calm != nil && c.calm.told(ip, a.Port, a.InfoHash, now) {
 			c.count(reqstat.Announce, c.tr.Outcome(err))
@@ -341,6 +344,9 @@ func (c *codec) scrape(ip netip.Addr, tid uint32, pkt, out []byte, now time.Time
 	var err error
 	c.scrapes, err = c.tr.Scrape(c.ctx, ip, c.hashes, c.scrapes)
 	_, refused := err.(*bittorrent.Refusal)
+	if refused {
+		c.guard.ChargeRefusal(ip, now)
+	}
 	c.reportParsed(ip, EventScrape, outcomeOf(refused), c.hashes, nil, now)
 	if err != nil {
 		return c.fail(out, tid, err, len(pkt), reqstat.Scrape, cScrapesFailed)

@@ -15,6 +15,7 @@ func TestRequestOutcomes(t *testing.T) {
 	c := newRefusingCodec(t, ReplyError, "") // testHash(1) revoked, the rest unregistered
 	gcfg := limit.DefaultConfig()
 	gcfg.RatePerSec, gcfg.Burst, gcfg.BanAfter = 1, 4, 0 // the fifth charged request (below) is over the rate
+	gcfg.RefusalCost = 1                                 // the refused scrape below costs one, like the rest
 	c.guard = newTestGuard(t, gcfg, "192.0.2.0/24\n")
 	blocked := netip.MustParseAddrPort("192.0.2.9:6881")
 

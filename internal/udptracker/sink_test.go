@@ -43,6 +43,7 @@ func TestSinkEvents(t *testing.T) {
 	c := newTestCodec(t, tr)
 	gcfg := limit.DefaultConfig()
 	gcfg.RatePerSec, gcfg.Burst, gcfg.BanAfter = 1, 3, 2
+	gcfg.RefusalCost = 1 // refusals count as one request here, like the rest
 	c.guard = newTestGuard(t, gcfg, "192.0.2.0/24\n")
 	log := &eventLog{}
 	c.sink = log
