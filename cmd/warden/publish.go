@@ -241,7 +241,11 @@ func (a adminRegistry) Revoke(ctx context.Context, h metainfo.Hashes, reason str
 // publishing keeps in DATA/publish (whether this server publishes or
 // warden publish does).
 func (s *server) listenWeb() error {
-	ln, err := httptracker.ListenTCP(s.cfg.Web.Listen, s.guard, s.log.With("component", "web"))
+	filter := s.guard
+	if !s.cfg.Web.KernelBans {
+		filter = nil
+	}
+	ln, err := httptracker.ListenTCP(s.cfg.Web.Listen, filter, s.log.With("component", "web"))
 	if err != nil {
 		return fmt.Errorf("web: %w", err)
 	}

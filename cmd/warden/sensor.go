@@ -39,13 +39,11 @@ func (s *server) openSensor(cfg sensor.Config, sink sensor.Sink) error {
 		return fmt.Errorf("evidence.sensor: %w", err)
 	}
 	sens.ReportTo(sink)
-	if s.udp != nil {
-		s.udp.OnKernelBans(func(prefixes []netip.Prefix) {
-			if err := sens.SetBanned(prefixes); err != nil {
-				s.log.Warn("sensor: banned prefixes not counted", "err", err)
-			}
-		})
-	}
+	s.guard.OnFilter(func(prefixes []netip.Prefix) {
+		if err := sens.SetBanned(prefixes); err != nil {
+			s.log.Warn("sensor: banned prefixes not counted", "err", err)
+		}
+	})
 	s.sensor = sens
 	return nil
 }

@@ -78,6 +78,10 @@ type Config struct {
 	// from the per-source and per-prefix caps (and are never closed to
 	// make room for others) but count toward MaxConns.
 	MaxConnsPerProxy int `toml:"max_conns_per_proxy"`
+	// KernelBans has the guard keep its bans and blocklist in a filter on
+	// the listening socket (Linux: see package sockfilter), so the kernel
+	// drops their connection attempts before it answers them.
+	KernelBans bool `toml:"kernel_bans"`
 }
 
 // maxConnsLimit bounds every connection cap: far above any file limit.
@@ -120,6 +124,7 @@ func DefaultConfig() Config {
 		MaxConnsPerSource: 64,
 		MaxConnsPerPrefix: 1024,
 		MaxConnsPerProxy:  8192,
+		KernelBans:        true,
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"warden/internal/limit"
 	"warden/internal/ratelog"
+	"warden/internal/sockfilter"
 	"warden/internal/tracker"
 )
 
@@ -61,7 +62,11 @@ func Listen(addr string, tr *tracker.Tracker, guard *limit.Guard, cfg Config, lo
 	}
 	header, _ := cfg.clientIPHeader()
 	log = log.With("component", "httptracker")
-	tcp, err := ListenTCP(addr, guard, log)
+	filter := guard
+	if !cfg.KernelBans {
+		filter = nil
+	}
+	tcp, err := ListenTCP(addr, filter, log)
 	if err != nil {
 		return nil, fmt.Errorf("httptracker: %w", err)
 	}
@@ -106,7 +111,7 @@ func Listen(addr string, tr *tracker.Tracker, guard *limit.Guard, cfg Config, lo
 // ListenTCP binds a plain TCP listener on addr (multipath TCP off: it
 // takes no socket filter, and BitTorrent clients do not use it) and, with
 // a guard, asks it to drop banned and blocklisted sources' connection
-// attempts in the kernel (limit.Guard.FilterSYNs). Where the system
+// attempts in the kernel (limit.Guard.Filter; nil for none). Where the system
 // cannot, that is logged and they are refused at accept instead.
 func ListenTCP(addr string, guard *limit.Guard, log *slog.Logger) (net.Listener, error) {
 	var lc net.ListenConfig
@@ -116,7 +121,7 @@ func ListenTCP(addr string, guard *limit.Guard, log *slog.Logger) (net.Listener,
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
 	if guard != nil {
-		if err := guard.FilterSYNs(ln.(*net.TCPListener)); err != nil {
+		if err := guard.Filter(ln.(*net.TCPListener), sockfilter.SYNs); err != nil {
 			log.Warn("banned sources' connections are refused at accept, not dropped in the kernel", "addr", ln.Addr().String(), "err", err)
 		}
 	}

@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/net/bpf"
 
-	"warden/internal/synfilter"
+	"warden/internal/sockfilter"
 )
 
 // Guard is what the frontends consult for each request: the operator's
@@ -29,16 +29,22 @@ type Guard struct {
 
 	refusalCost int // Config.RefusalCost
 
-	filterMu  sync.Mutex
-	filtered  []syscall.RawConn // listeners whose SYNs are filtered
-	filterNow []bpf.RawInstruction
-	inFilter  atomic.Int64 // prefixes in the SYN filter now
-	leftOut   atomic.Int64 // bans and blocklist prefixes that did not fit
+	filterMu sync.Mutex
+	filtered []filteredConn
+	held     []netip.Prefix // the prefixes in the filters now
+	onFilter func(held []netip.Prefix)
+	inFilter atomic.Int64 // len(held)
+	leftOut  atomic.Int64 // bans and blocklist prefixes that did not fit
 }
 
-// filterEvery is how often Run brings the listeners' SYN filters up to
-// date: a new ban reaches the kernel, and an ended one leaves it, within
-// this.
+// filteredConn is a socket whose filter the guard keeps.
+type filteredConn struct {
+	rc   syscall.RawConn
+	kind sockfilter.Kind
+}
+
+// filterEvery is how often Run brings the sockets' filters up to date: a
+// new ban reaches the kernel, and an ended one leaves it, within this.
 const filterEvery = 250 * time.Millisecond
 
 // Sink is told of every request the guard turns away, for the operator's
@@ -133,42 +139,45 @@ func (g *Guard) Limiter() *Limiter { return g.lim }
 // Blocklist returns the blocklist in force, possibly nil.
 func (g *Guard) Blocklist() *Blocklist { return g.block.Load() }
 
-// Stats returns the limiter's counters and the SYN filter's size.
+// Stats returns the limiter's counters and the size of the kernel filters.
 func (g *Guard) Stats() Stats {
 	s := g.lim.Stats()
-	s.SYNFilterPrefixes = int(g.inFilter.Load())
-	s.SYNFilterLeftOut = int(g.leftOut.Load())
+	s.KernelFilterPrefixes = int(g.inFilter.Load())
+	s.KernelFilterLeftOut = int(g.leftOut.Load())
 	return s
 }
 
-// FilterSYNs makes the guard keep a kernel filter on the listening TCP
-// socket ln that drops connection attempts from running bans and
-// blocklisted prefixes before the kernel answers them (see synfilter),
-// so that a banned source costs neither a handshake nor a place in the
-// accept queue. Run keeps the filter up to date. The most active bans go
-// first; what does not fit in the filter is still refused at accept.
-// It returns an error, and filters nothing, where the socket takes no
-// filter (not Linux, or multipath TCP).
-func (g *Guard) FilterSYNs(ln syscall.Conn) error {
-	rc, err := ln.SyscallConn()
+// Filter makes the guard keep a kernel filter on the socket c that drops
+// what comes from running bans and blocklisted prefixes (see sockfilter):
+// for a UDP socket every datagram (sockfilter.Datagrams), for a listening
+// TCP socket the connection attempts (sockfilter.SYNs), so that a banned
+// source costs neither a handshake nor a place in the accept queue. The
+// most active bans go first; what does not fit is still turned away by
+// the frontend. Run keeps the filters up to date. It returns an error,
+// and filters nothing, where the socket takes no filter (not Linux, or
+// multipath TCP).
+func (g *Guard) Filter(c syscall.Conn, kind sockfilter.Kind) error {
+	rc, err := c.SyscallConn()
 	if err != nil {
 		return err
 	}
 	g.filterMu.Lock()
 	defer g.filterMu.Unlock()
-	prog := g.filterNow
-	if prog == nil {
-		prog, _, _ = synfilter.Program(nil)
-	}
-	if err := synfilter.Attach(rc, prog); err != nil {
+	if err := sockfilter.Attach(rc, sockfilter.Program(kind, g.held)); err != nil {
 		return err
 	}
-	g.filtered = append(g.filtered, rc)
+	g.filtered = append(g.filtered, filteredConn{rc, kind})
 	return nil
 }
 
-// refreshFilters brings the SYN filters up to date with the bans and the
-// blocklist at now, and forgets listeners that were closed.
+// OnFilter makes the guard call f with the prefixes in the kernel filters
+// each time they change, before the filters do, so that a sensor counting
+// what the kernel drops for them never misses a packet (package sensor).
+// f must not block, nor keep or change the slice. Call it before Run.
+func (g *Guard) OnFilter(f func(held []netip.Prefix)) { g.onFilter = f }
+
+// refreshFilters brings the kernel filters up to date with the bans and
+// the blocklist at now, and forgets sockets that were closed.
 func (g *Guard) refreshFilters(now time.Time) {
 	g.filterMu.Lock()
 	defer g.filterMu.Unlock()
@@ -182,26 +191,32 @@ func (g *Guard) refreshFilters(now time.Time) {
 	for _, b := range bans {
 		ps = append(ps, b.Prefix)
 	}
-	ps = append(ps, block...)
-	prog, n, leftOut := synfilter.Program(ps)
-	g.inFilter.Store(int64(n))
+	held, leftOut := sockfilter.Choose(append(ps, block...))
+	g.inFilter.Store(int64(len(held)))
 	g.leftOut.Store(int64(leftOut))
-	if slices.Equal(prog, g.filterNow) {
+	if slices.Equal(held, g.held) {
 		return
 	}
-	g.filterNow = prog
+	g.held = held
+	if g.onFilter != nil {
+		g.onFilter(held)
+	}
+	var progs [2][]bpf.RawInstruction // by kind, built when first needed
 	kept := g.filtered[:0]
-	for _, rc := range g.filtered {
-		if err := synfilter.Attach(rc, prog); err != nil {
+	for _, f := range g.filtered {
+		if progs[f.kind] == nil {
+			progs[f.kind] = sockfilter.Program(f.kind, held)
+		}
+		if err := sockfilter.Attach(f.rc, progs[f.kind]); err != nil {
 			continue // closed: forget it
 		}
-		kept = append(kept, rc)
+		kept = append(kept, f)
 	}
 	clear(g.filtered[len(kept):])
 	g.filtered = kept
 }
 
-// Run keeps the SYN filters up to date (see FilterSYNs) and reloads the
+// Run keeps the kernel filters up to date (see Filter) and reloads the
 // blocklist file when it changes, until ctx is done. A bad file keeps the
 // previous list and is logged as a warning.
 func (g *Guard) Run(ctx context.Context) error {

@@ -59,11 +59,11 @@ type Stats struct {
 	// BansRefused counts bans not imposed because the ban table's set was
 	// full of running bans.
 	BansRefused uint64 `json:"bans_refused"`
-	// SYNFilterPrefixes is how many banned or blocklisted prefixes the
-	// kernel drops connection attempts from (Guard.FilterSYNs), and
-	// SYNFilterLeftOut how many did not fit and are refused at accept.
-	SYNFilterPrefixes int `json:"syn_filter_prefixes"`
-	SYNFilterLeftOut  int `json:"syn_filter_left_out"`
+	// KernelFilterPrefixes is how many banned or blocklisted prefixes the
+	// kernel drops packets from (Guard.Filter), and KernelFilterLeftOut
+	// how many did not fit and are turned away by the frontends.
+	KernelFilterPrefixes int `json:"kernel_filter_prefixes"`
+	KernelFilterLeftOut  int `json:"kernel_filter_left_out"`
 }
 
 // Limiter decides whether to serve each request. It is safe for concurrent

@@ -77,7 +77,7 @@ var (
 	dUDPSent        = desc("udp_replies_sent_total", "UDP replies written.")
 	dUDPErrors      = desc("udp_socket_errors_total", "UDP socket errors, by direction.", "op")
 	dUDPCalmed      = desc("udp_refusals_calmed_total", "Refused UDP announces answered with an empty reply carrying the refusal interval.")
-	dUDPKernelBans  = desc("udp_kernel_bans", "Banned IPv4 prefixes in the UDP sockets' filters now.")
+	dUDPKernelBans  = desc("udp_kernel_bans", "Banned or blocklisted prefixes in the UDP sockets' kernel filters now.")
 	dUDPDrops       = desc("udp_socket_drops_total", "Datagrams the kernel dropped on warden's UDP sockets: a full receive buffer, or a socket filter (/proc/net/udp).")
 	dUDPQueue       = desc("udp_socket_receive_queue_bytes", "Bytes waiting in warden's UDP sockets' receive queues.")
 	dUDPSockets     = desc("udp_sockets", "UDP sockets warden reads (one per worker).")
@@ -100,6 +100,7 @@ var (
 	dBansActive     = desc("guard_bans_active", "Bans running now.")
 	dBansImposed    = desc("guard_bans_imposed_total", "Bans imposed, repeats included.")
 	dBansRefused    = desc("guard_bans_refused_total", "Bans not imposed because the ban table was full.")
+	dKernelFilter   = desc("guard_kernel_filter_prefixes", "Banned or blocklisted prefixes the kernel drops packets from (in), and those that did not fit (left_out).", "state")
 	dOffenders      = desc("guard_turned_away_total", "Requests turned away by the guard or the blocklist, by reason.", "reason")
 	dEpisodesOpen   = desc("episodes_open", "Abuse episodes open now.")
 	dEpisodes       = desc("episodes_total", "Abuse episodes opened and closed since start.", "event")
@@ -112,7 +113,7 @@ var allDescs = []*prometheus.Desc{
 	dRequests, dLatency, dUDPReceived, dUDPSent, dUDPErrors, dUDPCalmed, dUDPKernelBans, dUDPDrops, dUDPQueue,
 	dUDPSockets, dHTTPConnsOpen, dHTTPConns, dHTTPBadForward, dTCPListen, dTCPCookies, dSwarmTorrents, dSwarmPeers,
 	dSwarmOffHeap, dSwarmRefused, dRegistry, dRefusals, dGuard, dGuardEvictions, dGuardLive, dGuardSlots,
-	dGuardBytes, dBansActive, dBansImposed, dBansRefused, dOffenders, dEpisodesOpen, dEpisodes, dAlerts, dUptime, dInfo,
+	dGuardBytes, dBansActive, dBansImposed, dBansRefused, dKernelFilter, dOffenders, dEpisodesOpen, dEpisodes, dAlerts, dUptime, dInfo,
 }
 
 // Collector is a prometheus.Collector reading Sources at each scrape.
@@ -205,6 +206,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dGuardEvictions, g.Evictions)
 	counter(dBansImposed, g.BansImposed)
 	counter(dBansRefused, g.BansRefused)
+	gauge(dKernelFilter, float64(g.KernelFilterPrefixes), "in")
+	gauge(dKernelFilter, float64(g.KernelFilterLeftOut), "left_out")
 	if c.src.Guard != nil {
 		lim := c.src.Guard.Limiter()
 		now := time.Now()

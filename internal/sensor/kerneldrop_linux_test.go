@@ -87,7 +87,7 @@ func startFrontend(t testing.TB, withSensor bool, banned netip.Prefix) *frontend
 			t.Fatal(err)
 		}
 		f.sens.ReportTo(f.sink)
-		f.srv.OnKernelBans(func(p []netip.Prefix) {
+		guard.OnFilter(func(p []netip.Prefix) {
 			if err := f.sens.SetBanned(p); err != nil {
 				t.Errorf("SetBanned: %v", err)
 			}
@@ -99,6 +99,7 @@ func startFrontend(t testing.TB, withSensor bool, banned netip.Prefix) *frontend
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { f.srv.Run(ctx) })
+	wg.Go(func() { guard.Run(ctx) })
 	if f.sens != nil {
 		wg.Go(func() {
 			if err := f.sens.Run(ctx); err != nil {

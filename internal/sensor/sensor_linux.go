@@ -233,9 +233,9 @@ func (s *Sensor) SetPorts(p Ports) error {
 }
 
 // SetBanned sets the prefixes whose datagrams to the UDP ports are
-// counted as dropped in the kernel: the IPv4 prefixes of the UDP
-// frontend's socket filter (udptracker.Server.OnKernelBans hands them
-// over); IPv6 prefixes are ignored, at most MaxBanned are taken. It
+// counted as dropped in the kernel: the prefixes of the frontends' socket
+// filters (limit.Guard.OnFilter hands them over); IPv6 prefixes are
+// ignored, at most MaxBanned are taken. It
 // copies prefixes and does not block on Run.
 func (s *Sensor) SetBanned(prefixes []netip.Prefix) error {
 	s.mu.Lock()

@@ -52,9 +52,10 @@ type Config struct {
 	// legitimate announces answered with p99 16 ms, the default 99.3% with
 	// p99 2.5 ms.
 	SocketBufferBytes int `toml:"socket_buffer_bytes"`
-	// KernelBans copies the IPv4 bans of the rate limiter into a socket
-	// filter (classic BPF, Linux only), so the kernel drops a banned
-	// source's datagrams before they are queued on the socket.
+	// KernelBans has the guard keep its bans and blocklist in a socket
+	// filter (classic BPF, Linux only: see package sockfilter), so the
+	// kernel drops a banned source's datagrams before they are queued on
+	// the socket.
 	KernelBans bool `toml:"kernel_bans"`
 	// RefusalReply is how an announce for a torrent the tracker refuses
 	// is answered. A BEP 15 error carries no interval, so clients take it

@@ -34,7 +34,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -43,6 +42,7 @@ import (
 	"warden/internal/confkey"
 	"warden/internal/limit"
 	"warden/internal/ratelog"
+	"warden/internal/sockfilter"
 	"warden/internal/tracker"
 	"warden/internal/udpbatch"
 )
@@ -58,11 +58,7 @@ type Server struct {
 	ioLog   *ratelog.Logger // socket errors
 
 	guard      *limit.Guard
-	kernelBans bool
-	inKernel   atomic.Int64 // prefixes in the socket filters now
-	// onKernelBans, set by OnKernelBans before Run, is told the
-	// prefixes each time they change.
-	onKernelBans func(prefixes []netip.Prefix)
+	kernelBans bool // the guard keeps the sockets' filters (Config.KernelBans)
 
 	started   atomic.Bool
 	closeOnce sync.Once
@@ -124,12 +120,11 @@ func listen(addr string, tr *tracker.Tracker, cfg Config, log *slog.Logger, o op
 	}
 	log = log.With("component", "udptracker")
 	s := &Server{
-		guard:      o.guard,
-		kernelBans: cfg.KernelBans,
-		log:        log,
-		now:        o.now,
-		ioLog:      ratelog.New(log, slog.LevelError, 10*time.Second, o.now),
-		done:       make(chan struct{}),
+		guard: o.guard,
+		log:   log,
+		now:   o.now,
+		ioLog: ratelog.New(log, slog.LevelError, 10*time.Second, o.now),
+		done:  make(chan struct{}),
 	}
 	jar := newCookieJar(cfg.CookieRotation, o.now, cfg.CookieSecret, o.random)
 	errLog := ratelog.New(log, slog.LevelError, 10*time.Second, o.now)
@@ -165,6 +160,16 @@ func listen(addr string, tr *tracker.Tracker, cfg Config, log *slog.Logger, o op
 		s.workers = append(s.workers, w)
 	}
 	s.addr = s.workers[0].pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	if s.guard != nil && cfg.KernelBans {
+		s.kernelBans = true
+		for _, w := range s.workers {
+			if err := s.guard.Filter(w.pc, sockfilter.Datagrams); err != nil {
+				log.Warn("banned sources' datagrams are dropped by the workers, not the kernel", "err", err)
+				s.kernelBans = false
+				break
+			}
+		}
+	}
 	io := s.workers[0].conn.Name()
 	log.Info("listening", "addr", s.addr, "workers", cfg.Workers, "batch_size", cfg.BatchSize,
 		"io", io, "cookie_rotation", cfg.CookieRotation, "shared_cookies", len(cfg.CookieSecret) > 0,
@@ -248,9 +253,6 @@ func (s *Server) Run(ctx context.Context) error {
 		w.codec.ctx = ctx
 		wg.Go(func() { s.serve(w) })
 	}
-	if s.guard != nil && s.kernelBans && haveKernelBans {
-		wg.Go(s.syncKernelBans)
-	}
 	select {
 	case <-ctx.Done():
 	case <-s.done:
@@ -260,56 +262,6 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("stopped", "addr", s.addr)
 	return nil
 }
-
-// syncKernelBans copies the guard's IPv4 bans into every socket's filter
-// four times a second, until Close. Once a source is banned, the kernel
-// drops its datagrams before they are queued, so a banned flood neither
-// costs the worker a read nor crowds legitimate datagrams out of the
-// queue. Datagrams dropped there are not counted in Stats or in the ban's
-// Dropped count.
-func (s *Server) syncKernelBans() {
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	var current []netip.Prefix
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-tick.C:
-		}
-		var want []netip.Prefix
-		for _, b := range s.guard.Limiter().Bans(s.now()) {
-			if b.Prefix.Addr().Is4() {
-				want = append(want, b.Prefix)
-			}
-		}
-		slices.SortFunc(want, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
-		if sameBans(want, current) {
-			continue
-		}
-		if s.onKernelBans != nil {
-			// Before the sockets, so whoever counts the drops never
-			// misses one (it may count a few datagrams that arrive
-			// before the filters change).
-			s.onKernelBans(want[:min(len(want), maxKernelBans)])
-		}
-		for _, w := range s.workers {
-			if err := setKernelBans(w.pc, want); err != nil {
-				s.ioLog.Log("socket error", slog.Any("err", fmt.Errorf("socket filter: %w", err)))
-			}
-		}
-		current = want
-		s.inKernel.Store(int64(min(len(want), maxKernelBans)))
-		s.log.Debug("kernel bans updated", "prefixes", len(want))
-	}
-}
-
-// OnKernelBans makes the server call f with the IPv4 prefixes it puts in
-// its sockets' filters, each time they change, so that a sensor can count
-// the datagrams the kernel drops for them (package sensor). f must not
-// block, nor keep or change the slice. Call it before Run; it has no
-// effect without kernel bans (Config.KernelBans, Linux, a guard).
-func (s *Server) OnKernelBans(f func(prefixes []netip.Prefix)) { s.onKernelBans = f }
 
 // Close closes the sockets, which ends Run. It is safe to call more than
 // once and concurrently; later calls return the first call's result.
@@ -330,7 +282,9 @@ func (s *Server) Stats() Stats {
 	for _, w := range s.workers {
 		w.stats.addTo(&st)
 	}
-	st.KernelBans = uint64(s.inKernel.Load())
+	if s.kernelBans {
+		st.KernelBans = uint64(s.guard.Stats().KernelFilterPrefixes)
+	}
 	return st
 }
 

@@ -37,8 +37,9 @@ type Stats struct {
 	DroppedBanned         uint64 `json:"dropped_banned"` // source or prefix banned
 	ShedRefusals          uint64 `json:"shed_refusals"`  // refusals dropped while the worker was behind
 
-	// KernelBans is the number of banned IPv4 prefixes in the sockets'
-	// filters now; their datagrams are dropped by the kernel, uncounted.
+	// KernelBans is the number of banned or blocklisted prefixes in the
+	// sockets' filters now (the guard's, see limit.Guard.Filter); their
+	// datagrams are dropped by the kernel, uncounted here.
 	KernelBans uint64 `json:"kernel_bans"`
 
 	ReadErrors  uint64 `json:"read_errors"`

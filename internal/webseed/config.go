@@ -46,6 +46,9 @@ type Config struct {
 	MaxConns          int `toml:"max_conns"`
 	MaxConnsPerSource int `toml:"max_conns_per_source"`
 	MaxConnsPerPrefix int `toml:"max_conns_per_prefix"`
+	// KernelBans drops banned and blocklisted sources' connection
+	// attempts in the kernel, as http.kernel_bans does.
+	KernelBans bool `toml:"kernel_bans"`
 	// MaxBytesPerSec caps what one source is sent per second, and
 	// BurstBytes what it may be sent at once after a pause; 0 turns the
 	// bandwidth caps off. PrefixMaxBytesPerSec and PrefixBurstBytes are
@@ -72,6 +75,7 @@ func DefaultConfig() Config {
 		MaxConns:             4096,
 		MaxConnsPerSource:    16,
 		MaxConnsPerPrefix:    256,
+		KernelBans:           true,
 		MaxBytesPerSec:       64 << 20,
 		BurstBytes:           64 << 20,
 		PrefixMaxBytesPerSec: 256 << 20,

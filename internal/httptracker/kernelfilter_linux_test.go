@@ -42,7 +42,7 @@ func TestBannedSourceDroppedAtSYN(t *testing.T) {
 		t.Fatal("20 announces over a rate of 1/s with ban_after 5: no ban")
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for guard.Stats().SYNFilterPrefixes == 0 {
+	for guard.Stats().KernelFilterPrefixes == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the ban did not reach the SYN filter within 2 s")
 		}

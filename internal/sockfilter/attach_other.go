@@ -1,6 +1,6 @@
 //go:build !linux
 
-package synfilter
+package sockfilter
 
 import (
 	"syscall"

@@ -1,4 +1,4 @@
-package synfilter
+package sockfilter
 
 import (
 	"context"
@@ -46,7 +46,8 @@ func attach(t *testing.T, ln net.Listener, prefixes ...string) {
 	for _, s := range prefixes {
 		ps = append(ps, netip.MustParsePrefix(s))
 	}
-	prog, _, _ := Program(ps)
+	held, _ := Choose(ps)
+	prog := Program(SYNs, held)
 	rc, err := ln.(*net.TCPListener).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
@@ -151,10 +152,70 @@ func TestAttachMultipathTCP(t *testing.T) {
 	}
 	defer ln.Close()
 	rc, _ := ln.(*net.TCPListener).SyscallConn()
-	prog, _, _ := Program(nil)
+	prog := Program(SYNs, nil)
 	// Without MPTCP in the kernel, Go falls back to plain TCP, which takes
 	// the filter.
 	if err := Attach(rc, prog); err != nil && !strings.Contains(err.Error(), "multipath") {
 		t.Fatalf("Attach on an MPTCP listener: %v, want an error naming multipath TCP", err)
+	}
+}
+
+// TestAttachDropsDatagrams attaches a Datagrams filter to real UDP
+// sockets, IPv4 and dual-stack, and checks whose datagrams still arrive.
+func TestAttachDropsDatagrams(t *testing.T) {
+	ps := []netip.Prefix{
+		netip.MustParsePrefix("127.0.0.2/32"),
+		netip.MustParsePrefix("127.0.5.0/24"),
+		netip.MustParsePrefix("2001:db8::/32"),
+	}
+	held, _ := Choose(ps)
+	for _, listen := range []string{"127.0.0.1:0", "[::]:0"} {
+		t.Run(listen, func(t *testing.T) {
+			pc, err := net.ListenPacket("udp", listen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pc.Close()
+			rc, err := pc.(*net.UDPConn).SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Attach(rc, Program(Datagrams, held)); err != nil {
+				t.Fatal(err)
+			}
+			port := pc.LocalAddr().(*net.UDPAddr).Port
+			send := func(from string) {
+				c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(from)}, &net.UDPAddr{IP: net.ParseIP("127.0.0.1"), Port: port})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.Write([]byte(from))
+			}
+			for _, from := range []string{"127.0.0.2", "127.0.5.9", "127.0.0.3", "127.0.6.1"} {
+				send(from)
+			}
+			got := map[string]bool{}
+			buf := make([]byte, 64)
+			for {
+				pc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+				n, _, err := pc.ReadFrom(buf)
+				if err != nil {
+					break
+				}
+				got[string(buf[:n])] = true
+			}
+			if len(got) != 2 || !got["127.0.0.3"] || !got["127.0.6.1"] {
+				t.Fatalf("received from %v, want only 127.0.0.3 and 127.0.6.1", got)
+			}
+			if err := Attach(rc, Program(Datagrams, nil)); err != nil {
+				t.Fatal(err)
+			}
+			send("127.0.0.2")
+			pc.SetReadDeadline(time.Now().Add(time.Second))
+			if n, _, err := pc.ReadFrom(buf); err != nil || string(buf[:n]) != "127.0.0.2" {
+				t.Fatalf("after an empty filter: %q, %v", buf[:n], err)
+			}
+		})
 	}
 }

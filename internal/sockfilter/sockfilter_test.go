@@ -1,4 +1,4 @@
-package synfilter
+package sockfilter
 
 import (
 	"encoding/binary"
@@ -40,6 +40,12 @@ const (
 	synAck = syn | ack
 	psh    = 0x08
 )
+
+// build is Choose and program for the test layout.
+func build(kind Kind, ps []netip.Prefix) (prog []bpf.RawInstruction, held, leftOut int) {
+	h, leftOut := Choose(ps)
+	return program(kind, h, testNetOff), len(h), leftOut
+}
 
 // dropped runs prog on a packet from src with flags and reports whether
 // it dropped it.
@@ -101,11 +107,34 @@ func TestProgram(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			prog, _, _ := program(tt.prefixes, testNetOff)
+			prog, _, _ := build(SYNs, tt.prefixes)
 			if got := dropped(t, prog, netip.MustParseAddr(tt.src), tt.flags); got != tt.drop {
 				t.Errorf("%v: packet from %s, flags %#x: dropped %v, want %v", tt.prefixes, tt.src, tt.flags, got, tt.drop)
 			}
 		})
+	}
+}
+
+// TestDatagrams checks a filter for a UDP socket: every packet from a
+// listed prefix is dropped, whatever its flags byte holds.
+func TestDatagrams(t *testing.T) {
+	ps := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/64")}
+	prog, _, _ := build(Datagrams, ps)
+	for _, tt := range []struct {
+		src   string
+		flags byte
+		drop  bool
+	}{
+		{"192.0.2.7", 0, true},
+		{"192.0.2.7", syn, true},
+		{"192.0.2.7", ack, true},
+		{"192.0.3.7", 0, false},
+		{"2001:db8::9", 0, true},
+		{"2001:db8:0:1::9", 0, false},
+	} {
+		if got := dropped(t, prog, netip.MustParseAddr(tt.src), tt.flags); got != tt.drop {
+			t.Errorf("datagram from %s (byte 13 = %#x): dropped %v, want %v", tt.src, tt.flags, got, tt.drop)
+		}
 	}
 }
 
@@ -115,7 +144,7 @@ func TestProgramMatchesContains(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for round := range 50 {
 		ps := randomPrefixes(r, 1+r.IntN(200))
-		prog, n, _ := program(ps, testNetOff)
+		prog, n, _ := build(SYNs, ps)
 		if n > len(ps) {
 			t.Fatalf("round %d: holds %d of %d prefixes", round, n, len(ps))
 		}
@@ -178,7 +207,7 @@ func TestProgramBounds(t *testing.T) {
 		binary.BigEndian.PutUint32(a[4:], uint32(i))
 		ps = append(ps, netip.PrefixFrom(netip.AddrFrom16(a), 64))
 	}
-	prog, n, leftOut := program(ps, testNetOff)
+	prog, n, leftOut := build(SYNs, ps)
 	if n != MaxPrefixes || leftOut != len(ps)-MaxPrefixes {
 		t.Fatalf("holds %d prefixes and left out %d, want MaxPrefixes (%d) and the other %d", n, leftOut, MaxPrefixes, len(ps)-MaxPrefixes)
 	}
@@ -201,7 +230,7 @@ func TestProgramBounds(t *testing.T) {
 		binary.BigEndian.PutUint32(a[12:], uint32(i))
 		ps = append(ps, netip.PrefixFrom(netip.AddrFrom16(a), 128))
 	}
-	prog, n, _ = program(ps, testNetOff)
+	prog, n, _ = build(SYNs, ps)
 	if len(prog) > maxInstructions {
 		t.Fatalf("%d IPv6 /128s: %d instructions, more than the kernel takes (%d)", MaxPrefixes, len(prog), maxInstructions)
 	}
@@ -216,9 +245,10 @@ func TestProgramBounds(t *testing.T) {
 func TestProgramCanonical(t *testing.T) {
 	a := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("10.1.2.3/32"), netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/48")}
 	b := []netip.Prefix{a[3], a[2], a[0]} // without the /32 inside 10/8
-	pa, na, _ := Program(a)
-	pb, nb, _ := Program(b)
-	if na != 3 || nb != 3 {
+	ha, _ := Choose(a)
+	hb, _ := Choose(b)
+	pa, pb := Program(SYNs, ha), Program(SYNs, hb)
+	if na, nb := len(ha), len(hb); na != 3 || nb != 3 {
 		t.Fatalf("held %d and %d prefixes, want 3 and 3 (a prefix inside another is left out)", na, nb)
 	}
 	if fmt.Sprint(pa) != fmt.Sprint(pb) {

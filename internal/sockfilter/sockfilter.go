@@ -1,21 +1,25 @@
-// Package synfilter drops TCP connection attempts from a set of prefixes
-// in the kernel, before it answers them, with a classic BPF filter on the
-// listening socket (SO_ATTACH_FILTER, which needs no privilege).
+// Package sockfilter makes the kernel drop packets from a set of prefixes
+// before they reach a socket, with a classic BPF socket filter
+// (SO_ATTACH_FILTER, which needs no privilege). The guard keeps one on
+// each frontend socket with the prefixes it bans and blocks.
 //
-// A banned source that is refused only once its connection is accepted
-// still costs a handshake, a place in the accept queue ahead of everyone
-// else's connections, an accept and a reset: under a connection flood the
-// queue is where legitimate clients wait. Dropped at the SYN, it costs
-// the kernel a socket lookup and the filter, and its client waits for a
-// SYN retransmission (a second, then two, then four) instead of trying
-// again at once.
+// On a UDP socket (Datagrams) every datagram from a listed prefix is
+// dropped before it is queued: a banned flood neither costs the process a
+// read nor crowds legitimate datagrams out of the queue.
 //
-// The filter reads only the first packet of a handshake: a packet without
-// SYN passes after three instructions, so established connections, which
-// inherit the listener's filter, pay almost nothing for it. A SYN is
-// compared with each prefix in turn, so the number of prefixes is bounded
-// (MaxPrefixes) to keep that cost at a few microseconds.
-package synfilter
+// On a TCP listener (SYNs) only connection attempts are dropped. A banned
+// source refused once its connection is accepted still costs a handshake,
+// a place in the accept queue ahead of everyone else's connections, an
+// accept and a reset: under a connection flood the queue is where
+// legitimate clients wait. Dropped at the SYN, it costs a socket lookup
+// and the filter, and its client waits for a SYN retransmission (one
+// second, then two, then four) instead of trying again at once. A packet
+// without SYN passes after three instructions, so established
+// connections, which inherit the listener's filter, pay almost nothing.
+//
+// A packet is compared with each prefix in turn, so the number of
+// prefixes is bounded (MaxPrefixes) to keep that to about a microsecond.
+package sockfilter
 
 import (
 	"encoding/binary"
@@ -49,7 +53,7 @@ func cost(p netip.Prefix) int {
 
 // ErrUnsupported is returned by Attach where the system has no socket
 // filters for TCP (not Linux).
-var ErrUnsupported = errors.New("synfilter: socket filters are not supported on this system")
+var ErrUnsupported = errors.New("sockfilter: socket filters are not supported on this system")
 
 // skfNetOff is the kernel's SKF_NET_OFF: a load at it plus n reads byte n
 // of the network (IP) header. A plain offset reads from the TCP header,
@@ -61,40 +65,69 @@ const (
 	drop   = 0
 )
 
-// Program returns a filter that drops a TCP SYN whose source lies in one
-// of prefixes and passes every other packet, how many prefixes it holds,
-// and how many it left out for want of room. Prefixes inside another are left out, as are invalid ones; of
-// the rest, if there are more than fit (MaxPrefixes, or fewer IPv6 ones),
-// those listed first are kept, so a caller lists the most important first. IPv4 packets are
-// matched against the IPv4 prefixes (and IPv4-mapped IPv6 ones), IPv6
-// packets against the IPv6 prefixes. Below MaxPrefixes the program
-// depends only on the set of prefixes, not on their order, so a caller
-// can compare two programs to know whether the filter changed.
-func Program(prefixes []netip.Prefix) (prog []bpf.RawInstruction, held, leftOut int) {
-	return program(prefixes, skfNetOff)
+// Kind says which packets from a listed prefix a filter drops.
+type Kind uint8
+
+const (
+	// SYNs drops connection attempts (TCP segments with SYN set), for a
+	// listening TCP socket.
+	SYNs Kind = iota
+	// Datagrams drops everything, for a UDP socket.
+	Datagrams
+)
+
+// Choose returns the prefixes a filter holds, of those given: valid ones,
+// masked and unmapped, without duplicates and without those inside
+// another, and, if more than fit (MaxPrefixes, or fewer IPv6 ones), those
+// listed first, so a caller lists the most important first; and how many
+// were left out for want of room. The result is sorted by address, then
+// length: below the limit it depends only on the set of prefixes given,
+// so a caller can compare two results to know whether a filter changed.
+func Choose(prefixes []netip.Prefix) (held []netip.Prefix, leftOut int) {
+	return chosen(prefixes)
+}
+
+// Program returns a filter of kind dropping packets whose source lies in
+// one of held (as Choose returns them: an invalid or IPv4-mapped prefix
+// is not matched), and passing every other packet. IPv4 packets are
+// matched against the IPv4 prefixes, IPv6 packets against the IPv6 ones.
+// Held beyond what fits is left out.
+func Program(kind Kind, held []netip.Prefix) []bpf.RawInstruction {
+	return program(kind, held, skfNetOff)
 }
 
 // program is Program with the IP header read at netOff, so that a test can
 // run it in x/net/bpf's VM, which has no SKF_NET_OFF, on a packet laid out
-// as the TCP header followed by the IP header.
-func program(prefixes []netip.Prefix, netOff uint32) ([]bpf.RawInstruction, int, int) {
-	ps, leftOut := chosen(prefixes)
+// as the TCP (or UDP) header followed by the IP header.
+func program(kind Kind, held []netip.Prefix, netOff uint32) []bpf.RawInstruction {
 	var v4, v6 []netip.Prefix
-	for _, p := range ps {
+	total := fixedCost
+	for _, p := range held {
+		if !p.IsValid() || p.Addr().Is4In6() {
+			continue
+		}
+		if total += cost(p); total > maxInstructions {
+			break
+		}
 		if p.Addr().Is4() {
-			v4 = append(v4, p)
+			v4 = append(v4, p.Masked())
 		} else {
-			v6 = append(v6, p)
+			v6 = append(v6, p.Masked())
 		}
 	}
-	prog := []bpf.Instruction{
-		bpf.LoadAbsolute{Off: 13, Size: 1}, // TCP flags
-		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x02, SkipTrue: 1},
-		bpf.RetConstant{Val: accept}, // not a SYN
+	var prog []bpf.Instruction
+	if kind == SYNs {
+		// The kernel runs a TCP socket's filter with the data at the TCP
+		// header: byte 13 is the flags.
+		prog = append(prog,
+			bpf.LoadAbsolute{Off: 13, Size: 1},
+			bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x02, SkipTrue: 1},
+			bpf.RetConstant{Val: accept}) // not a SYN
+	}
+	prog = append(prog,
 		bpf.LoadAbsolute{Off: netOff, Size: 1},
 		bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 4}, // IP version
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 4, SkipTrue: 1},
-	}
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 4, SkipTrue: 1})
 	v4prog := ipv4(v4, netOff)
 	prog = append(prog, bpf.Jump{Skip: uint32(len(v4prog))})
 	prog = append(prog, v4prog...)
@@ -102,9 +135,9 @@ func program(prefixes []netip.Prefix, netOff uint32) ([]bpf.RawInstruction, int,
 	raw, err := bpf.Assemble(prog)
 	if err != nil {
 		// Every instruction above is valid by construction.
-		panic("synfilter: " + err.Error())
+		panic("sockfilter: " + err.Error())
 	}
-	return raw, len(ps), leftOut
+	return raw
 }
 
 // ipv4 matches the IPv4 source against ps, grouped by length so that the

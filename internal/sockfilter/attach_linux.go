@@ -1,4 +1,4 @@
-package synfilter
+package sockfilter
 
 import (
 	"errors"
@@ -17,7 +17,7 @@ import (
 // TCP one, which Go's listeners are unless told otherwise.
 func Attach(c syscall.RawConn, prog []bpf.RawInstruction) error {
 	if len(prog) == 0 {
-		return fmt.Errorf("synfilter: empty program")
+		return fmt.Errorf("sockfilter: empty program")
 	}
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: (*unix.SockFilter)(unsafe.Pointer(&prog[0]))}
 	var serr error
@@ -28,10 +28,10 @@ func Attach(c syscall.RawConn, prog []bpf.RawInstruction) error {
 		err = serr
 	}
 	if errors.Is(err, unix.EOPNOTSUPP) {
-		return fmt.Errorf("synfilter: attach: %w (a multipath TCP socket takes no filter: listen with ListenConfig.SetMultipathTCP(false))", err)
+		return fmt.Errorf("sockfilter: attach: %w (a multipath TCP socket takes no filter: listen with ListenConfig.SetMultipathTCP(false))", err)
 	}
 	if err != nil {
-		return fmt.Errorf("synfilter: attach: %w", err)
+		return fmt.Errorf("sockfilter: attach: %w", err)
 	}
 	return nil
 }

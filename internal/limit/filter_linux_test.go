@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"warden/internal/sockfilter"
 )
 
 // TestGuardFiltersSYNs drives the kernel through Guard.Run: a ban and a
@@ -45,7 +47,7 @@ func TestGuardFiltersSYNs(t *testing.T) {
 			c.Close()
 		}
 	}()
-	if err := g.FilterSYNs(ln.(*net.TCPListener)); err != nil {
+	if err := g.Filter(ln.(*net.TCPListener), sockfilter.SYNs); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -80,13 +82,13 @@ func TestGuardFiltersSYNs(t *testing.T) {
 	}
 }
 
-// waitFiltered waits up to two seconds for the guard's SYN filter to hold
+// waitFiltered waits up to two seconds for the guard's kernel filter to hold
 // n prefixes.
 func waitFiltered(t *testing.T, g *Guard, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(2 * time.Second); g.Stats().SYNFilterPrefixes != n; {
+	for deadline := time.Now().Add(2 * time.Second); g.Stats().KernelFilterPrefixes != n; {
 		if time.Now().After(deadline) {
-			t.Fatalf("the SYN filter holds %d prefixes after 2 s, want %d", g.Stats().SYNFilterPrefixes, n)
+			t.Fatalf("the SYN filter holds %d prefixes after 2 s, want %d", g.Stats().KernelFilterPrefixes, n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
