@@ -75,6 +75,9 @@ func Listen(addr string, tr *tracker.Tracker, guard *limit.Guard, cfg Config, lo
 			log.Warn("trusted_proxies: range too wide to trust", "key", fmt.Sprintf("http.trusted_proxies[%d]", i), "prefix", p.String(), "why", why)
 		}
 	}
+	if filter != nil {
+		filter.ExemptFromFilters(trusted)
+	}
 	h := newHandler(tr, trusted, header, cfg.FullScrape, log)
 	h.guard = guard
 	ln := newLimitListener(tcp, guard, trusted, connLimits{

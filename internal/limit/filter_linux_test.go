@@ -21,7 +21,7 @@ import (
 func TestGuardFiltersSYNs(t *testing.T) {
 	dir := t.TempDir()
 	blocklist := filepath.Join(dir, "blocklist")
-	if err := os.WriteFile(blocklist, []byte("127.0.2.0/24\n"), 0o644); err != nil {
+	if err := os.WriteFile(blocklist, []byte("127.0.2.0/24\n127.0.3.0/24\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
@@ -50,6 +50,9 @@ func TestGuardFiltersSYNs(t *testing.T) {
 	if err := g.Filter(ln.(*net.TCPListener), sockfilter.SYNs); err != nil {
 		t.Fatal(err)
 	}
+	// A trusted proxy inside the second blocklisted /24 keeps that /24
+	// out of the filter.
+	g.ExemptFromFilters([]netip.Prefix{netip.MustParsePrefix("127.0.3.7/32")})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
@@ -64,7 +67,7 @@ func TestGuardFiltersSYNs(t *testing.T) {
 	if _, err := g.Limiter().Ban(banned, time.Minute, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	waitFiltered(t, g, 2) // the ban and the blocklisted /24
+	waitFiltered(t, g, 2) // the ban and the first blocklisted /24
 	for _, src := range []string{"127.0.0.5", "127.0.2.40"} {
 		if connects(t, ln, src, 300*time.Millisecond) {
 			t.Errorf("%s connected although its SYNs should be dropped", src)
@@ -72,6 +75,9 @@ func TestGuardFiltersSYNs(t *testing.T) {
 	}
 	if !connects(t, ln, "127.0.0.6", time.Second) {
 		t.Errorf("127.0.0.6, neither banned nor blocklisted, cannot connect")
+	}
+	if !connects(t, ln, "127.0.3.9", time.Second) {
+		t.Errorf("127.0.3.9, in a blocklisted /24 holding an exempt proxy, was dropped in the kernel")
 	}
 	if !g.Limiter().Unban(banned) {
 		t.Fatal("Unban found no ban")

@@ -33,6 +33,7 @@ type Guard struct {
 	filtered []filteredConn
 	held     []netip.Prefix // the prefixes in the filters now
 	onFilter func(held []netip.Prefix)
+	exempt   []netip.Prefix // never in a filter: trusted proxies
 	inFilter atomic.Int64 // len(held)
 	leftOut  atomic.Int64 // bans and blocklist prefixes that did not fit
 }
@@ -170,6 +171,16 @@ func (g *Guard) Filter(c syscall.Conn, kind sockfilter.Kind) error {
 	return nil
 }
 
+// ExemptFromFilters keeps every prefix overlapping one of ps out of the
+// kernel filters: a trusted proxy speaks for many clients, whose bans
+// apply to them request by request, never to the proxy's connections.
+// Call it before Run.
+func (g *Guard) ExemptFromFilters(ps []netip.Prefix) {
+	g.filterMu.Lock()
+	defer g.filterMu.Unlock()
+	g.exempt = append(g.exempt, ps...)
+}
+
 // OnFilter makes the guard call f with the prefixes in the kernel filters
 // each time they change, before the filters do, so that a sensor counting
 // what the kernel drops for them never misses a packet (package sensor).
@@ -191,7 +202,10 @@ func (g *Guard) refreshFilters(now time.Time) {
 	for _, b := range bans {
 		ps = append(ps, b.Prefix)
 	}
-	held, leftOut := sockfilter.Choose(append(ps, block...))
+	ps = slices.DeleteFunc(append(ps, block...), func(p netip.Prefix) bool {
+		return slices.ContainsFunc(g.exempt, p.Overlaps)
+	})
+	held, leftOut := sockfilter.Choose(ps)
 	g.inFilter.Store(int64(len(held)))
 	g.leftOut.Store(int64(leftOut))
 	if slices.Equal(held, g.held) {
