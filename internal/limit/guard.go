@@ -34,8 +34,8 @@ type Guard struct {
 	held     []netip.Prefix // the prefixes in the filters now
 	onFilter func(held []netip.Prefix)
 	exempt   []netip.Prefix // never in a filter: trusted proxies
-	inFilter atomic.Int64 // len(held)
-	leftOut  atomic.Int64 // bans and blocklist prefixes that did not fit
+	inFilter atomic.Int64   // len(held)
+	leftOut  atomic.Int64   // bans and blocklist prefixes that did not fit
 }
 
 // filteredConn is a socket whose filter the guard keeps.
