@@ -318,56 +318,95 @@ func TestHTTPConnFloodLegitServed(t *testing.T) {
 	}
 }
 
-// TestHTTPBannedSourceRefusedAtAccept is issue 14 item 1's second half: a
-// banned address, and an address inside a banned prefix, get no
-// connection at all, where they used to hold max_conns_per_source idle
-// connections each.
+// TestHTTPBannedSourceRefusedAtAccept is issue 14 item 1's second half,
+// and issue 10's kernel filter: a banned address, and an address inside a
+// banned prefix, get no connection at all. By default (http.kernel_bans)
+// the kernel drops their connection attempts, so a dial gets no answer;
+// with it off warden resets each connection as it accepts it, where they
+// used to hold max_conns_per_source idle connections each.
 func TestHTTPBannedSourceRefusedAtAccept(t *testing.T) {
 	if testing.Short() {
 		t.Skip("e2e: starts warden; skipped in -short mode")
 	}
-	w := startWardenWith(t, wardenOpts{admin: true})
-	ih := randomHashes(1)[0]
-	w.register(t, ih, "bans")
-	for _, p := range []string{"127.0.77.1/32", "127.0.78.0/24"} {
-		if err := w.adminJSON(http.MethodPost, "/api/guard/ban", map[string]string{"prefix": p, "duration": "1h"}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, src := range []string{"127.0.77.1", "127.0.78.9"} {
-		local := netip.MustParseAddr(src)
-		var open []net.Conn
-		for range floodConnsPerAddr {
-			d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0)), Timeout: time.Second}
-			c, err := d.Dial("tcp", w.httpAddr)
-			if err != nil {
-				continue // refused before the handshake completed: fine
-			}
-			defer c.Close()
-			open = append(open, c)
-		}
-		// A connection the server closed at accept reads EOF or a reset
-		// at once; one it holds times out.
-		// All are read at once: the header timeout (5 s) would close
-		// them anyway.
-		var held atomic.Int64
-		var wg sync.WaitGroup
-		for _, c := range open {
-			wg.Go(func() {
-				c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-				var ne net.Error
-				if _, err := c.Read(make([]byte, 1)); errors.As(err, &ne) && ne.Timeout() {
-					held.Add(1)
+	for _, tc := range []struct {
+		name   string
+		config string
+		inSYN  bool // dropped before the handshake
+	}{
+		{"kernel filter", "", true},
+		{"at accept", "[http]\nkernel_bans = false\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := startWardenWith(t, wardenOpts{admin: true, config: tc.config})
+			ih := randomHashes(1)[0]
+			w.register(t, ih, "bans")
+			for _, p := range []string{"127.0.77.1/32", "127.0.78.0/24"} {
+				if err := w.adminJSON(http.MethodPost, "/api/guard/ban", map[string]string{"prefix": p, "duration": "1h"}, nil); err != nil {
+					t.Fatal(err)
 				}
-			})
-		}
-		wg.Wait()
-		if n := held.Load(); n > 0 {
-			t.Errorf("banned source %s holds %d of %d idle connections, want 0", src, n, len(open))
-		}
-	}
-	if d, err := served(w.httpAddr, netip.MustParseAddr("127.0.79.1"), ih, 6881, legitDeadline); err != nil {
-		t.Fatalf("unbanned neighbour not served (%v): %v", d, err)
+			}
+			if tc.inSYN {
+				var st struct {
+					Guard struct {
+						InFilter int `json:"kernel_filter_prefixes"`
+					} `json:"guard"`
+				}
+				for deadline := time.Now().Add(3 * time.Second); st.Guard.InFilter < 2; time.Sleep(50 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("the bans did not reach the kernel filter within 3 s: %+v", st)
+					}
+					if err := w.adminJSON(http.MethodGet, "/stats", nil, &st); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for _, src := range []string{"127.0.77.1", "127.0.78.9"} {
+				local := netip.MustParseAddr(src)
+				var open []net.Conn
+				dials := floodConnsPerAddr
+				if tc.inSYN {
+					dials = 4 // each waits out its timeout
+				}
+				for range dials {
+					d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0)), Timeout: time.Second}
+					if tc.inSYN {
+						d.Timeout = 300 * time.Millisecond
+					}
+					c, err := d.Dial("tcp", w.httpAddr)
+					var ne net.Error
+					if tc.inSYN && (err == nil || !errors.As(err, &ne) || !ne.Timeout()) {
+						t.Errorf("banned source %s: dial %v, want no answer (dropped in the kernel)", src, err)
+					}
+					if err != nil {
+						continue // refused before the handshake completed: fine
+					}
+					defer c.Close()
+					open = append(open, c)
+				}
+				// A connection the server closed at accept reads EOF or a reset
+				// at once; one it holds times out.
+				// All are read at once: the header timeout (5 s) would close
+				// them anyway.
+				var held atomic.Int64
+				var wg sync.WaitGroup
+				for _, c := range open {
+					wg.Go(func() {
+						c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+						var ne net.Error
+						if _, err := c.Read(make([]byte, 1)); errors.As(err, &ne) && ne.Timeout() {
+							held.Add(1)
+						}
+					})
+				}
+				wg.Wait()
+				if n := held.Load(); n > 0 {
+					t.Errorf("banned source %s holds %d of %d idle connections, want 0", src, n, len(open))
+				}
+			}
+			if d, err := served(w.httpAddr, netip.MustParseAddr("127.0.79.1"), ih, 6881, legitDeadline); err != nil {
+				t.Fatalf("unbanned neighbour not served (%v): %v", d, err)
+			}
+		})
 	}
 }
 
