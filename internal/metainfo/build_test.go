@@ -3,12 +3,13 @@ package metainfo
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -448,9 +449,9 @@ func TestCreateOneFileDirectoryHasNoPad(t *testing.T) {
 	}
 }
 
-// TestMappedFileCutShort: a file truncated while it is mapped faults on
-// the next read; that is an error wrapping ErrChanged, not a crash.
-func TestMappedFileCutShort(t *testing.T) {
+// TestFileCutShort: a file truncated while a worker has it open is an
+// error wrapping ErrChanged when the worker reads past its new end.
+func TestFileCutShort(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	writeTree(t, dir, map[string]int{"f": 2 << 20})
 	p := filepath.Join(dir, "f")
@@ -464,22 +465,106 @@ func TestMappedFileCutShort(t *testing.T) {
 	}
 	w := newWorker(j)
 	defer w.close()
-	done := make(chan error)
-	go func() { // a goroutine of its own, as the job's workers are
-		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-		if _, err := w.piece(0, res); err != nil {
-			done <- err
-			return
+	if _, err := w.piece(0, res); err != nil { // opens the file
+		t.Fatal(err)
+	}
+	must(t, os.Truncate(p, 0))
+	if _, err := w.piece(100, res); !errors.Is(err, ErrChanged) {
+		t.Fatalf("reading a piece of a file cut short while open: %v, want ErrChanged", err)
+	}
+}
+
+// TestCreateMatchesWholePieceReference checks the hashes Create makes, read
+// in chunks of readBytes, against a reference that holds all the data in
+// memory: v1 pieces are SHA-1 of the concatenated files and pads, v2 trees
+// are built level by level over zero-padded leaves (BEP 52). The pieces
+// are longer than a chunk, and v1 pieces span files and chunk boundaries.
+func TestCreateMatchesWholePieceReference(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	writeTreeSeeded(t, dir, map[string]int{
+		"a":     readBytes + 5,
+		"b":     3*readBytes - 1,
+		"c/big": 5*256<<10 + 3*BlockSize + 7,
+		"d":     1,
+		"e":     0,
+		"f":     2 * 256 << 10,
+	})
+	for _, pieceLen := range []int64{16 << 10, readBytes, 256 << 10, 1 << 20} {
+		for _, v := range []Version{Hybrid, V1, V2} {
+			t.Run(fmt.Sprintf("%s/%dK", v, pieceLen>>10), func(t *testing.T) {
+				tr, err := Create(context.Background(), dir, CreateOptions{Version: v, PieceLength: pieceLen, Threads: 3})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var all []byte // the v1 data: files and pads
+				for _, f := range tr.Info.Files {
+					data := make([]byte, f.Length)
+					if !f.Pad {
+						b, err := os.ReadFile(filepath.Join(append([]string{dir}, f.Path...)...))
+						must(t, err)
+						data = b
+						if v != V1 {
+							checkV2File(t, tr, f, data, pieceLen)
+						}
+					}
+					all = append(all, data...)
+				}
+				if v == V2 {
+					return
+				}
+				var want []byte
+				for off := 0; off < len(all); off += int(pieceLen) {
+					h := sha1.Sum(all[off:min(off+int(pieceLen), len(all))])
+					want = append(want, h[:]...)
+				}
+				if !bytes.Equal(tr.Info.Pieces, want) {
+					t.Errorf("v1 pieces differ from SHA-1 of the whole pieces")
+				}
+			})
 		}
-		if w.m == nil {
-			done <- errors.New("a 2 MiB file was not mapped")
-			return
+	}
+}
+
+// checkV2File checks f's pieces root and piece layer against a tree built
+// level by level from the file's data.
+func checkV2File(t *testing.T, tr *Torrent, f File, data []byte, pieceLen int64) {
+	t.Helper()
+	if len(data) == 0 {
+		if f.PiecesRoot != (hash32{}) {
+			t.Errorf("%v: empty file has pieces root %x", f.Path, f.PiecesRoot)
 		}
-		must(t, os.Truncate(p, 0))
-		_, err := w.piece(100, res)
-		done <- err
-	}()
-	if err := <-done; !errors.Is(err, ErrChanged) {
-		t.Fatalf("reading a piece of a file cut short under its mapping: %v, want ErrChanged", err)
+		return
+	}
+	var leaves []hash32
+	for off := 0; off < len(data); off += BlockSize {
+		leaves = append(leaves, sha256.Sum256(data[off:min(off+BlockSize, len(data))]))
+	}
+	level := make([]hash32, nextPow2(len(leaves))) // zero leaves past the end
+	copy(level, leaves)
+	perPiece := int(pieceLen / BlockSize)
+	var layer []byte
+	for width := 1; len(level) > 1; width *= 2 {
+		if width == perPiece {
+			for i := range (int64(len(data)) + pieceLen - 1) / pieceLen {
+				layer = append(layer, level[i][:]...)
+			}
+		}
+		next := make([]hash32, len(level)/2)
+		for i := range next {
+			next[i] = sha256Pair(level[2*i], level[2*i+1])
+		}
+		level = next
+	}
+	if f.PiecesRoot != level[0] {
+		t.Errorf("%v: pieces root %x, want %x", f.Path, f.PiecesRoot, level[0])
+	}
+	if int64(len(data)) <= pieceLen {
+		if _, ok := tr.PieceLayers[f.PiecesRoot]; ok {
+			t.Errorf("%v: a file of one piece has a piece layer", f.Path)
+		}
+		return
+	}
+	if got := tr.PieceLayers[f.PiecesRoot]; !bytes.Equal(got, layer) {
+		t.Errorf("%v: piece layer of %d bytes differs from the reference's %d", f.Path, len(got), len(layer))
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -27,10 +26,10 @@ var ErrChanged = errors.New("changed while hashed")
 type Progress func(done, total int64)
 
 // hashJob is the work of hashing a torrent's data once for v1 and v2:
-// every piece is read into a worker's buffer, SHA-1 hashed whole (v1) and
-// SHA-256 hashed in 16 KiB blocks reduced to the piece's subtree (v2).
-// Pieces are handed out in order but each result has a fixed slot, so the
-// output does not depend on the number of workers.
+// every piece is read in chunks into a worker's buffer, each chunk SHA-1
+// hashed (v1) and SHA-256 hashed in 16 KiB blocks that are reduced to the
+// piece's subtree (v2). Pieces are handed out in order but each result has
+// a fixed slot, so the output does not depend on the number of workers.
 type hashJob struct {
 	files    []File   // in data order, pads included (aligned when v2)
 	disk     []string // where each file is read from; "" for pads
@@ -100,9 +99,6 @@ func (j *hashJob) run(ctx context.Context) (*hashResult, error) {
 	for range threads {
 		w := newWorker(j)
 		wg.Go(func() {
-			// A file cut short under its mapping faults; the worker turns
-			// that into an error (see piece).
-			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 			defer w.close()
 			for ctx.Err() == nil {
 				p := int(next.Add(1) - 1)
@@ -170,21 +166,26 @@ func (j *hashJob) reportProgress(done *atomic.Int64) func(finished bool) {
 	}
 }
 
-// A worker hashes one piece at a time with buffers and a hasher it keeps.
+// A worker hashes one piece at a time with a buffer and hashers it keeps.
 type worker struct {
 	job   *hashJob
-	buf   []byte // a piece read with pread
+	buf   []byte // a chunk read with pread
 	zeros []byte // a piece of pad
 	nodes []byte // the piece's block hashes, reduced in place
 	sha1  hash.Hash
 	sum   [sha1.Size]byte
 	cur   int // index of the open file, or -1
 	f     *os.File
-	m     []byte // the open file mapped, or nil to read it with pread
 }
 
+// readBytes is the most a worker reads at once: a multiple of BlockSize,
+// small enough that the chunk is still in the core's cache when it is
+// hashed. (Mapping the files instead saves the copy but costs more: every
+// page mapped is unmapped again, a page at a time.)
+const readBytes = 128 << 10
+
 func newWorker(j *hashJob) *worker {
-	w := &worker{job: j, cur: -1, buf: make([]byte, j.pieceLen), sha1: sha1.New()}
+	w := &worker{job: j, cur: -1, buf: make([]byte, min(j.pieceLen, readBytes)), sha1: sha1.New()}
 	if j.v2 {
 		w.nodes = make([]byte, 32*(j.pieceLen/BlockSize))
 	}
@@ -192,10 +193,6 @@ func newWorker(j *hashJob) *worker {
 }
 
 func (w *worker) close() {
-	if w.m != nil {
-		unmap(w.m)
-		w.m = nil
-	}
 	if w.f != nil {
 		w.f.Close()
 		w.f = nil
@@ -204,7 +201,7 @@ func (w *worker) close() {
 }
 
 // open makes file i the worker's open file, checking that it is still the
-// file that was listed, and maps it if it is large enough to be worth it.
+// file that was listed.
 func (w *worker) open(i int) error {
 	if w.cur == i {
 		return nil
@@ -215,12 +212,12 @@ func (w *worker) open(i int) error {
 	if err != nil {
 		return err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return err
-	}
 	if j.listed != nil {
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return err
+		}
 		was := j.listed[i]
 		if !os.SameFile(st, was) || st.Size() != was.Size() || !st.ModTime().Equal(was.ModTime()) {
 			f.Close()
@@ -228,21 +225,12 @@ func (w *worker) open(i int) error {
 		}
 	}
 	w.f, w.cur = f, i
-	// Hashing straight from the page cache saves copying every byte. Only
-	// a file whose size matches is mapped; a short one is read, so the
-	// short read is reported.
-	if size := j.files[i].Length; size >= mmapMinBytes && st.Size() == size {
-		w.m = mapFile(f, size) // nil if the system will not: then pread
-	}
 	return nil
 }
 
-// mmapMinBytes is the smallest file worth mapping rather than reading.
-const mmapMinBytes = 1 << 20
-
 // piece hashes piece p into res. On error it returns the index of the
 // file that could not be read.
-func (w *worker) piece(p int, res *hashResult) (fi int, err error) {
+func (w *worker) piece(p int, res *hashResult) (int, error) {
 	j := w.job
 	start := int64(p) * j.pieceLen
 	end := min(start+j.pieceLen, j.total())
@@ -252,27 +240,16 @@ func (w *worker) piece(p int, res *hashResult) (fi int, err error) {
 		f := &j.files[i]
 		return f.Offset+f.Length > start
 	})
-	defer func() {
-		// A fault inside a mapping means the file shrank under it.
-		if r := recover(); r != nil {
-			if _, ok := r.(interface{ Addr() uintptr }); !ok || w.m == nil {
-				panic(r)
-			}
-			fi, err = w.cur, fmt.Errorf("%s: %w: it shrank while it was read", j.disk[w.cur], ErrChanged)
-			w.close()
-		}
-	}()
 	if j.v1 {
 		w.sha1.Reset()
 	}
-	var data []byte // the piece's bytes of its first file, for v2
+	k := 0 // v2: blocks hashed into w.nodes
 	for i, pos := first, start; pos < end; i++ {
 		f := &j.files[i]
 		if f.Length == 0 {
 			continue
 		}
 		segEnd := min(f.Offset+f.Length, end)
-		var seg []byte
 		if f.Pad {
 			if !j.v1 {
 				break // v2 hashes only the file's own bytes
@@ -280,41 +257,39 @@ func (w *worker) piece(p int, res *hashResult) (fi int, err error) {
 			if w.zeros == nil {
 				w.zeros = make([]byte, j.pieceLen)
 			}
-			seg = w.zeros[:segEnd-pos]
-		} else if seg, err = w.read(i, pos-f.Offset, pos-start, segEnd-pos); err != nil {
-			return i, err
+			w.sha1.Write(w.zeros[:segEnd-pos])
+			pos = segEnd
+			continue
 		}
-		switch {
-		case j.v2 && i == first:
-			data = seg // hashed below, block by block, for v1 too
-		case j.v2:
-			// A pad after the file: v1 hashes it after the data, below.
-		case j.v1:
-			w.sha1.Write(seg)
+		// In v2 every file starts a piece, so a piece has the bytes of
+		// one file, and each chunk starts a block.
+		for pos < segEnd {
+			chunk, err := w.read(i, pos-f.Offset, min(segEnd-pos, int64(len(w.buf))))
+			if err != nil {
+				return i, err
+			}
+			if !j.v2 {
+				w.sha1.Write(chunk)
+			}
+			for b := 0; j.v2 && b < len(chunk); b += BlockSize {
+				block := chunk[b:min(b+BlockSize, len(chunk))]
+				if j.v1 { // while the block is in the L1 cache
+					w.sha1.Write(block)
+				}
+				h := sha256.Sum256(block)
+				copy(w.nodes[32*k:], h[:])
+				k++
+			}
+			pos += int64(len(chunk))
 		}
-		pos = segEnd
 	}
 	if j.v2 {
-		f := &j.files[first]
-		k := 0
-		for b := 0; b < len(data); b += BlockSize {
-			block := data[b:min(b+BlockSize, len(data))]
-			if j.v1 { // while the block is in the L1 cache
-				w.sha1.Write(block)
-			}
-			h := sha256.Sum256(block)
-			copy(w.nodes[32*k:], h[:])
-			k++
-		}
 		width := int(j.pieceLen / BlockSize)
-		if f.Length <= j.pieceLen { // the file's only piece: its tree is as wide as its blocks need
+		if j.files[first].Length <= j.pieceLen { // the file's only piece: its tree is as wide as its blocks need
 			width = nextPow2(k)
 		}
 		root := merkleRoot(w.nodes, k, width, hash32{})
 		copy(res.v2[32*p:], root[:])
-		if rest := end - start - int64(len(data)); j.v1 && rest > 0 {
-			w.sha1.Write(w.zeros[:rest]) // the pad after the file
-		}
 	}
 	if j.v1 {
 		copy(res.v1[20*p:], w.sha1.Sum(w.sum[:0]))
@@ -322,19 +297,15 @@ func (w *worker) piece(p int, res *hashResult) (fi int, err error) {
 	return 0, nil
 }
 
-// read returns n bytes of file i at offset off: from its mapping, or read
-// into the piece buffer at bufOff.
-func (w *worker) read(i int, off, bufOff, n int64) ([]byte, error) {
+// read reads n bytes of file i at offset off into the worker's buffer.
+func (w *worker) read(i int, off, n int64) ([]byte, error) {
 	if err := w.open(i); err != nil {
 		return nil, err
 	}
-	if w.m != nil {
-		return w.m[off : off+n], nil
-	}
-	seg := w.buf[bufOff : bufOff+n]
-	got, err := w.f.ReadAt(seg, off)
-	if got == len(seg) {
-		return seg, nil
+	buf := w.buf[:n]
+	got, err := w.f.ReadAt(buf, off)
+	if got == len(buf) {
+		return buf, nil
 	}
 	if errors.Is(err, io.EOF) {
 		if w.job.listed == nil {

@@ -45,7 +45,7 @@ func buildTorrentCorpus(t *testing.T, root string) []torrentCase {
 			t.Fatal(err)
 		}
 	}
-	write("odd.bin", 1_500_007, 0o644) // over 1 MiB: hashed from a mapping
+	write("odd.bin", 1_500_007, 0o644) // over 1 MiB, of an odd size
 	write("onepiece.bin", 64<<10, 0o644)
 	write("oneover.bin", 64<<10+1, 0o644)
 	write("run.sh", 5000, 0o755)
