@@ -66,6 +66,15 @@ type banTable struct {
 	mu      sync.Mutex    // guards writes to sets and the plain fields of recs
 	imposed atomic.Uint64 // bans imposed
 	refused atomic.Uint64 // bans refused because the set was full
+	changed chan struct{} // a token when a ban is imposed or lifted (see Limiter.BansChanged)
+}
+
+// signal leaves a token in b.changed if there is none, without waiting.
+func (b *banTable) signal() {
+	select {
+	case b.changed <- struct{}{}:
+	default:
+	}
 }
 
 func banSetsFor(maxBans int) int { return (maxBans + banWays - 1) / banWays }
@@ -77,10 +86,11 @@ func banBytes(maxBans int) int {
 func newBanTable(c Config) *banTable {
 	n := banSetsFor(c.MaxBans)
 	return &banTable{
-		sets:  make([]banSet, n),
-		recs:  make([]banRec, n*banWays),
-		first: c.BanDuration,
-		max:   c.BanMax,
+		sets:    make([]banSet, n),
+		recs:    make([]banRec, n*banWays),
+		first:   c.BanDuration,
+		max:     c.BanMax,
+		changed: make(chan struct{}, 1),
 	}
 }
 
@@ -163,6 +173,7 @@ func (b *banTable) impose(h uint64, p netip.Prefix, now int64, d time.Duration, 
 	s.until[pick].Store(until)
 	s.hash[pick].Store(h)
 	b.imposed.Add(1)
+	b.signal()
 	r.fill(out, until, now, wallNow)
 	return int32(si*banWays + pick), until, true
 }
@@ -211,6 +222,7 @@ func (b *banTable) remove(h uint64, p netip.Prefix) bool {
 			s.hash[i].Store(0)
 			s.until[i].Store(0)
 			b.records.Add(-1)
+			b.signal()
 			return true
 		}
 	}

@@ -90,13 +90,50 @@ func TestGuardFiltersSYNs(t *testing.T) {
 
 // waitFiltered waits up to two seconds for the guard's kernel filter to hold
 // n prefixes.
+// TestBanReachesFilterAtOnce checks that a new ban does not wait for the
+// periodic copy: with that an hour apart, the ban is in the filter within
+// a second, and so is its lifting.
+func TestBanReachesFilterAtOnce(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.TableBytes, cfg.MaxBans = 1<<20, 64
+	g, err := NewGuard(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.every = time.Hour
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if err := g.Filter(pc.(*net.UDPConn), sockfilter.Datagrams); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	p := netip.MustParsePrefix("127.0.0.9/32")
+	if _, err := g.Limiter().Ban(p, time.Minute, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	waitFilteredWithin(t, g, 1, time.Second)
+	g.Limiter().Unban(p)
+	waitFilteredWithin(t, g, 0, time.Second)
+}
+
 func waitFiltered(t *testing.T, g *Guard, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(2 * time.Second); g.Stats().KernelFilterPrefixes != n; {
+	waitFilteredWithin(t, g, n, 2*time.Second)
+}
+
+func waitFilteredWithin(t *testing.T, g *Guard, n int, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(d); g.Stats().KernelFilterPrefixes != n; {
 		if time.Now().After(deadline) {
-			t.Fatalf("the SYN filter holds %d prefixes after 2 s, want %d", g.Stats().KernelFilterPrefixes, n)
+			t.Fatalf("the filter holds %d prefixes after %v, want %d", g.Stats().KernelFilterPrefixes, d, n)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -34,6 +34,7 @@ type Guard struct {
 	held     []netip.Prefix // the prefixes in the filters now
 	onFilter func(held []netip.Prefix)
 	exempt   []netip.Prefix // never in a filter: trusted proxies
+	every    time.Duration  // filterEvery, but for tests
 	inFilter atomic.Int64   // len(held)
 	leftOut  atomic.Int64   // bans and blocklist prefixes that did not fit
 }
@@ -44,9 +45,14 @@ type filteredConn struct {
 	kind sockfilter.Kind
 }
 
-// filterEvery is how often Run brings the sockets' filters up to date: a
-// new ban reaches the kernel, and an ended one leaves it, within this.
-const filterEvery = 250 * time.Millisecond
+// filterEvery is how often Run brings the sockets' filters up to date, so
+// that an ended ban (or a change of blocklist) leaves the kernel within
+// this; a new or lifted one reaches it at once, or filterGap after the
+// last copy.
+const (
+	filterEvery = 250 * time.Millisecond
+	filterGap   = 20 * time.Millisecond
+)
 
 // Sink is told of every request the guard turns away, for the operator's
 // record of who knocks. It is called on the request path, once per
@@ -70,7 +76,7 @@ func NewGuard(cfg Config, log *slog.Logger) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Guard{lim: lim, conn: conn, file: cfg.BlocklistFile, log: log.With("component", "guard"), refusalCost: cfg.RefusalCost}
+	g := &Guard{lim: lim, conn: conn, file: cfg.BlocklistFile, log: log.With("component", "guard"), refusalCost: cfg.RefusalCost, every: filterEvery}
 	if g.file != "" {
 		bl, err := readBlocklist(g.file)
 		if err != nil {
@@ -237,15 +243,27 @@ func (g *Guard) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() {
-		t := time.NewTicker(filterEvery)
+		t := time.NewTicker(g.every)
 		defer t.Stop()
+		var last time.Time
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case now := <-t.C:
-				g.refreshFilters(now)
+			case <-t.C:
+			case <-g.lim.BansChanged():
+				// A flood can impose bans by the thousand: copy them at
+				// most every filterGap, not once each.
+				if wait := filterGap - time.Since(last); wait > 0 {
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(wait):
+					}
+				}
 			}
+			last = time.Now()
+			g.refreshFilters(last)
 		}
 	})
 	if g.file == "" {

@@ -561,6 +561,11 @@ func (l *Limiter) Bans(now time.Time) []Ban {
 	return l.bans.running(l.ns(now), now)
 }
 
+// BansChanged returns a channel that holds a token once a ban has been
+// imposed or lifted since it was last read (not when a ban runs out), so
+// that whoever copies the bans elsewhere can do it at once.
+func (l *Limiter) BansChanged() <-chan struct{} { return l.bans.changed }
+
 // Unban lifts the ban of p, an address or prefix as Bans reports it, and
 // forgets its strikes; the key starts again with a full bucket. It reports
 // whether p had a ban record (running or remembered). A prefix of any
