@@ -227,31 +227,38 @@ func flipByte(t *testing.T, path string, off int64) {
 	}
 }
 
+// TestVerifyMissingAndShort: a missing and a short file are reported and
+// the others are good, for a hybrid and for a v1 torrent (whose pieces are
+// hashed two at a time where the CPU can).
 func TestVerifyMissingAndShort(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "data")
-	writeTree(t, dir, corpus)
-	tr, err := Create(context.Background(), dir, CreateOptions{PieceLength: 16 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(filepath.Join(dir, "z.bin")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(filepath.Join(dir, "sub/deep/x"), 50_000); err != nil {
-		t.Fatal(err)
-	}
-	res, err := Verify(context.Background(), tr, dir, 2, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	problems := map[string]string{}
-	for _, f := range res.Files {
-		if !f.OK {
-			problems[strings.Join(f.Path, "/")] = f.Problem
-		}
-	}
-	if len(problems) != 2 || problems["z.bin"] != "missing" || problems["sub/deep/x"] != "50000 bytes, want 100000" {
-		t.Fatalf("problems = %q", problems)
+	for _, v := range []Version{Hybrid, V1} {
+		t.Run(v.String(), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			writeTree(t, dir, corpus)
+			tr, err := Create(context.Background(), dir, CreateOptions{Version: v, PieceLength: 16 << 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(dir, "z.bin")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(filepath.Join(dir, "sub/deep/x"), 50_000); err != nil {
+				t.Fatal(err)
+			}
+			res, err := Verify(context.Background(), tr, dir, 2, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			problems := map[string]string{}
+			for _, f := range res.Files {
+				if !f.OK {
+					problems[strings.Join(f.Path, "/")] = f.Problem
+				}
+			}
+			if len(problems) != 2 || problems["z.bin"] != "missing" || problems["sub/deep/x"] != "50000 bytes, want 100000" {
+				t.Fatalf("problems = %q", problems)
+			}
+		})
 	}
 }
 
@@ -433,6 +440,18 @@ func TestPieceDoesNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(20, func() { w.piece(2, res) }); n != 0 {
 		t.Fatalf("hashing a piece allocates %v times, want 0", n)
 	}
+	if !haveSHA1x2 {
+		return
+	}
+	j.v2 = false
+	w = newWorker(j)
+	defer w.close()
+	if !w.piecePair(0, res) {
+		t.Fatal("piecePair(0) did not hash pieces 0 and 1")
+	}
+	if n := testing.AllocsPerRun(20, func() { w.piecePair(2, res) }); n != 0 {
+		t.Fatalf("hashing two v1 pieces side by side allocates %v times, want 0", n)
+	}
 }
 
 // TestCreateOneFileDirectoryHasNoPad: libtorrent pads only between two or
@@ -479,6 +498,7 @@ func TestFileCutShort(t *testing.T) {
 // memory: v1 pieces are SHA-1 of the concatenated files and pads, v2 trees
 // are built level by level over zero-padded leaves (BEP 52). The pieces
 // are longer than a chunk, and v1 pieces span files and chunk boundaries.
+// v1 is checked with pieces hashed one at a time and two at a time.
 func TestCreateMatchesWholePieceReference(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	writeTreeSeeded(t, dir, map[string]int{
@@ -489,38 +509,45 @@ func TestCreateMatchesWholePieceReference(t *testing.T) {
 		"e":     0,
 		"f":     2 * 256 << 10,
 	})
-	for _, pieceLen := range []int64{16 << 10, readBytes, 256 << 10, 1 << 20} {
-		for _, v := range []Version{Hybrid, V1, V2} {
-			t.Run(fmt.Sprintf("%s/%dK", v, pieceLen>>10), func(t *testing.T) {
-				tr, err := Create(context.Background(), dir, CreateOptions{Version: v, PieceLength: pieceLen, Threads: 3})
-				if err != nil {
-					t.Fatal(err)
-				}
-				var all []byte // the v1 data: files and pads
-				for _, f := range tr.Info.Files {
-					data := make([]byte, f.Length)
-					if !f.Pad {
-						b, err := os.ReadFile(filepath.Join(append([]string{dir}, f.Path...)...))
-						must(t, err)
-						data = b
-						if v != V1 {
-							checkV2File(t, tr, f, data, pieceLen)
-						}
+	defer func(was bool) { useSHA1x2 = was }(useSHA1x2)
+	for _, pairs := range []bool{false, true} {
+		if pairs && !haveSHA1x2 {
+			t.Log("no SHA extensions: v1 pieces two at a time are not tested")
+			continue
+		}
+		useSHA1x2 = pairs
+		for _, pieceLen := range []int64{16 << 10, readBytes, 256 << 10, 1 << 20} {
+			for _, v := range []Version{Hybrid, V1, V2} {
+				t.Run(fmt.Sprintf("%s/%dK/pairs=%v", v, pieceLen>>10, pairs), func(t *testing.T) {
+					tr, err := Create(context.Background(), dir, CreateOptions{Version: v, PieceLength: pieceLen, Threads: 3})
+					if err != nil {
+						t.Fatal(err)
 					}
-					all = append(all, data...)
-				}
-				if v == V2 {
-					return
-				}
-				var want []byte
-				for off := 0; off < len(all); off += int(pieceLen) {
-					h := sha1.Sum(all[off:min(off+int(pieceLen), len(all))])
-					want = append(want, h[:]...)
-				}
-				if !bytes.Equal(tr.Info.Pieces, want) {
-					t.Errorf("v1 pieces differ from SHA-1 of the whole pieces")
-				}
-			})
+					var all []byte // the v1 data: files and pads
+					for _, f := range tr.Info.Files {
+						data := make([]byte, f.Length)
+						if !f.Pad {
+							data, err = os.ReadFile(filepath.Join(append([]string{dir}, f.Path...)...))
+							must(t, err)
+							if v != V1 {
+								checkV2File(t, tr, f, data, pieceLen)
+							}
+						}
+						all = append(all, data...)
+					}
+					if v == V2 {
+						return
+					}
+					var want []byte
+					for off := 0; off < len(all); off += int(pieceLen) {
+						h := sha1.Sum(all[off:min(off+int(pieceLen), len(all))])
+						want = append(want, h[:]...)
+					}
+					if !bytes.Equal(tr.Info.Pieces, want) {
+						t.Errorf("v1 pieces differ from SHA-1 of the whole pieces")
+					}
+				})
+			}
 		}
 	}
 }
