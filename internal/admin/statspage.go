@@ -218,6 +218,7 @@ tr.sum td{font-weight:600}
 <tr><td>limited</td><td>{{n .Guard.Limited}}</td></tr>
 <tr><td>banned</td><td>{{n .Guard.Banned}}</td></tr>
 <tr><td>bans imposed</td><td>{{n .Guard.BansImposed}}</td></tr>
+<tr><td>prefixes dropped in the kernel</td><td>{{n .Guard.KernelFilterPrefixes}}{{if .Guard.KernelFilterLeftOut}} ({{n .Guard.KernelFilterLeftOut}} more did not fit){{end}}</td></tr>
 <tr><td>rate table evictions</td><td>{{n .Guard.Evictions}}</td></tr>
 </table></div>
 </div>
