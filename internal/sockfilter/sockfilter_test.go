@@ -255,3 +255,51 @@ func TestProgramCanonical(t *testing.T) {
 		t.Fatalf("the same set in another order made another program")
 	}
 }
+
+// FuzzProgram reads prefixes and a source from the input and checks that
+// the program drops a SYN from the source exactly when a prefix the
+// filter holds contains it, passes a packet without SYN, and fits the
+// kernel.
+func FuzzProgram(f *testing.F) {
+	f.Add([]byte{4, 24, 192, 0, 2, 0, 4, 0, 192, 0, 2, 9})
+	f.Add([]byte{6, 64, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		// Each item: a family byte (even: IPv4), a length byte, then the
+		// address. The last item is the source.
+		var items []netip.Prefix
+		for len(in) >= 2 {
+			n, bits := 4, int(in[1])%33
+			if in[0]%2 == 1 {
+				n, bits = 16, int(in[1])%129
+			}
+			if len(in) < 2+n {
+				break
+			}
+			a, _ := netip.AddrFromSlice(in[2 : 2+n])
+			items = append(items, netip.PrefixFrom(a, bits))
+			in = in[2+n:]
+		}
+		if len(items) < 1 {
+			return
+		}
+		src := items[len(items)-1].Addr()
+		held, leftOut := Choose(items[:len(items)-1])
+		prog := program(SYNs, held, testNetOff)
+		if len(prog) > maxInstructions {
+			t.Fatalf("%d instructions, more than the kernel takes", len(prog))
+		}
+		if len(held)+leftOut > len(items)-1 {
+			t.Fatalf("holds %d and left out %d of %d prefixes", len(held), leftOut, len(items)-1)
+		}
+		want := false
+		for _, p := range held {
+			want = want || p.Contains(src)
+		}
+		if got := dropped(t, prog, src, syn); got != want {
+			t.Fatalf("SYN from %s: dropped %v, want %v (held %v)", src, got, want, held)
+		}
+		if dropped(t, prog, src, ack) {
+			t.Fatalf("a packet without SYN from %s was dropped", src)
+		}
+	})
+}
