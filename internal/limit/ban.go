@@ -1,6 +1,7 @@
 package limit
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 	"sync"
@@ -256,6 +257,65 @@ func (b *banTable) running(now int64, wallNow time.Time) []Ban {
 	}
 	slices.SortFunc(out, func(x, y Ban) int { return x.Prefix.Compare(y.Prefix) })
 	return out
+}
+
+// busiest returns the prefixes of the k running bans that have dropped the
+// most requests, most first, and how many bans are running at now. Unlike
+// running it keeps only k of them, so a table full of bans costs a scan
+// and not a copy and a sort of every ban.
+func (b *banTable) busiest(now int64, k int) ([]netip.Prefix, int) {
+	type entry struct {
+		dropped uint64
+		slot    int
+	}
+	// top is a min-heap on dropped of at most k entries.
+	top := make([]entry, 0, min(k, 1024))
+	less := func(i, j int) bool { return top[i].dropped < top[j].dropped }
+	down := func(i int) {
+		for {
+			c := 2*i + 1
+			if c >= len(top) {
+				return
+			}
+			if c+1 < len(top) && less(c+1, c) {
+				c++
+			}
+			if !less(c, i) {
+				return
+			}
+			top[i], top[c] = top[c], top[i]
+			i = c
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	running := 0
+	for si := range b.sets {
+		s := &b.sets[si]
+		for i := range banWays {
+			if s.hash[i].Load() == 0 || s.until[i].Load() <= now {
+				continue
+			}
+			running++
+			e := entry{b.recs[si*banWays+i].dropped.Load(), si*banWays + i}
+			switch {
+			case len(top) < k:
+				top = append(top, e)
+				for j := len(top) - 1; j > 0 && less(j, (j-1)/2); j = (j - 1) / 2 {
+					top[j], top[(j-1)/2] = top[(j-1)/2], top[j]
+				}
+			case k > 0 && e.dropped > top[0].dropped:
+				top[0] = e
+				down(0)
+			}
+		}
+	}
+	slices.SortFunc(top, func(x, y entry) int { return cmp.Compare(y.dropped, x.dropped) })
+	out := make([]netip.Prefix, len(top))
+	for i, e := range top {
+		out[i] = b.recs[e.slot].prefix()
+	}
+	return out, running
 }
 
 // fill sets *out, if out is not nil, to r's ban ending at until, with

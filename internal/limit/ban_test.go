@@ -2,6 +2,7 @@ package limit
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -412,5 +413,40 @@ func TestBanImposedTableFull(t *testing.T) {
 	}
 	if s := l.Stats(); s.BansRefused != 1 {
 		t.Errorf("BansRefused = %d, want 1", s.BansRefused)
+	}
+}
+
+// TestBusiestBans checks that BusiestBans keeps the k bans that dropped
+// the most, most first, counts every running ban, and leaves out ended
+// ones.
+func TestBusiestBans(t *testing.T) {
+	c := banConfig()
+	c.MaxBans = 64
+	l := New(c)
+	for i := range 20 {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), 32)
+		d := time.Hour
+		if i == 19 {
+			d = time.Second // ended by the time of the query
+		}
+		if _, err := l.Ban(p, d, t0); err != nil {
+			t.Fatal(err)
+		}
+		for range i * 3 { // ban i has dropped 3i requests
+			if v := l.Allow(p.Addr(), t0); v != Banned {
+				t.Fatalf("%v: %v, want banned", p, v)
+			}
+		}
+	}
+	got, running := l.BusiestBans(sec(10), 4)
+	want := []string{"192.0.2.18/32", "192.0.2.17/32", "192.0.2.16/32", "192.0.2.15/32"}
+	if running != 19 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("BusiestBans(4) = %v, %d running; want %v, 19", got, running, want)
+	}
+	if got, _ := l.BusiestBans(sec(10), 100); len(got) != 19 {
+		t.Fatalf("BusiestBans(100) = %d bans, want the 19 running", len(got))
+	}
+	if got, running := l.BusiestBans(sec(10), 0); len(got) != 0 || running != 19 {
+		t.Fatalf("BusiestBans(0) = %v, %d; want none, 19", got, running)
 	}
 }

@@ -233,6 +233,15 @@ func (b *Blocklist) Prefixes() []netip.Prefix {
 	return slices.Clone(b.prefixes)
 }
 
+// First returns a copy of at most n of b's prefixes (the first in
+// Prefixes' order), without copying the rest.
+func (b *Blocklist) First(n int) []netip.Prefix {
+	if b == nil {
+		return nil
+	}
+	return slices.Clone(b.prefixes[:min(n, len(b.prefixes))])
+}
+
 // WatchFile reads the blocklist at path now and again whenever its size,
 // modification time or identity (a file renamed over it) changes, checking
 // every interval, until ctx is done; then it returns nil. After each read

@@ -3,6 +3,7 @@ package limit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -152,4 +153,40 @@ func connects(t *testing.T, ln net.Listener, src string, wait time.Duration) boo
 	}
 	c.Close()
 	return true
+}
+
+// BenchmarkRefreshFilters measures one copy of the bans into a socket's
+// filter with the ban table holding n bans: a scan of the table for the
+// busiest, not a copy and sort of all of them.
+func BenchmarkRefreshFilters(b *testing.B) {
+	for _, n := range []int{100, 10_000, 60_000} {
+		b.Run(fmt.Sprintf("bans=%d", n), func(b *testing.B) {
+			g, err := NewGuard(DefaultConfig(), slog.New(slog.DiscardHandler))
+			if err != nil {
+				b.Fatal(err)
+			}
+			pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer pc.Close()
+			if err := g.Filter(pc.(*net.UDPConn), sockfilter.Datagrams); err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now()
+			for i := range n {
+				// A set full of bans refuses one more: the table holds
+				// somewhat fewer than max_bans (65,536) in all.
+				a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+				g.Limiter().Ban(netip.PrefixFrom(a, 32), time.Hour, now)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				g.held = nil // as if the bans had changed: attach every time
+				g.refreshFilters(now)
+			}
+			_, running := g.Limiter().BusiestBans(now, 0)
+			b.ReportMetric(float64(running), "bans")
+		})
+	}
 }

@@ -1,7 +1,6 @@
 package limit
 
 import (
-	"cmp"
 	"context"
 	"log/slog"
 	"net/netip"
@@ -51,7 +50,7 @@ type filteredConn struct {
 // last copy.
 const (
 	filterEvery = 250 * time.Millisecond
-	filterGap   = 20 * time.Millisecond
+	filterGap   = 50 * time.Millisecond
 )
 
 // Sink is told of every request the guard turns away, for the operator's
@@ -201,19 +200,20 @@ func (g *Guard) refreshFilters(now time.Time) {
 	if len(g.filtered) == 0 {
 		return
 	}
-	bans := g.lim.Bans(now)
-	slices.SortStableFunc(bans, func(a, b Ban) int { return cmp.Compare(b.Dropped, a.Dropped) })
-	block := g.block.Load().Prefixes()
-	ps := make([]netip.Prefix, 0, len(bans)+len(block))
-	for _, b := range bans {
-		ps = append(ps, b.Prefix)
-	}
-	ps = slices.DeleteFunc(append(ps, block...), func(p netip.Prefix) bool {
+	// Candidates: the busiest bans, then the blocklist, each cut to twice
+	// what a filter holds (some may lie inside others), so that a table
+	// full of bans costs a scan, not a copy and a sort of all of them.
+	const window = 2 * sockfilter.MaxPrefixes
+	bans, running := g.lim.BusiestBans(now, window)
+	bl := g.block.Load()
+	block := bl.First(window)
+	ps := slices.DeleteFunc(append(bans, block...), func(p netip.Prefix) bool {
 		return slices.ContainsFunc(g.exempt, p.Overlaps)
 	})
 	held, leftOut := sockfilter.Choose(ps)
 	g.inFilter.Store(int64(len(held)))
-	g.leftOut.Store(int64(leftOut))
+	// Those beyond the window count as left out, even if inside one held.
+	g.leftOut.Store(int64(leftOut + running - len(bans) + bl.Len() - len(block)))
 	if slices.Equal(held, g.held) {
 		return
 	}

@@ -61,7 +61,9 @@ type Stats struct {
 	BansRefused uint64 `json:"bans_refused"`
 	// KernelFilterPrefixes is how many banned or blocklisted prefixes the
 	// kernel drops packets from (Guard.Filter), and KernelFilterLeftOut
-	// how many did not fit and are turned away by the frontends.
+	// how many did not fit and are turned away by the frontends (beyond
+	// the 2,048 busiest bans and first 2,048 blocklist prefixes, counted
+	// whether or not they lie inside one in the filter).
 	KernelFilterPrefixes int `json:"kernel_filter_prefixes"`
 	KernelFilterLeftOut  int `json:"kernel_filter_left_out"`
 }
@@ -559,6 +561,14 @@ func (l *Limiter) Stats() Stats {
 // the result.
 func (l *Limiter) Bans(now time.Time) []Ban {
 	return l.bans.running(l.ns(now), now)
+}
+
+// BusiestBans returns the prefixes of the k running bans that have
+// dropped the most requests, most first, and how many bans are running at
+// now. It holds the ban table's mutex while it scans it, and allocates
+// only the result.
+func (l *Limiter) BusiestBans(now time.Time, k int) ([]netip.Prefix, int) {
+	return l.bans.busiest(l.ns(now), k)
 }
 
 // BansChanged returns a channel that holds a token once a ban has been
